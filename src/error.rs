@@ -1,0 +1,102 @@
+//! Errors: [`Error`] for everything a call can fail with, [`SendError`] to give an unsent
+//! message back.
+
+use crate::Message;
+use crate::wire::{ProtocolError, SocketType};
+use std::io;
+use std::time::Duration;
+
+/// Result alias for ferromq calls.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything a ferromq call can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The peer broke the ZMTP protocol.
+    #[error("protocol error: {0}")]
+    Protocol(#[from] ProtocolError),
+    /// An operating-system I/O error.
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+    /// An endpoint string could not be parsed.
+    #[error("invalid endpoint {endpoint:?}: {reason}")]
+    InvalidEndpoint {
+        /// The endpoint as given.
+        endpoint: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// An endpoint names a transport ferromq does not support.
+    #[error("unsupported transport {transport:?} in endpoint {endpoint:?} (use tcp or ipc)")]
+    UnsupportedTransport {
+        /// The transport part.
+        transport: String,
+        /// The endpoint as given.
+        endpoint: String,
+    },
+    /// `unbind`/`disconnect` named an endpoint that is not bound or connected.
+    #[error("endpoint {0:?} is not bound or connected on this socket")]
+    EndpointNotFound(String),
+    /// A host name did not resolve to any address.
+    #[error("could not resolve host of endpoint {0:?}")]
+    Unresolvable(String),
+    /// An option value is out of range.
+    #[error("invalid value for option {option}: {reason}")]
+    InvalidOption {
+        /// The option name.
+        option: &'static str,
+        /// Why the value was refused.
+        reason: &'static str,
+    },
+    /// The socket is closed.
+    #[error("socket is closed")]
+    Closed,
+    /// A send or receive did not complete within the socket's timeout.
+    #[error("operation timed out after {0:?}")]
+    Timeout(Duration),
+    /// The call is not allowed in the socket's current state (e.g. REQ sending twice).
+    #[error("{socket} cannot do that now: {reason}")]
+    WrongState {
+        /// The socket type.
+        socket: SocketType,
+        /// What the state machine requires.
+        reason: &'static str,
+    },
+    /// A message had to be routed to a peer that is not connected (ROUTER_MANDATORY).
+    #[error("no connected peer has routing id {0:?}")]
+    HostUnreachable(bytes::Bytes),
+    /// A message does not have the shape the socket needs (e.g. a ROUTER message without a
+    /// routing-id frame).
+    #[error("malformed message: {0}")]
+    MalformedMessage(&'static str),
+}
+
+/// A failed send: the reason and the message, handed back to the caller untouched.
+#[derive(Debug, thiserror::Error)]
+#[error("send failed: {error}")]
+pub struct SendError {
+    /// Why the send failed.
+    #[source]
+    pub error: Error,
+    /// The message that was not sent.
+    pub message: Message,
+}
+
+impl SendError {
+    /// Pairs an error with the message it kept from being sent.
+    pub fn new(error: Error, message: Message) -> Self {
+        SendError { error, message }
+    }
+
+    /// Takes the unsent message back.
+    pub fn into_message(self) -> Message {
+        self.message
+    }
+}
+
+impl From<SendError> for Error {
+    fn from(e: SendError) -> Self {
+        e.error
+    }
+}
