@@ -49,6 +49,16 @@ pub enum Error {
         /// Why the value was refused.
         reason: &'static str,
     },
+    /// A non-blocking call could not complete now (libzmq's EAGAIN).
+    #[error("operation would block")]
+    WouldBlock,
+    /// bind/connect was called outside a tokio runtime.
+    #[error("no tokio runtime: call bind/connect from within a tokio runtime")]
+    NoRuntime,
+    /// The socket refused a peer that completed its handshake (a PAIR that already has its
+    /// peer, a ROUTER peer whose routing id is taken).
+    #[error("peer refused by the socket")]
+    PeerRefused,
     /// The socket is closed.
     #[error("socket is closed")]
     Closed,

@@ -267,7 +267,10 @@ impl Connection {
             .cloned();
         self.phase = Phase::Traffic;
         self.handshake_deadline = None;
-        self.next_ping = self.config.heartbeat.interval.map(|ivl| now + ivl);
+        // PING and PONG are ZMTP 3.1 commands: a 3.0 peer would not know them.
+        if self.version >= (3, 1) {
+            self.next_ping = self.config.heartbeat.interval.map(|ivl| now + ivl);
+        }
         self.events.push_back(Event::Ready(PeerInfo {
             socket_type: theirs,
             identity,
@@ -321,8 +324,9 @@ impl Connection {
     }
 
     fn fail(&mut self, error: ProtocolError) -> ProtocolError {
-        if self.phase == Phase::Handshake {
-            // Tell the peer why before closing (RFC 23 ERROR), as far as the phase allows.
+        // Tell the peer why before closing (RFC 23 ERROR), as far as the phase allows; a peer
+        // that sent ERROR itself is already closing and needs no answer.
+        if self.phase == Phase::Handshake && !matches!(error, ProtocolError::PeerError { .. }) {
             Command::Error {
                 reason: Bytes::from(error.to_string()),
             }
@@ -339,6 +343,9 @@ impl Connection {
 
     /// Queues a subscription in the form the negotiated version needs: a SUBSCRIBE command
     /// with ZMTP 3.1 peers, a data message `0x01 prefix` with 3.0 peers.
+    ///
+    /// Call only after [`Event::Ready`]: before it the version is unknown and the bytes would
+    /// go out ahead of our READY.
     pub fn send_subscribe(&mut self, prefix: &[u8]) {
         self.send_subscription(true, prefix);
     }
@@ -349,6 +356,10 @@ impl Connection {
     }
 
     fn send_subscription(&mut self, subscribe: bool, prefix: &[u8]) {
+        debug_assert!(
+            !matches!(self.phase, Phase::Greeting | Phase::Handshake),
+            "subscription queued before the handshake completed"
+        );
         if self.version >= (3, 1) {
             let prefix = Bytes::copy_from_slice(prefix);
             let command = if subscribe {
@@ -368,8 +379,13 @@ impl Connection {
     }
 
     /// Queues a data message (encoded by copy; the engine's hot path encodes into its own
-    /// [`WriteBuf`] instead).
+    /// [`WriteBuf`] instead). Call only after [`Event::Ready`], like
+    /// [`Connection::send_subscribe`].
     pub fn send_message(&mut self, message: &Message) {
+        debug_assert!(
+            !matches!(self.phase, Phase::Greeting | Phase::Handshake),
+            "message queued before the handshake completed"
+        );
         let mut buf = WriteBuf::new();
         buf.push_message(message);
         self.out.put_slice(&buf.to_bytes());
@@ -435,5 +451,999 @@ impl Connection {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::frame::FLAG_MORE;
+
+    /// Most shuttle rounds a pair may need to go idle; a handshake takes three, so hitting
+    /// this means the two sides keep answering each other forever.
+    const MAX_DRIVE_ROUNDS: usize = 64;
+
+    /// The fake clock's origin: tests only ever add durations to it.
+    fn t0() -> Instant {
+        Instant::now()
+    }
+
+    /// The 64-byte greeting libzmq 4.3 sends with NULL security, written out field by field
+    /// (not through `Greeting::encode`, which is what is under test).
+    fn libzmq_greeting(minor: u8) -> Vec<u8> {
+        let mut g = vec![0xFF, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x7F, 0x03, minor];
+        g.extend_from_slice(b"NULL");
+        g.extend_from_slice(&[0; 16]);
+        g.push(0); // as-server
+        g.extend_from_slice(&[0; 31]);
+        assert_eq!(g.len(), 64);
+        g
+    }
+
+    /// A READY command frame with the given properties, written out byte by byte.
+    fn ready_frame(properties: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut body = vec![5];
+        body.extend_from_slice(b"READY");
+        for (name, value) in properties {
+            body.push(name.len() as u8);
+            body.extend_from_slice(name.as_bytes());
+            body.extend_from_slice(&(value.len() as u32).to_be_bytes());
+            body.extend_from_slice(value);
+        }
+        command_frame(&body)
+    }
+
+    /// A command frame around `body` (name length, name, data), short form.
+    fn command_frame(body: &[u8]) -> Vec<u8> {
+        assert!(body.len() <= 255);
+        let mut frame = vec![0x04, body.len() as u8];
+        frame.extend_from_slice(body);
+        frame
+    }
+
+    /// What libzmq 4.3 sends as READY for `socket_type`: Socket-Type, then Identity (empty when
+    /// no routing id is set) for REQ, DEALER and ROUTER.
+    fn libzmq_ready(socket_type: SocketType, identity: &[u8]) -> Vec<u8> {
+        let name = socket_type.as_str().as_bytes();
+        if socket_type.sends_identity() {
+            ready_frame(&[("Socket-Type", name), ("Identity", identity)])
+        } else {
+            ready_frame(&[("Socket-Type", name)])
+        }
+    }
+
+    fn feed(conn: &mut Connection, bytes: &[u8], now: Instant) -> Result<(), ProtocolError> {
+        let mut buf = BytesMut::from(bytes);
+        conn.handle_input(&mut buf, now)
+    }
+
+    fn events(conn: &mut Connection) -> Vec<Event> {
+        std::iter::from_fn(|| conn.poll_event()).collect()
+    }
+
+    fn transmit(conn: &mut Connection) -> Vec<u8> {
+        conn.take_transmit().map(|b| b.to_vec()).unwrap_or_default()
+    }
+
+    /// A connection of type `ours` that has received a libzmq greeting (version 3.`minor`)
+    /// and has queued its own greeting and READY, which are discarded.
+    fn after_greeting(config: ConnectionConfig, minor: u8, now: Instant) -> Connection {
+        let mut conn = Connection::new(config, now);
+        feed(&mut conn, &libzmq_greeting(minor), now).unwrap();
+        transmit(&mut conn);
+        conn
+    }
+
+    /// A connection of type `ours` whose handshake with a libzmq peer of type `peer` is done.
+    fn ready(config: ConnectionConfig, peer: SocketType, minor: u8, now: Instant) -> Connection {
+        let mut conn = after_greeting(config, minor, now);
+        feed(&mut conn, &libzmq_ready(peer, b""), now).unwrap();
+        assert!(matches!(conn.poll_event(), Some(Event::Ready(_))));
+        conn
+    }
+
+    fn ready_pull_from_push(now: Instant) -> Connection {
+        ready(
+            ConnectionConfig::new(SocketType::Pull),
+            SocketType::Push,
+            1,
+            now,
+        )
+    }
+
+    /// Two connections joined by in-memory byte queues, quinn-`Pair` style.
+    struct Pair {
+        a: Connection,
+        b: Connection,
+        a_in: BytesMut,
+        b_in: BytesMut,
+        a_error: Option<ProtocolError>,
+        b_error: Option<ProtocolError>,
+        now: Instant,
+    }
+
+    impl Pair {
+        fn new(a: ConnectionConfig, b: ConnectionConfig) -> Pair {
+            let now = t0();
+            Pair {
+                a: Connection::new(a, now),
+                b: Connection::new(b, now),
+                a_in: BytesMut::new(),
+                b_in: BytesMut::new(),
+                a_error: None,
+                b_error: None,
+                now,
+            }
+        }
+
+        /// Shuttles transmit output into the other side's input until neither side has
+        /// anything to send. A side that failed still flushes (its ERROR must get out) but
+        /// reads nothing more.
+        fn drive(&mut self) {
+            for _ in 0..MAX_DRIVE_ROUNDS {
+                let from_a = self.a.take_transmit();
+                let from_b = self.b.take_transmit();
+                if from_a.is_none() && from_b.is_none() {
+                    return;
+                }
+                if let Some(bytes) = from_a {
+                    self.b_in.extend_from_slice(&bytes);
+                }
+                if let Some(bytes) = from_b {
+                    self.a_in.extend_from_slice(&bytes);
+                }
+                if self.a_error.is_none() {
+                    self.a_error = self.a.handle_input(&mut self.a_in, self.now).err();
+                }
+                if self.b_error.is_none() {
+                    self.b_error = self.b.handle_input(&mut self.b_in, self.now).err();
+                }
+            }
+            panic!("pair still busy after {MAX_DRIVE_ROUNDS} rounds: livelock");
+        }
+
+        /// Moves the fake clock forward, fires both sides' due timers and drives.
+        fn advance(&mut self, by: Duration) {
+            self.now += by;
+            for (conn, error) in [
+                (&mut self.a, &mut self.a_error),
+                (&mut self.b, &mut self.b_error),
+            ] {
+                if error.is_none() && conn.poll_timeout().is_some_and(|t| t <= self.now) {
+                    *error = conn.handle_timeout(self.now).err();
+                }
+            }
+            self.drive();
+        }
+    }
+
+    fn peer_info(conn: &mut Connection) -> PeerInfo {
+        match conn.poll_event() {
+            Some(Event::Ready(info)) => info,
+            other => panic!("expected Ready, got {other:?}"),
+        }
+    }
+
+    // ---- NULL handshake, byte for byte ----
+
+    #[test]
+    fn null_handshake_bytes_match_libzmq_for_push() {
+        let now = t0();
+        let mut push = Connection::new(ConnectionConfig::new(SocketType::Push), now);
+        assert_eq!(transmit(&mut push), libzmq_greeting(1));
+        // Nothing more until the peer's greeting: READY must follow the version negotiation.
+        assert!(!push.has_transmit());
+
+        feed(&mut push, &libzmq_greeting(1), now).unwrap();
+        let mut expected = vec![0x04, 26, 5];
+        expected.extend_from_slice(b"READY");
+        expected.push(11);
+        expected.extend_from_slice(b"Socket-Type");
+        expected.extend_from_slice(&[0, 0, 0, 4]);
+        expected.extend_from_slice(b"PUSH");
+        assert_eq!(transmit(&mut push), expected);
+        assert!(!push.is_ready(), "ready only once the peer's READY arrived");
+
+        feed(&mut push, &libzmq_ready(SocketType::Pull, b""), now).unwrap();
+        assert!(push.is_ready());
+        assert_eq!(peer_info(&mut push).socket_type, SocketType::Pull);
+        assert!(!push.has_transmit());
+    }
+
+    #[test]
+    fn null_handshake_sends_identity_for_req_dealer_and_router_only() {
+        let now = t0();
+        for ours in SocketType::ALL {
+            let mut conn = Connection::new(ConnectionConfig::new(ours), now);
+            transmit(&mut conn);
+            feed(&mut conn, &libzmq_greeting(1), now).unwrap();
+            // libzmq announces an empty Identity when no routing id is set.
+            assert_eq!(transmit(&mut conn), libzmq_ready(ours, b""), "{ours}");
+        }
+        let mut config = ConnectionConfig::new(SocketType::Dealer);
+        config.routing_id = Bytes::from_static(b"client-7");
+        let mut dealer = Connection::new(config, now);
+        transmit(&mut dealer);
+        feed(&mut dealer, &libzmq_greeting(1), now).unwrap();
+        let ready = transmit(&mut dealer);
+        assert_eq!(ready, libzmq_ready(SocketType::Dealer, b"client-7"));
+        // The RFC 37 worked example: a DEALER READY with an empty identity is 41 bytes.
+        assert_eq!(libzmq_ready(SocketType::Dealer, b"")[1], 41);
+    }
+
+    #[test]
+    fn ready_exposes_peer_type_identity_and_all_metadata() {
+        let now = t0();
+        let mut router = after_greeting(ConnectionConfig::new(SocketType::Router), 1, now);
+        let ready = ready_frame(&[
+            ("Socket-Type", b"DEALER"),
+            ("Identity", b"worker-1"),
+            ("X-Custom", b"\x00\xffbinary"),
+        ]);
+        feed(&mut router, &ready, now).unwrap();
+        let info = peer_info(&mut router);
+        assert_eq!(info.socket_type, SocketType::Dealer);
+        assert_eq!(info.identity, Some(Bytes::from_static(b"worker-1")));
+        assert_eq!(info.version, (3, 1));
+        let props: Vec<_> = info
+            .metadata
+            .iter()
+            .map(|(n, v)| (n.to_vec(), v.to_vec()))
+            .collect();
+        assert_eq!(
+            props,
+            vec![
+                (b"Socket-Type".to_vec(), b"DEALER".to_vec()),
+                (b"Identity".to_vec(), b"worker-1".to_vec()),
+                (b"X-Custom".to_vec(), b"\x00\xffbinary".to_vec()),
+            ]
+        );
+        assert_eq!(
+            info.metadata.get("x-custom").map(|v| &v[..]),
+            Some(&b"\x00\xffbinary"[..])
+        );
+    }
+
+    #[test]
+    fn empty_identity_property_means_no_identity() {
+        let now = t0();
+        let mut router = after_greeting(ConnectionConfig::new(SocketType::Router), 1, now);
+        feed(&mut router, &libzmq_ready(SocketType::Req, b""), now).unwrap();
+        assert_eq!(peer_info(&mut router).identity, None);
+    }
+
+    #[test]
+    fn pair_completes_handshake_for_every_compatible_combination() {
+        for a in SocketType::ALL {
+            for b in SocketType::ALL
+                .into_iter()
+                .filter(|b| a.is_compatible_with(*b))
+            {
+                let mut pair = Pair::new(ConnectionConfig::new(a), ConnectionConfig::new(b));
+                pair.drive();
+                assert_eq!((&pair.a_error, &pair.b_error), (&None, &None), "{a}-{b}");
+                assert_eq!(peer_info(&mut pair.a).socket_type, b);
+                assert_eq!(peer_info(&mut pair.b).socket_type, a);
+                assert_eq!(pair.a.version(), (3, 1));
+            }
+        }
+    }
+
+    #[test]
+    fn pair_delivers_messages_both_ways_after_handshake() {
+        let mut pair = Pair::new(
+            ConnectionConfig::new(SocketType::Dealer),
+            ConnectionConfig::new(SocketType::Router),
+        );
+        pair.drive();
+        events(&mut pair.a);
+        events(&mut pair.b);
+        let request: Message = ["", "hello"].into_iter().collect();
+        pair.a.send_message(&request);
+        pair.b.send_message(&Message::from(vec![5u8; 300]));
+        pair.drive();
+        assert_eq!(events(&mut pair.b), vec![Event::Message(request)]);
+        assert_eq!(
+            events(&mut pair.a),
+            vec![Event::Message(Message::from(vec![5u8; 300]))]
+        );
+    }
+
+    // ---- socket-type validation ----
+
+    #[test]
+    fn incompatible_socket_types_queue_error_naming_both_types() {
+        let mut pair = Pair::new(
+            ConnectionConfig::new(SocketType::Push),
+            ConnectionConfig::new(SocketType::Pub),
+        );
+        let push_pub = ProtocolError::IncompatibleSocketType {
+            ours: SocketType::Push,
+            theirs: SocketType::Pub,
+        };
+        let pub_push = ProtocolError::IncompatibleSocketType {
+            ours: SocketType::Pub,
+            theirs: SocketType::Push,
+        };
+        pair.drive();
+        // Both READYs crossed, so each side rejects the other on its own.
+        assert_eq!(pair.a_error, Some(push_pub));
+        assert_eq!(pair.b_error, Some(pub_push));
+        assert!(events(&mut pair.a).is_empty());
+
+        // Alone against a scripted peer, the ERROR frame is the last thing queued.
+        let now = t0();
+        let mut push = after_greeting(ConnectionConfig::new(SocketType::Push), 1, now);
+        let err = feed(&mut push, &libzmq_ready(SocketType::Pub, b""), now).unwrap_err();
+        assert_eq!(
+            err,
+            ProtocolError::IncompatibleSocketType {
+                ours: SocketType::Push,
+                theirs: SocketType::Pub
+            }
+        );
+        let mut out = BytesMut::from(&transmit(&mut push)[..]);
+        let frame = FrameDecoder::new(None).decode(&mut out).unwrap().unwrap();
+        assert!(out.is_empty());
+        let Command::Error { reason } = Command::decode(frame.body).unwrap() else {
+            panic!("expected ERROR");
+        };
+        let reason = String::from_utf8(reason.to_vec()).unwrap();
+        assert!(
+            reason.contains("PUSH") && reason.contains("PUB"),
+            "{reason}"
+        );
+    }
+
+    // ---- versions and subscriptions ----
+
+    #[test]
+    fn zmtp_3_0_peer_gets_subscriptions_as_data_messages() {
+        let now = t0();
+        let mut sub = ready(
+            ConnectionConfig::new(SocketType::Sub),
+            SocketType::Pub,
+            0,
+            now,
+        );
+        assert_eq!(sub.version(), (3, 0));
+        sub.send_subscribe(b"topic");
+        assert_eq!(transmit(&mut sub), b"\x00\x06\x01topic");
+        sub.send_cancel(b"topic");
+        assert_eq!(transmit(&mut sub), b"\x00\x06\x00topic");
+        sub.send_subscribe(b"");
+        assert_eq!(transmit(&mut sub), b"\x00\x01\x01");
+    }
+
+    #[test]
+    fn zmtp_3_1_peer_gets_subscribe_and_cancel_commands() {
+        let now = t0();
+        let mut sub = ready(
+            ConnectionConfig::new(SocketType::Sub),
+            SocketType::XPub,
+            1,
+            now,
+        );
+        assert_eq!(sub.version(), (3, 1));
+        sub.send_subscribe(b"topic");
+        assert_eq!(transmit(&mut sub), b"\x04\x0f\x09SUBSCRIBEtopic");
+        sub.send_cancel(b"topic");
+        assert_eq!(transmit(&mut sub), b"\x04\x0c\x06CANCELtopic");
+    }
+
+    #[test]
+    fn newer_peer_versions_are_spoken_to_in_3_1() {
+        let now = t0();
+        for (major, minor) in [(3u8, 2u8), (4, 0), (255, 255)] {
+            let mut greeting = libzmq_greeting(minor);
+            greeting[10] = major;
+            let mut conn = Connection::new(ConnectionConfig::new(SocketType::Pull), now);
+            feed(&mut conn, &greeting, now).unwrap();
+            assert_eq!(conn.version(), (3, 1), "peer {major}.{minor}");
+        }
+    }
+
+    #[test]
+    fn publishers_surface_subscribe_commands_and_data_form_alike() {
+        let now = t0();
+        for ours in [SocketType::Pub, SocketType::XPub] {
+            let mut publisher = ready(ConnectionConfig::new(ours), SocketType::Sub, 1, now);
+            let mut input = command_frame(b"\x09SUBSCRIBEa");
+            input.extend_from_slice(&command_frame(b"\x06CANCELa"));
+            input.extend_from_slice(b"\x00\x02\x01b");
+            input.extend_from_slice(b"\x00\x02\x00b");
+            input.extend_from_slice(b"\x00\x01\x01");
+            feed(&mut publisher, &input, now).unwrap();
+            assert_eq!(
+                events(&mut publisher),
+                vec![
+                    Event::Subscribe(Bytes::from_static(b"a")),
+                    Event::Cancel(Bytes::from_static(b"a")),
+                    Event::Subscribe(Bytes::from_static(b"b")),
+                    Event::Cancel(Bytes::from_static(b"b")),
+                    Event::Subscribe(Bytes::new()),
+                ],
+                "{ours}"
+            );
+        }
+    }
+
+    #[test]
+    fn publisher_passes_other_messages_up_as_data() {
+        let now = t0();
+        let mut xpub = ready(
+            ConnectionConfig::new(SocketType::XPub),
+            SocketType::XSub,
+            1,
+            now,
+        );
+        // Not 0/1-prefixed, empty, or multipart: none of these is a subscription.
+        feed(
+            &mut xpub,
+            b"\x00\x02\x02x\x00\x00\x01\x02\x01a\x00\x01b",
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            events(&mut xpub),
+            vec![
+                Event::Message(Message::from("\x02x")),
+                Event::Message(Message::from("")),
+                Event::Message(["\x01a", "b"].into_iter().collect()),
+            ]
+        );
+    }
+
+    #[test]
+    fn non_publisher_delivers_one_prefixed_message_as_data() {
+        let now = t0();
+        let mut pull = ready_pull_from_push(now);
+        feed(&mut pull, b"\x00\x02\x01a", now).unwrap();
+        assert_eq!(
+            events(&mut pull),
+            vec![Event::Message(Message::from("\x01a"))]
+        );
+    }
+
+    #[test]
+    fn subscription_round_trips_through_a_pair() {
+        let mut pair = Pair::new(
+            ConnectionConfig::new(SocketType::Sub),
+            ConnectionConfig::new(SocketType::Pub),
+        );
+        pair.drive();
+        events(&mut pair.a);
+        events(&mut pair.b);
+        pair.a.send_subscribe(b"weather");
+        pair.a.send_cancel(b"weather");
+        pair.drive();
+        assert_eq!(
+            events(&mut pair.b),
+            vec![
+                Event::Subscribe(Bytes::from_static(b"weather")),
+                Event::Cancel(Bytes::from_static(b"weather")),
+            ]
+        );
+    }
+
+    // ---- commands in traffic ----
+
+    #[test]
+    fn unknown_command_is_passed_up() {
+        let now = t0();
+        let mut pull = ready_pull_from_push(now);
+        feed(&mut pull, &command_frame(b"\x05HELLOworld"), now).unwrap();
+        assert_eq!(
+            events(&mut pull),
+            vec![Event::Command(Command::Unknown {
+                name: Bytes::from_static(b"HELLO"),
+                data: Bytes::from_static(b"world"),
+            })]
+        );
+        assert!(pull.is_ready());
+    }
+
+    #[test]
+    fn ping_is_answered_with_pong_echoing_context() {
+        let now = t0();
+        let mut pull = ready_pull_from_push(now);
+        feed(
+            &mut pull,
+            &command_frame(b"\x04PING\x00\x00ctx-16-bytes-xyz"),
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            transmit(&mut pull),
+            command_frame(b"\x04PONGctx-16-bytes-xyz")
+        );
+        assert!(events(&mut pull).is_empty(), "PING is handled internally");
+        feed(&mut pull, &command_frame(b"\x04PING\x00\x00"), now).unwrap();
+        assert_eq!(transmit(&mut pull), command_frame(b"\x04PONG"));
+    }
+
+    #[test]
+    fn command_between_frames_of_a_multipart_message_is_accepted() {
+        // libzmq's heartbeat timer can slip a PING between two frames of a message.
+        let now = t0();
+        let mut pull = ready_pull_from_push(now);
+        let mut input = b"\x01\x01a".to_vec();
+        input.extend_from_slice(&command_frame(b"\x04PING\x00\x00"));
+        input.extend_from_slice(b"\x00\x01b");
+        feed(&mut pull, &input, now).unwrap();
+        assert_eq!(
+            events(&mut pull),
+            vec![Event::Message(["a", "b"].into_iter().collect())]
+        );
+        assert_eq!(transmit(&mut pull), command_frame(b"\x04PONG"));
+    }
+
+    // ---- heartbeats ----
+
+    fn heartbeat_config(interval: u64, timeout: Option<u64>, ttl: Option<u64>) -> ConnectionConfig {
+        let mut config = ConnectionConfig::new(SocketType::Pull);
+        config.heartbeat = HeartbeatConfig {
+            interval: Some(Duration::from_millis(interval)),
+            timeout: timeout.map(Duration::from_millis),
+            ttl: ttl.map(Duration::from_millis),
+        };
+        config
+    }
+
+    #[test]
+    fn heartbeat_sends_ping_at_interval_with_ttl_in_deciseconds() {
+        let now = t0();
+        let mut pull = ready(
+            heartbeat_config(1000, Some(5000), Some(2500)),
+            SocketType::Push,
+            1,
+            now,
+        );
+        assert_eq!(pull.poll_timeout(), Some(now + Duration::from_secs(1)));
+        pull.handle_timeout(now + Duration::from_millis(999))
+            .unwrap();
+        assert!(!pull.has_transmit(), "no PING before the interval");
+        pull.handle_timeout(now + Duration::from_secs(1)).unwrap();
+        // TTL 2500 ms is 25 deciseconds.
+        assert_eq!(transmit(&mut pull), command_frame(b"\x04PING\x00\x19"));
+        // Next PING one interval later; the 5 s timeout runs from the first PING.
+        assert_eq!(pull.poll_timeout(), Some(now + Duration::from_secs(2)));
+        feed(
+            &mut pull,
+            &command_frame(b"\x04PONG"),
+            now + Duration::from_millis(1500),
+        )
+        .unwrap();
+        pull.handle_timeout(now + Duration::from_secs(2)).unwrap();
+        assert_eq!(transmit(&mut pull), command_frame(b"\x04PING\x00\x19"));
+    }
+
+    #[test]
+    fn silent_peer_past_heartbeat_timeout_fails() {
+        let now = t0();
+        let mut pull = ready(
+            heartbeat_config(1000, Some(3000), None),
+            SocketType::Push,
+            1,
+            now,
+        );
+        pull.handle_timeout(now + Duration::from_secs(1)).unwrap();
+        assert_eq!(transmit(&mut pull), command_frame(b"\x04PING\x00\x00"));
+        pull.handle_timeout(now + Duration::from_secs(3)).unwrap();
+        assert_eq!(
+            pull.handle_timeout(now + Duration::from_secs(4)),
+            Err(ProtocolError::HeartbeatTimeout)
+        );
+    }
+
+    #[test]
+    fn heartbeat_timeout_defaults_to_the_interval() {
+        let now = t0();
+        let mut pull = ready(heartbeat_config(1000, None, None), SocketType::Push, 1, now);
+        pull.handle_timeout(now + Duration::from_secs(1)).unwrap();
+        assert_eq!(
+            pull.handle_timeout(now + Duration::from_secs(2)),
+            Err(ProtocolError::HeartbeatTimeout)
+        );
+    }
+
+    #[test]
+    fn any_traffic_resets_heartbeat_timeout() {
+        let now = t0();
+        let mut pull = ready(
+            heartbeat_config(1000, Some(1500), None),
+            SocketType::Push,
+            1,
+            now,
+        );
+        let at = |ms| now + Duration::from_millis(ms);
+        pull.handle_timeout(at(1000)).unwrap();
+        // A data message, not a PONG, proves the peer alive (RFC 37).
+        feed(&mut pull, b"\x00\x01x", at(2000)).unwrap();
+        pull.handle_timeout(at(2000)).unwrap();
+        pull.handle_timeout(at(2600)).unwrap();
+        assert!(
+            pull.error().is_none(),
+            "first PING's deadline was cancelled"
+        );
+        // The second PING (at 2000) re-armed the deadline: silence until 3500 is fatal.
+        assert_eq!(
+            pull.handle_timeout(at(3500)),
+            Err(ProtocolError::HeartbeatTimeout)
+        );
+    }
+
+    #[test]
+    fn pair_with_heartbeats_stays_up_while_both_answer() {
+        let mut pair = Pair::new(heartbeat_config(100, Some(300), Some(1000)), {
+            let mut c = heartbeat_config(100, Some(300), Some(1000));
+            c.socket_type = SocketType::Push;
+            c
+        });
+        pair.drive();
+        for _ in 0..50 {
+            pair.advance(Duration::from_millis(100));
+        }
+        assert_eq!((&pair.a_error, &pair.b_error), (&None, &None));
+    }
+
+    #[test]
+    fn peer_announced_ttl_is_honoured() {
+        let now = t0();
+        let mut pull = ready_pull_from_push(now);
+        assert_eq!(
+            pull.poll_timeout(),
+            None,
+            "no heartbeats configured locally"
+        );
+        // PING with TTL 2.0 s.
+        feed(&mut pull, &command_frame(b"\x04PING\x00\x14"), now).unwrap();
+        assert_eq!(pull.poll_timeout(), Some(now + Duration::from_secs(2)));
+        pull.handle_timeout(now + Duration::from_millis(1999))
+            .unwrap();
+        assert_eq!(
+            pull.handle_timeout(now + Duration::from_secs(2)),
+            Err(ProtocolError::HeartbeatTimeout)
+        );
+    }
+
+    #[test]
+    fn traffic_after_peer_ping_cancels_its_ttl() {
+        let now = t0();
+        let mut pull = ready_pull_from_push(now);
+        feed(&mut pull, &command_frame(b"\x04PING\x00\x14"), now).unwrap();
+        feed(&mut pull, b"\x00\x00", now + Duration::from_secs(1)).unwrap();
+        assert_eq!(pull.poll_timeout(), None);
+        pull.handle_timeout(now + Duration::from_secs(10)).unwrap();
+    }
+
+    #[test]
+    fn zero_ttl_ping_sets_no_deadline() {
+        let now = t0();
+        let mut pull = ready_pull_from_push(now);
+        feed(&mut pull, &command_frame(b"\x04PING\x00\x00"), now).unwrap();
+        assert_eq!(pull.poll_timeout(), None);
+    }
+
+    #[test]
+    fn no_heartbeats_to_a_zmtp_3_0_peer() {
+        let now = t0();
+        let mut pull = ready(heartbeat_config(1000, None, None), SocketType::Push, 0, now);
+        assert_eq!(pull.poll_timeout(), None);
+        pull.handle_timeout(now + Duration::from_secs(60)).unwrap();
+        assert!(!pull.has_transmit());
+    }
+
+    // ---- handshake timeout and stickiness ----
+
+    fn with_handshake_timeout(ms: u64) -> ConnectionConfig {
+        let mut config = ConnectionConfig::new(SocketType::Pull);
+        config.handshake_timeout = Some(Duration::from_millis(ms));
+        config
+    }
+
+    #[test]
+    fn handshake_timeout_fails_a_stalled_greeting() {
+        let now = t0();
+        let mut pull = Connection::new(with_handshake_timeout(500), now);
+        assert_eq!(pull.poll_timeout(), Some(now + Duration::from_millis(500)));
+        feed(&mut pull, &libzmq_greeting(1)[..20], now).unwrap();
+        pull.handle_timeout(now + Duration::from_millis(499))
+            .unwrap();
+        assert_eq!(
+            pull.handle_timeout(now + Duration::from_millis(500)),
+            Err(ProtocolError::HandshakeTimeout)
+        );
+    }
+
+    #[test]
+    fn handshake_timeout_fails_a_missing_ready() {
+        let now = t0();
+        let mut pull = after_greeting(with_handshake_timeout(500), 1, now);
+        assert_eq!(
+            pull.handle_timeout(now + Duration::from_secs(1)),
+            Err(ProtocolError::HandshakeTimeout)
+        );
+    }
+
+    #[test]
+    fn completed_handshake_disarms_handshake_timeout() {
+        let now = t0();
+        let mut pull = ready(with_handshake_timeout(500), SocketType::Push, 1, now);
+        assert_eq!(pull.poll_timeout(), None);
+        pull.handle_timeout(now + Duration::from_secs(1)).unwrap();
+        assert!(pull.is_ready());
+    }
+
+    #[test]
+    fn errors_are_sticky() {
+        let now = t0();
+        let mut pull = ready_pull_from_push(now);
+        let bad = ProtocolError::ReservedFlags { flags: 0x80 };
+        assert_eq!(feed(&mut pull, b"\x80\x00", now), Err(bad.clone()));
+        assert_eq!(pull.error(), Some(&bad));
+        assert!(!pull.is_ready());
+        // Valid input, timers and more input all report the first fault again.
+        assert_eq!(feed(&mut pull, b"\x00\x01x", now), Err(bad.clone()));
+        assert_eq!(
+            pull.handle_timeout(now + Duration::from_secs(1)),
+            Err(bad.clone())
+        );
+        assert_eq!(pull.poll_timeout(), None);
+        assert!(events(&mut pull).is_empty());
+        assert!(!pull.has_transmit(), "no ERROR after the handshake");
+    }
+
+    #[test]
+    fn failed_connection_consumes_no_more_input() {
+        let now = t0();
+        let mut pull = ready_pull_from_push(now);
+        feed(&mut pull, b"\x80", now).unwrap_err();
+        let mut buf = BytesMut::from(&b"\x00\x01x"[..]);
+        pull.handle_input(&mut buf, now).unwrap_err();
+        assert_eq!(buf.len(), 3);
+    }
+
+    // ---- rejections: one per malformed input ----
+
+    /// Feeds `input` after a completed handshake and returns the fault.
+    fn traffic_fault(config: ConnectionConfig, input: &[u8]) -> ProtocolError {
+        let now = t0();
+        let mut conn = ready(config, SocketType::Push, 1, now);
+        feed(&mut conn, input, now).unwrap_err()
+    }
+
+    /// Feeds `input` after the greeting, in place of the peer's READY, and returns the fault.
+    fn handshake_fault(input: &[u8]) -> ProtocolError {
+        let now = t0();
+        let mut conn = after_greeting(ConnectionConfig::new(SocketType::Pull), 1, now);
+        feed(&mut conn, input, now).unwrap_err()
+    }
+
+    fn malformed_ready(reason: &'static str) -> ProtocolError {
+        ProtocolError::MalformedCommand {
+            command: "READY",
+            reason,
+        }
+    }
+
+    #[test]
+    fn rejects_bad_signature() {
+        let mut conn = Connection::new(ConnectionConfig::new(SocketType::Pull), t0());
+        assert_eq!(
+            feed(&mut conn, b"GET / HTTP/1.1\r\n", t0()),
+            Err(ProtocolError::BadSignature {
+                offset: 0,
+                found: b'G',
+                expected: 0xFF
+            })
+        );
+        assert!(
+            conn.take_transmit().is_some_and(|t| t.len() == 64),
+            "only our greeting: no ERROR to a peer that is not speaking ZMTP"
+        );
+    }
+
+    #[test]
+    fn rejects_zmtp_2_peer_as_unsupported_version() {
+        // A ZMTP 2.0 greeting: signature, then version 1 and the socket type.
+        let mut conn = Connection::new(ConnectionConfig::new(SocketType::Pull), t0());
+        assert_eq!(
+            feed(&mut conn, b"\xff\0\0\0\0\0\0\0\x01\x7f\x01\x08", t0()),
+            Err(ProtocolError::UnsupportedVersion { major: 1, minor: 8 })
+        );
+    }
+
+    #[test]
+    fn rejects_wrong_mechanism() {
+        let mut greeting = libzmq_greeting(1);
+        greeting[12..17].copy_from_slice(b"CURVE");
+        let mut conn = Connection::new(ConnectionConfig::new(SocketType::Pull), t0());
+        assert_eq!(
+            feed(&mut conn, &greeting, t0()),
+            Err(ProtocolError::MechanismMismatch {
+                ours: Mechanism::NULL,
+                theirs: Mechanism::from_static("CURVE"),
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_reserved_flag_bits() {
+        let config = ConnectionConfig::new(SocketType::Pull);
+        assert_eq!(
+            traffic_fault(config, b"\x08\x00"),
+            ProtocolError::ReservedFlags { flags: 0x08 }
+        );
+    }
+
+    #[test]
+    fn rejects_command_frame_with_more() {
+        assert_eq!(
+            traffic_fault(ConnectionConfig::new(SocketType::Pull), b"\x05\x05\x04PING"),
+            ProtocolError::CommandWithMore
+        );
+    }
+
+    #[test]
+    fn rejects_truncated_metadata() {
+        assert_eq!(
+            handshake_fault(&command_frame(b"\x05READY\x0bSocket-Type\x00\x00")),
+            malformed_ready("property value length runs past the end")
+        );
+    }
+
+    #[test]
+    fn rejects_over_long_metadata_value_length() {
+        assert_eq!(
+            handshake_fault(&command_frame(
+                b"\x05READY\x0bSocket-Type\x00\x00\x01\x00PULL"
+            )),
+            malformed_ready("property value runs past the end")
+        );
+    }
+
+    #[test]
+    fn rejects_frame_over_max_msg_size() {
+        let mut config = ConnectionConfig::new(SocketType::Pull);
+        config.max_msg_size = Some(100);
+        assert_eq!(
+            traffic_fault(config, b"\x02\x00\x00\x00\x00\x00\x00\x00\x65"),
+            ProtocolError::MessageTooLarge { len: 101, max: 100 }
+        );
+    }
+
+    #[test]
+    fn rejects_multipart_message_over_max_msg_size() {
+        let mut config = ConnectionConfig::new(SocketType::Pull);
+        config.max_msg_size = Some(100);
+        // Three 40-byte frames: each is within the limit, the message is not.
+        let mut input = Vec::new();
+        for flags in [FLAG_MORE, FLAG_MORE, 0] {
+            input.extend_from_slice(&[flags, 40]);
+            input.extend_from_slice(&[0; 40]);
+        }
+        assert_eq!(
+            traffic_fault(config, &input),
+            ProtocolError::MessageTooLarge { len: 120, max: 100 }
+        );
+    }
+
+    #[test]
+    fn message_at_max_msg_size_is_accepted() {
+        let now = t0();
+        let mut config = ConnectionConfig::new(SocketType::Pull);
+        config.max_msg_size = Some(80);
+        let mut pull = ready(config, SocketType::Push, 1, now);
+        let mut input = vec![FLAG_MORE, 40];
+        input.extend_from_slice(&[1; 40]);
+        input.extend_from_slice(&[0, 40]);
+        input.extend_from_slice(&[2; 40]);
+        feed(&mut pull, &input, now).unwrap();
+        assert!(matches!(pull.poll_event(), Some(Event::Message(m)) if m.byte_len() == 80));
+    }
+
+    #[test]
+    fn rejects_message_with_too_many_frames() {
+        let input: Vec<u8> = [FLAG_MORE, 0].repeat(MAX_FRAMES_PER_MESSAGE);
+        assert_eq!(
+            traffic_fault(ConnectionConfig::new(SocketType::Pull), &input),
+            ProtocolError::TooManyFrames {
+                max: MAX_FRAMES_PER_MESSAGE
+            }
+        );
+    }
+
+    #[test]
+    fn message_with_max_frames_is_accepted() {
+        let now = t0();
+        let mut pull = ready_pull_from_push(now);
+        let mut input: Vec<u8> = [FLAG_MORE, 0].repeat(MAX_FRAMES_PER_MESSAGE - 1);
+        input.extend_from_slice(&[0, 0]);
+        feed(&mut pull, &input, now).unwrap();
+        assert!(
+            matches!(pull.poll_event(), Some(Event::Message(m)) if m.len() == MAX_FRAMES_PER_MESSAGE)
+        );
+    }
+
+    #[test]
+    fn rejects_ready_without_socket_type() {
+        assert_eq!(
+            handshake_fault(&ready_frame(&[("Identity", b"x")])),
+            ProtocolError::MissingSocketType
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_socket_type() {
+        assert_eq!(
+            handshake_fault(&ready_frame(&[("Socket-Type", b"CLIENT")])),
+            ProtocolError::UnknownSocketType(Bytes::from_static(b"CLIENT"))
+        );
+    }
+
+    #[test]
+    fn rejects_second_ready() {
+        assert_eq!(
+            traffic_fault(
+                ConnectionConfig::new(SocketType::Pull),
+                &libzmq_ready(SocketType::Push, b"")
+            ),
+            ProtocolError::DuplicateReady
+        );
+    }
+
+    #[test]
+    fn rejects_data_before_ready() {
+        assert_eq!(
+            handshake_fault(b"\x00\x01x"),
+            ProtocolError::MessageBeforeReady
+        );
+    }
+
+    #[test]
+    fn rejects_non_ready_command_during_handshake() {
+        assert_eq!(
+            handshake_fault(&command_frame(b"\x04PING\x00\x00")),
+            ProtocolError::UnexpectedCommand { command: "PING" }
+        );
+    }
+
+    #[test]
+    fn rejects_error_from_peer_during_handshake_without_answering_it() {
+        let now = t0();
+        let mut conn = after_greeting(ConnectionConfig::new(SocketType::Pull), 1, now);
+        assert_eq!(
+            feed(&mut conn, &command_frame(b"\x05ERROR\x06denied"), now),
+            Err(ProtocolError::PeerError {
+                reason: "denied".into()
+            })
+        );
+        assert!(!conn.has_transmit());
+    }
+
+    #[test]
+    fn rejects_error_from_peer_after_handshake() {
+        assert_eq!(
+            traffic_fault(
+                ConnectionConfig::new(SocketType::Pull),
+                &command_frame(b"\x05ERROR\x00")
+            ),
+            ProtocolError::PeerError {
+                reason: String::new()
+            }
+        );
+    }
+
+    #[test]
+    fn handshake_fault_queues_error_command_for_the_peer() {
+        let now = t0();
+        let mut conn = after_greeting(ConnectionConfig::new(SocketType::Pull), 1, now);
+        feed(&mut conn, b"\x00\x01x", now).unwrap_err();
+        let reason = ProtocolError::MessageBeforeReady.to_string();
+        let mut body = b"\x05ERROR".to_vec();
+        body.push(reason.len() as u8);
+        body.extend_from_slice(reason.as_bytes());
+        assert_eq!(transmit(&mut conn), command_frame(&body));
     }
 }

@@ -1,0 +1,231 @@
+//! The logic of ferromq's fuzz targets, kept free of libFuzzer so that the root crate's
+//! `tests/wire_fuzz_corpus.rs` can include this file and run the same checks over a seeded
+//! corpus on stable Rust, without cargo-fuzz.
+//!
+//! Both targets read their configuration and their chunking from the input itself, so every
+//! run is a pure function of the bytes and a crash reproduces from its artifact alone.
+
+use bytes::BytesMut;
+use ferromq::wire::frame::{FLAG_COMMAND, FLAG_LONG, FLAG_MORE};
+use ferromq::wire::{Connection, ConnectionConfig, FrameDecoder, HeartbeatConfig, SocketType};
+use std::time::{Duration, Instant};
+
+/// Slack allowed on top of the decoder's own limit when checking buffer memory: the decoder
+/// reserves up to 256 KiB ahead, and `BytesMut` may double an allocation when it grows.
+const MEMORY_SLACK_BYTES: usize = 512 * 1024;
+
+/// Largest chunk the `handshake` target feeds at once.
+const MAX_CHUNK_BYTES: usize = 256;
+
+/// A small cursor over the fuzz input, handing out configuration bytes and chunks.
+struct Input<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Input<'a> {
+    fn byte(&mut self) -> u8 {
+        let (&first, rest) = self.data.split_first().unwrap_or((&0, &[]));
+        self.data = rest;
+        first
+    }
+
+    fn take(&mut self, n: usize) -> &'a [u8] {
+        let (head, tail) = self.data.split_at(n.min(self.data.len()));
+        self.data = tail;
+        head
+    }
+}
+
+/// A maximum frame size chosen by one input byte: unlimited, or 1 B to 16 MiB.
+fn max_size(selector: u8) -> Option<u64> {
+    match selector % 26 {
+        25 => None,
+        shift => Some(1u64 << shift),
+    }
+}
+
+/// What an independent, obviously-correct parse says the next frame is:
+/// `Some((flags, header_len, body_len))`, or `None` when the header is incomplete or invalid.
+fn reference_header(data: &[u8]) -> Option<(u8, usize, u64)> {
+    let &flags = data.first()?;
+    if flags & !(FLAG_MORE | FLAG_LONG | FLAG_COMMAND) != 0 {
+        return None;
+    }
+    if flags & FLAG_LONG != 0 {
+        let size: [u8; 8] = data.get(1..9)?.try_into().ok()?;
+        Some((flags, 9, u64::from_be_bytes(size)))
+    } else {
+        Some((flags, 2, u64::from(*data.get(1)?)))
+    }
+}
+
+/// `frame` target: decodes the input in one piece and again in input-chosen chunks.
+///
+/// Checks that both decodes agree with each other and with [`reference_header`], that the
+/// bytes consumed plus the bytes left equal the input length, that a frame over the maximum
+/// is refused, and that the buffer never grows past the maximum plus slack.
+pub fn frame(data: &[u8]) {
+    let mut input = Input { data };
+    let max = max_size(input.byte());
+    let chunk_seed = input.byte();
+    let stream = input.data;
+
+    let whole = decode_frames(stream, max, &mut |_| stream.len());
+    let mut seed = chunk_seed;
+    let chunked = decode_frames(stream, max, &mut |_| {
+        // Chunk lengths 1..=64 from a tiny LCG: cheap, deterministic, covers odd splits.
+        seed = seed.wrapping_mul(37).wrapping_add(11);
+        usize::from(seed % 64) + 1
+    });
+    assert_eq!(
+        whole, chunked,
+        "decoding depends on how the stream is split"
+    );
+}
+
+/// Decoded frames as (flags without LONG, body), and the fault that stopped decoding.
+type Decoded = (Vec<(u8, Vec<u8>)>, Option<ferromq::wire::ProtocolError>);
+
+fn decode_frames(
+    stream: &[u8],
+    max: Option<u64>,
+    next_chunk: &mut dyn FnMut(usize) -> usize,
+) -> Decoded {
+    let mut decoder = FrameDecoder::new(max);
+    let mut buf = BytesMut::new();
+    let mut fed = 0;
+    let mut offset = 0;
+    let mut frames = Vec::new();
+    while fed < stream.len() {
+        let n = next_chunk(fed).min(stream.len() - fed);
+        buf.extend_from_slice(&stream[fed..fed + n]);
+        fed += n;
+        loop {
+            let result = decoder.decode(&mut buf);
+            let consumed = fed - buf.len();
+            let frame = match result {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => {
+                    let (flags, _, len) =
+                        reference_header(&stream[offset..]).map_or((0, 0, 0), |h| h);
+                    let refused = reference_header(&stream[offset..]).is_none()
+                        || flags & FLAG_COMMAND != 0 && flags & FLAG_MORE != 0
+                        || max.is_some_and(|m| len > m);
+                    assert!(refused, "decoder refused a valid frame at {offset}: {e}");
+                    return (frames, Some(e));
+                }
+            };
+            let (flags, header_len, len) = reference_header(&stream[offset..])
+                .expect("decoder produced a frame the reference parser cannot read");
+            let end = offset + header_len + len as usize;
+            assert_eq!(consumed, end, "consumed + remaining != input length");
+            assert_eq!(&frame.body[..], &stream[offset + header_len..end]);
+            assert_eq!(frame.more, flags & FLAG_MORE != 0);
+            assert_eq!(frame.command, flags & FLAG_COMMAND != 0);
+            frames.push((flags & !FLAG_LONG, frame.body.to_vec()));
+            offset = end;
+        }
+        let limit = max.map_or(usize::MAX, |m| 2 * m as usize + MEMORY_SLACK_BYTES);
+        assert!(
+            buf.capacity() <= limit.max(2 * stream.len() + MEMORY_SLACK_BYTES),
+            "buffer capacity {} past the bound for max {max:?}",
+            buf.capacity()
+        );
+    }
+    (frames, None)
+}
+
+/// The greeting libzmq sends with NULL security, so inputs can skip straight to commands.
+fn null_greeting() -> [u8; 64] {
+    ferromq::wire::Greeting::null().encode()
+}
+
+/// `handshake` target: a server-side connection fed input-chosen chunks and clock ticks.
+///
+/// The first bytes choose the socket type, limits and heartbeats, and whether a valid greeting
+/// and READY are prepended (so the traffic phase is reached often). Then, repeatedly: one byte
+/// of chunk length, that many bytes of input, one byte of clock advance in milliseconds.
+/// Checks: no panic, faults are sticky, the buffer stays bounded by the maximum message size.
+pub fn handshake(data: &[u8]) {
+    let mut input = Input { data };
+    let socket_type = SocketType::ALL[usize::from(input.byte()) % SocketType::ALL.len()];
+    let mut config = ConnectionConfig::new(socket_type);
+    let max_msg_size = max_size(input.byte());
+    config.max_msg_size = max_msg_size;
+    let timers = input.byte();
+    if timers & 1 != 0 {
+        config.handshake_timeout = Some(Duration::from_millis(u64::from(timers >> 1) * 10));
+    }
+    let heartbeat = input.byte();
+    if heartbeat & 1 != 0 {
+        config.heartbeat = HeartbeatConfig {
+            interval: Some(Duration::from_millis(u64::from(heartbeat >> 1) + 1)),
+            timeout: (heartbeat & 2 != 0).then(|| Duration::from_millis(u64::from(heartbeat))),
+            ttl: (heartbeat & 4 != 0).then(|| Duration::from_millis(u64::from(heartbeat) * 100)),
+        };
+    }
+    let prelude = input.byte();
+
+    let start = Instant::now();
+    let mut now = start;
+    let mut conn = Connection::new(config, now);
+    let mut buf = BytesMut::new();
+    if prelude & 1 != 0 {
+        buf.extend_from_slice(&null_greeting());
+        if prelude & 2 != 0 {
+            let peer = SocketType::ALL
+                .into_iter()
+                .find(|p| socket_type.is_compatible_with(*p))
+                .expect("every type has a compatible peer");
+            let mut ready = BytesMut::new();
+            let mut meta = ferromq::wire::Metadata::new();
+            meta.insert("Socket-Type", peer.as_str());
+            ferromq::wire::Command::Ready(meta).encode(&mut ready);
+            buf.extend_from_slice(&ready);
+        }
+    }
+
+    let mut fault = None;
+    let mut first_round = true;
+    while first_round || !input.data.is_empty() {
+        first_round = false;
+        let len = usize::from(input.byte()) % MAX_CHUNK_BYTES + 1;
+        buf.extend_from_slice(input.take(len));
+        check_sticky(&mut fault, conn.handle_input(&mut buf, now));
+        while conn.poll_event().is_some() {}
+        conn.take_transmit();
+
+        now += Duration::from_millis(u64::from(input.byte()) * 4);
+        if conn.poll_timeout().is_some_and(|t| t <= now) {
+            check_sticky(&mut fault, conn.handle_timeout(now));
+        }
+        match (fault.is_some(), max_msg_size) {
+            (false, Some(max)) => assert!(
+                buf.capacity() <= 4 * (max as usize + MAX_CHUNK_BYTES) + MEMORY_SLACK_BYTES,
+                "receive buffer capacity {} past the bound for max {max}",
+                buf.capacity()
+            ),
+            (false, None) => {}
+            (true, _) => {
+                // A failed connection reads nothing more; drop what the peer keeps sending.
+                let before = buf.len();
+                check_sticky(&mut fault, conn.handle_input(&mut buf, now));
+                assert_eq!(buf.len(), before, "failed connection consumed input");
+                buf.clear();
+            }
+        }
+    }
+}
+
+/// Records the first fault and asserts that every later call reports the same one.
+fn check_sticky(
+    fault: &mut Option<ferromq::wire::ProtocolError>,
+    result: Result<(), ferromq::wire::ProtocolError>,
+) {
+    match (fault.as_ref(), result) {
+        (None, Err(e)) => *fault = Some(e),
+        (Some(first), result) => assert_eq!(result.as_ref().err(), Some(first), "fault not sticky"),
+        (None, Ok(())) => {}
+    }
+}

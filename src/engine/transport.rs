@@ -1,0 +1,236 @@
+//! TCP and IPC streams and listeners, with the socket options libzmq sets.
+//!
+//! [`Stream`] and [`Listener`] are enums rather than trait objects: two variants, no boxing,
+//! and the readiness-based calls the connection driver needs (`poll_read_ready`, `try_read_buf`,
+//! `try_write_vectored`) are available on both tokio types.
+
+use crate::endpoint::{Endpoint, Host};
+use crate::error::{Error, Result};
+use crate::options::SocketOptions;
+use bytes::BytesMut;
+use socket2::{SockRef, TcpKeepalive};
+use std::io::{self, IoSlice};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::task::{Context, Poll};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UnixListener, UnixStream};
+
+/// A connected byte stream to one peer.
+#[derive(Debug)]
+pub(crate) enum Stream {
+    Tcp(TcpStream),
+    Ipc(UnixStream),
+}
+
+impl Stream {
+    pub(crate) fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Stream::Tcp(s) => s.poll_read_ready(cx),
+            Stream::Ipc(s) => s.poll_read_ready(cx),
+        }
+    }
+
+    pub(crate) fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Stream::Tcp(s) => s.poll_write_ready(cx),
+            Stream::Ipc(s) => s.poll_write_ready(cx),
+        }
+    }
+
+    pub(crate) fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_read_buf(buf),
+            Stream::Ipc(s) => s.try_read_buf(buf),
+        }
+    }
+
+    pub(crate) fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_write_vectored(bufs),
+            Stream::Ipc(s) => s.try_write_vectored(bufs),
+        }
+    }
+
+    /// The peer's address, for logs.
+    pub(crate) fn peer_label(&self) -> String {
+        match self {
+            Stream::Tcp(s) => s
+                .peer_addr()
+                .map_or_else(|_| "tcp://?".to_owned(), |a| format!("tcp://{a}")),
+            Stream::Ipc(_) => "ipc peer".to_owned(),
+        }
+    }
+}
+
+/// A bound, listening endpoint.
+#[derive(Debug)]
+pub(crate) enum Listener {
+    Tcp(TcpListener),
+    /// The path is unlinked when the listener stops, as libzmq does.
+    Ipc(UnixListener, Option<PathBuf>),
+}
+
+impl Listener {
+    pub(crate) async fn accept(&self, options: &SocketOptions) -> io::Result<Stream> {
+        match self {
+            Listener::Tcp(l) => {
+                let (stream, _) = l.accept().await?;
+                configure_tcp(&stream, options)?;
+                Ok(Stream::Tcp(stream))
+            }
+            Listener::Ipc(l, _) => Ok(Stream::Ipc(l.accept().await?.0)),
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Listener::Ipc(_, Some(path)) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Binds and listens; returns the listener and the endpoint actually bound (real port).
+pub(crate) fn bind(endpoint: &Endpoint, options: &SocketOptions) -> Result<(Listener, Endpoint)> {
+    match endpoint {
+        Endpoint::Tcp { host, port } => {
+            let addr = match host {
+                Host::Ip(ip) => SocketAddr::new(*ip, *port),
+                Host::Any => SocketAddr::from(([0, 0, 0, 0], *port)),
+                Host::Name(name) => (name.as_str(), *port)
+                    .to_socket_addrs()?
+                    .next()
+                    .ok_or_else(|| Error::Unresolvable(endpoint.to_string()))?,
+            };
+            let socket = socket2::Socket::new(
+                socket2::Domain::for_address(addr),
+                socket2::Type::STREAM,
+                Some(socket2::Protocol::TCP),
+            )?;
+            socket.set_reuse_address(true)?;
+            set_buffer_sizes(&SockRef::from(&socket), options)?;
+            socket.bind(&addr.into())?;
+            socket.listen(options.backlog.min(i32::MAX as u32) as i32)?;
+            socket.set_nonblocking(true)?;
+            let listener = TcpListener::from_std(socket.into())?;
+            let bound = Endpoint::from_socket_addr(listener.local_addr()?);
+            let bound = match (host, bound) {
+                (Host::Any, Endpoint::Tcp { port, .. }) => Endpoint::Tcp {
+                    host: Host::Any,
+                    port,
+                },
+                (_, bound) => bound,
+            };
+            Ok((Listener::Tcp(listener), bound))
+        }
+        Endpoint::Ipc(path) => {
+            // libzmq replaces a stale socket file left by a process that died.
+            if std::fs::symlink_metadata(path).is_ok() {
+                std::fs::remove_file(path)?;
+            }
+            let listener = UnixListener::bind(path)?;
+            Ok((
+                Listener::Ipc(listener, Some(path.clone())),
+                endpoint.clone(),
+            ))
+        }
+        Endpoint::IpcAbstract(name) => {
+            let addr = abstract_addr(name)?;
+            let std_listener = std::os::unix::net::UnixListener::bind_addr(&addr)?;
+            std_listener.set_nonblocking(true)?;
+            Ok((
+                Listener::Ipc(UnixListener::from_std(std_listener)?, None),
+                endpoint.clone(),
+            ))
+        }
+    }
+}
+
+/// Connects once (no retry; the connector task retries).
+pub(crate) async fn connect(endpoint: &Endpoint, options: &SocketOptions) -> Result<Stream> {
+    match endpoint {
+        Endpoint::Tcp { host, port } => {
+            let addrs: Vec<SocketAddr> = match host {
+                Host::Ip(ip) => vec![SocketAddr::new(*ip, *port)],
+                Host::Name(name) => tokio::net::lookup_host((name.as_str(), *port))
+                    .await?
+                    .collect(),
+                Host::Any => {
+                    return Err(Error::InvalidEndpoint {
+                        endpoint: endpoint.to_string(),
+                        reason: "cannot connect to the wildcard host '*'",
+                    });
+                }
+            };
+            let mut last_error = None;
+            for addr in addrs {
+                match connect_tcp(addr, options).await {
+                    Ok(stream) => return Ok(Stream::Tcp(stream)),
+                    Err(e) => last_error = Some(e),
+                }
+            }
+            Err(last_error.map_or_else(|| Error::Unresolvable(endpoint.to_string()), Error::Io))
+        }
+        Endpoint::Ipc(path) => Ok(Stream::Ipc(UnixStream::connect(path).await?)),
+        Endpoint::IpcAbstract(name) => {
+            let addr = abstract_addr(name)?;
+            // Connecting a Unix socket completes or fails at once; no need for a reactor.
+            let std_stream = std::os::unix::net::UnixStream::connect_addr(&addr)?;
+            std_stream.set_nonblocking(true)?;
+            Ok(Stream::Ipc(UnixStream::from_std(std_stream)?))
+        }
+    }
+}
+
+async fn connect_tcp(addr: SocketAddr, options: &SocketOptions) -> io::Result<TcpStream> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    set_buffer_sizes(&SockRef::from(&socket), options)?;
+    let stream = socket.connect(addr).await?;
+    configure_tcp(&stream, options)?;
+    Ok(stream)
+}
+
+fn set_buffer_sizes(socket: &SockRef<'_>, options: &SocketOptions) -> io::Result<()> {
+    if let Some(size) = options.sndbuf {
+        socket.set_send_buffer_size(size)?;
+    }
+    if let Some(size) = options.rcvbuf {
+        socket.set_recv_buffer_size(size)?;
+    }
+    Ok(())
+}
+
+/// TCP_NODELAY always (ZMTP batches itself; Nagle only adds latency), keepalive as configured.
+fn configure_tcp(stream: &TcpStream, options: &SocketOptions) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let socket = SockRef::from(stream);
+    set_buffer_sizes(&socket, options)?;
+    match options.tcp_keepalive {
+        None => {}
+        Some(false) => socket.set_keepalive(false)?,
+        Some(true) => {
+            let mut keepalive = TcpKeepalive::new();
+            if let Some(idle) = options.tcp_keepalive_idle {
+                keepalive = keepalive.with_time(idle);
+            }
+            if let Some(interval) = options.tcp_keepalive_intvl {
+                keepalive = keepalive.with_interval(interval);
+            }
+            if let Some(count) = options.tcp_keepalive_cnt {
+                keepalive = keepalive.with_retries(count);
+            }
+            socket.set_tcp_keepalive(&keepalive)?;
+        }
+    }
+    Ok(())
+}
+
+fn abstract_addr(name: &str) -> io::Result<std::os::unix::net::SocketAddr> {
+    use std::os::linux::net::SocketAddrExt;
+    std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+}

@@ -1,0 +1,205 @@
+//! [`SocketOptions`]: per-socket settings, with libzmq's defaults and meanings.
+
+use crate::error::{Error, Result};
+use bytes::Bytes;
+use std::time::Duration;
+
+/// libzmq's default send and receive high-water mark, in messages.
+pub const DEFAULT_HWM_MSGS: usize = 1000;
+/// libzmq's default reconnect interval (ZMQ_RECONNECT_IVL).
+pub const DEFAULT_RECONNECT_IVL: Duration = Duration::from_millis(100);
+/// libzmq's default handshake interval (ZMQ_HANDSHAKE_IVL).
+pub const DEFAULT_HANDSHAKE_IVL: Duration = Duration::from_secs(30);
+/// libzmq's default listen backlog (ZMQ_BACKLOG).
+pub const DEFAULT_BACKLOG: u32 = 100;
+
+/// Settings for one socket. Fields are public; start from [`SocketOptions::default`], whose
+/// values are libzmq 4.3's defaults, and change what you need.
+///
+/// ```
+/// use ferromq::SocketOptions;
+/// use std::time::Duration;
+///
+/// let mut options = SocketOptions::default();
+/// options.sndhwm = 10_000;
+/// options.linger = Some(Duration::from_millis(500));
+/// options.heartbeat_ivl = Some(Duration::from_secs(1));
+/// assert!(options.validate().is_ok());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SocketOptions {
+    /// Most messages queued for one peer before sends wait or drop (ZMQ_SNDHWM; 0: no limit).
+    pub sndhwm: usize,
+    /// Most messages queued from one peer before we stop reading from it (ZMQ_RCVHWM; 0: no
+    /// limit).
+    pub rcvhwm: usize,
+    /// How long queued outgoing messages may delay a close (ZMQ_LINGER). `None`, libzmq's
+    /// default of -1, waits until they are all written; `Some(ZERO)` drops them at once.
+    pub linger: Option<Duration>,
+    /// Wait before reconnecting a lost or refused connection (ZMQ_RECONNECT_IVL; `None`: never
+    /// reconnect, libzmq's -1).
+    pub reconnect_ivl: Option<Duration>,
+    /// Upper bound for exponential reconnect backoff (ZMQ_RECONNECT_IVL_MAX; `None`: no
+    /// backoff, always `reconnect_ivl`, as libzmq's 0).
+    pub reconnect_ivl_max: Option<Duration>,
+    /// Drop a connection whose handshake has not completed in this time (ZMQ_HANDSHAKE_IVL;
+    /// `None`: never).
+    pub handshake_ivl: Option<Duration>,
+    /// Send a PING after this much time (ZMQ_HEARTBEAT_IVL; `None`: no heartbeats).
+    pub heartbeat_ivl: Option<Duration>,
+    /// Drop the peer if nothing arrives this long after a PING (ZMQ_HEARTBEAT_TIMEOUT; `None`:
+    /// the heartbeat interval).
+    pub heartbeat_timeout: Option<Duration>,
+    /// Ask peers to drop us after this much silence (ZMQ_HEARTBEAT_TTL, sent in our PINGs).
+    pub heartbeat_ttl: Option<Duration>,
+    /// Largest inbound frame and message; a peer sending more is disconnected
+    /// (ZMQ_MAXMSGSIZE; `None`: no limit).
+    pub max_msg_size: Option<u64>,
+    /// Our routing id, announced to peers as `Identity` (ZMQ_ROUTING_ID): 1–255 bytes, not
+    /// starting with a zero byte (those are reserved for generated ids).
+    pub routing_id: Option<Bytes>,
+    /// How long `send` waits for room (ZMQ_SNDTIMEO; `None`: forever).
+    pub send_timeout: Option<Duration>,
+    /// How long `recv` waits for a message (ZMQ_RCVTIMEO; `None`: forever).
+    pub recv_timeout: Option<Duration>,
+    /// TCP keepalive (ZMQ_TCP_KEEPALIVE): `None` leaves the OS default.
+    pub tcp_keepalive: Option<bool>,
+    /// Idle time before keepalive probes (ZMQ_TCP_KEEPALIVE_IDLE).
+    pub tcp_keepalive_idle: Option<Duration>,
+    /// Interval between keepalive probes (ZMQ_TCP_KEEPALIVE_INTVL).
+    pub tcp_keepalive_intvl: Option<Duration>,
+    /// Probes before the connection is dropped (ZMQ_TCP_KEEPALIVE_CNT).
+    pub tcp_keepalive_cnt: Option<u32>,
+    /// Listen backlog of bound endpoints (ZMQ_BACKLOG).
+    pub backlog: u32,
+    /// Kernel send buffer size (ZMQ_SNDBUF; `None`: OS default).
+    pub sndbuf: Option<usize>,
+    /// Kernel receive buffer size (ZMQ_RCVBUF; `None`: OS default).
+    pub rcvbuf: Option<usize>,
+    /// ROUTER: an unroutable message is an error returned with the message, instead of a
+    /// silent drop (ZMQ_ROUTER_MANDATORY; default off, as in libzmq).
+    pub router_mandatory: bool,
+    /// ROUTER: a new connection announcing a routing id in use takes it over
+    /// (ZMQ_ROUTER_HANDOVER).
+    pub router_handover: bool,
+    /// REQ: allow a new request before the reply to the last one (ZMQ_REQ_RELAXED).
+    pub req_relaxed: bool,
+    /// REQ: tag requests with an id and drop replies that do not carry the current one
+    /// (ZMQ_REQ_CORRELATE).
+    pub req_correlate: bool,
+    /// XPUB: pass every subscription up, not only new ones (ZMQ_XPUB_VERBOSE).
+    pub xpub_verbose: bool,
+    /// XPUB: the application decides subscriptions with `XPub::subscribe` (ZMQ_XPUB_MANUAL).
+    pub xpub_manual: bool,
+    /// XPUB: a message sent to each new subscriber on connect (ZMQ_XPUB_WELCOME_MSG).
+    pub xpub_welcome_msg: Option<Bytes>,
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        SocketOptions {
+            sndhwm: DEFAULT_HWM_MSGS,
+            rcvhwm: DEFAULT_HWM_MSGS,
+            linger: None,
+            reconnect_ivl: Some(DEFAULT_RECONNECT_IVL),
+            reconnect_ivl_max: None,
+            handshake_ivl: Some(DEFAULT_HANDSHAKE_IVL),
+            heartbeat_ivl: None,
+            heartbeat_timeout: None,
+            heartbeat_ttl: None,
+            max_msg_size: None,
+            routing_id: None,
+            send_timeout: None,
+            recv_timeout: None,
+            tcp_keepalive: None,
+            tcp_keepalive_idle: None,
+            tcp_keepalive_intvl: None,
+            tcp_keepalive_cnt: None,
+            backlog: DEFAULT_BACKLOG,
+            sndbuf: None,
+            rcvbuf: None,
+            router_mandatory: false,
+            router_handover: false,
+            req_relaxed: false,
+            req_correlate: false,
+            xpub_verbose: false,
+            xpub_manual: false,
+            xpub_welcome_msg: None,
+        }
+    }
+}
+
+impl SocketOptions {
+    /// Checks every value, naming the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |option, reason| Err(Error::InvalidOption { option, reason });
+        if let Some(id) = &self.routing_id {
+            if id.is_empty() || id.len() > 255 {
+                return bad("routing_id", "must be 1 to 255 bytes");
+            }
+            if id[0] == 0 {
+                return bad(
+                    "routing_id",
+                    "must not start with a zero byte (reserved for generated ids)",
+                );
+            }
+        }
+        if self
+            .heartbeat_ttl
+            .is_some_and(|ttl| ttl.as_millis() > 6_553_500)
+        {
+            return bad(
+                "heartbeat_ttl",
+                "must be at most 6553.5 s (16-bit deciseconds)",
+            );
+        }
+        if self.reconnect_ivl == Some(Duration::ZERO) {
+            return bad(
+                "reconnect_ivl",
+                "must be positive (None disables reconnection)",
+            );
+        }
+        if self.backlog == 0 {
+            return bad("backlog", "must be at least 1");
+        }
+        if self.sndbuf == Some(0) || self.rcvbuf == Some(0) {
+            return bad(
+                "sndbuf/rcvbuf",
+                "must be positive (None keeps the OS default)",
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_libzmqs() {
+        let o = SocketOptions::default();
+        assert_eq!((o.sndhwm, o.rcvhwm), (1000, 1000));
+        assert_eq!(o.linger, None);
+        assert_eq!(o.reconnect_ivl, Some(Duration::from_millis(100)));
+        assert!(o.validate().is_ok());
+    }
+
+    #[test]
+    fn rejects_bad_routing_ids() {
+        for id in [&b""[..], &[0, 1][..], &[1u8; 256][..]] {
+            let o = SocketOptions {
+                routing_id: Some(Bytes::copy_from_slice(id)),
+                ..SocketOptions::default()
+            };
+            assert!(matches!(
+                o.validate(),
+                Err(Error::InvalidOption {
+                    option: "routing_id",
+                    ..
+                })
+            ));
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! [`Push`]: the sending end of a pipeline (RFC 30).
+
+use crate::engine::{Core, Pattern, SocketCore};
+use crate::error::SendError;
+use crate::message::Message;
+use crate::options::SocketOptions;
+use crate::pattern::PeerId;
+use crate::wire::SocketType;
+
+/// Sends messages round-robin to connected PULL peers that have room.
+///
+/// `send` waits while every peer is at its send high-water mark (or has not connected yet),
+/// and fails with the message handed back after the send timeout, if one is set.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> ferromq::Result<()> {
+/// use ferromq::{Pull, Push};
+///
+/// let pull = Pull::new();
+/// let endpoint = pull.bind("tcp://127.0.0.1:0")?;
+/// let push = Push::new();
+/// push.connect(&endpoint)?;
+/// push.send("work item").await?;
+/// assert_eq!(pull.recv().await?.frames()[0], "work item");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Push {
+    core: SocketCore<PushPattern>,
+}
+
+#[derive(Debug)]
+pub(crate) struct PushPattern;
+
+impl PushPattern {
+    fn new(_: &SocketOptions) -> Self {
+        PushPattern
+    }
+}
+
+impl Pattern for PushPattern {
+    fn attach(&mut self, core: &mut Core, peer: PeerId) -> bool {
+        core.lb.add_peer(peer);
+        true
+    }
+
+    fn detach(&mut self, core: &mut Core, peer: PeerId) {
+        core.lb.remove_peer(peer);
+    }
+
+    /// PULL peers never send messages; anything that arrives is dropped.
+    fn deliver(&mut self, _: &mut Core, _: PeerId, _: Message) -> Result<(), Message> {
+        Ok(())
+    }
+}
+
+super::socket_common!(Push, PushPattern, SocketType::Push);
+
+impl Push {
+    /// Sends a message to the next peer with room, waiting while none has.
+    pub async fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
+        let message = message.into();
+        if let Err(e) = super::check_not_empty(&message) {
+            return Err(SendError::new(e, message));
+        }
+        self.core
+            .send_with(message, |state, slot, cx| {
+                state.core.send_round_robin(slot, cx).map(|r| r.map(drop))
+            })
+            .await
+    }
+
+    /// Sends without waiting: fails with [`Error::WouldBlock`](crate::Error::WouldBlock) and
+    /// the message when no peer has room.
+    pub fn try_send(&self, message: impl Into<Message>) -> Result<(), SendError> {
+        let message = message.into();
+        if let Err(e) = super::check_not_empty(&message) {
+            return Err(SendError::new(e, message));
+        }
+        self.core.try_send_with(message, |state, slot, cx| {
+            state.core.send_round_robin(slot, cx).map(|r| r.map(drop))
+        })
+    }
+}
