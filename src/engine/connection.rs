@@ -23,10 +23,15 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 use tokio::time::Sleep;
 
-/// Bytes read per syscall. Large enough that one read carries thousands of small messages.
-const READ_BUF_BYTES: usize = 64 * 1024;
+/// Read buffer allocation. One read carries thousands of small messages, and several 64 KiB
+/// frames share one allocation, so the partial frame at a buffer's end is copied rarely.
+const READ_BUF_BYTES: usize = 256 * 1024;
 /// Read again without reallocating while at least this much room is left.
-const MIN_READ_ROOM_BYTES: usize = 8 * 1024;
+const MIN_READ_ROOM_BYTES: usize = 16 * 1024;
+/// A read shorter than this means the peer trickles rather than streams: when the buffer is
+/// then empty it is released, so idle connections pin no memory. Streaming connections keep
+/// theirs, which the allocator would otherwise hand back and fault in again on every wake.
+const TRICKLE_READ_BYTES: usize = 4 * 1024;
 /// Loop rounds per wake-up before yielding, so one busy peer cannot starve other tasks on the
 /// same runtime thread.
 const MAX_ROUNDS_PER_WAKE: usize = 16;
@@ -71,6 +76,7 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, stream: Stream) -> b
         stash: None,
         sleep: None,
         ready: false,
+        last_read: 0,
         failure: None,
     };
     let result = poll_fn(|cx| driver.poll(cx)).await;
@@ -135,6 +141,8 @@ struct Driver<'a, P: Pattern> {
     stash: Option<Event>,
     sleep: Option<Pin<Box<Sleep>>>,
     ready: bool,
+    /// Size of the last successful read.
+    last_read: usize,
     /// A fatal fault waiting for its ERROR command to be flushed.
     failure: Option<Error>,
 }
@@ -179,7 +187,7 @@ impl<P: Pattern> Driver<'_, P> {
                 }
             }
             if !progressed {
-                if self.read_buf.is_empty() {
+                if self.read_buf.is_empty() && self.last_read < TRICKLE_READ_BYTES {
                     // Idle connections pin no read buffer.
                     self.read_buf = BytesMut::new();
                 }
@@ -299,7 +307,8 @@ impl<P: Pattern> Driver<'_, P> {
             }
             match self.stream.try_read_buf(&mut self.read_buf) {
                 Ok(0) => return Poll::Ready(Ok(false)),
-                Ok(_) => {
+                Ok(n) => {
+                    self.last_read = n;
                     self.conn.handle_input(&mut self.read_buf, now)?;
                     return Poll::Ready(Ok(true));
                 }

@@ -72,10 +72,21 @@ pub(crate) struct Peer {
     wants_room: bool,
 }
 
+/// Encoded bytes queued for one peer beyond which blocking senders wait for the connection
+/// task to take the batch, even under the HWM. Without it a current-thread sender would queue
+/// up to HWM messages (64 MiB of 64 KiB messages) before the writer runs: a working set far
+/// past the caches, and page faults as the allocator returns and refetches that memory.
+pub(crate) const QUEUE_SOFT_LIMIT_BYTES: usize = 256 * 1024;
+
 impl Peer {
-    /// Whether a message may be queued for this peer under `hwm` (0: unlimited).
+    /// Whether the HWM (in messages; 0: unlimited) leaves room for one more message.
     pub fn has_room(&self, hwm: usize) -> bool {
         self.info.is_some() && (hwm == 0 || self.out_msgs < hwm)
+    }
+
+    /// Whether a blocking sender may queue now: under the HWM and the soft byte limit.
+    pub fn can_accept(&self, hwm: usize) -> bool {
+        self.has_room(hwm) && self.out.len() < QUEUE_SOFT_LIMIT_BYTES
     }
 
     /// The negotiated ZMTP version.
@@ -192,7 +203,7 @@ impl Core {
             lb, peers, sndhwm, ..
         } = self;
         let hwm = *sndhwm;
-        match lb.next_peer(|id| peers.get(id).is_some_and(|p| p.has_room(hwm))) {
+        match lb.next_peer(|id| peers.get(id).is_some_and(|p| p.can_accept(hwm))) {
             Some(peer) => {
                 if let Some(m) = message.take() {
                     self.enqueue(peer, &m);
