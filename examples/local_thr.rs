@@ -58,7 +58,9 @@ async fn run(bind_to: &str, size: usize, count: u64) -> ferromq::Result<()> {
 
 fn check_size(message: &ferromq::Message, size: usize) -> ferromq::Result<()> {
     if message.byte_len() != size {
-        return Err(ferromq::Error::MalformedMessage("message of the wrong size"));
+        return Err(ferromq::Error::MalformedMessage(
+            "message of the wrong size",
+        ));
     }
     Ok(())
 }

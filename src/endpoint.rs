@@ -210,6 +210,11 @@ mod tests {
         roundtrip("tcp://*:0");
         roundtrip("ipc:///tmp/x.sock");
         roundtrip("ipc://@name");
+        // Like libzmq, an unbracketed IPv6 literal is accepted: the port follows the last ':'.
+        assert_eq!(
+            "tcp://::1:5".parse::<Endpoint>().unwrap().to_string(),
+            "tcp://[::1]:5"
+        );
         assert_eq!(
             "tcp://*:*".parse::<Endpoint>().unwrap(),
             Endpoint::Tcp {
@@ -225,7 +230,7 @@ mod tests {
             "tcp://127.0.0.1",
             "tcp://:5",
             "tcp://1.2.3.4:99999",
-            "tcp://::1:5",
+            "tcp://::1::5",
             "tcp://[::1:5",
             "tcp://bad_host!:5",
             "ipc://",

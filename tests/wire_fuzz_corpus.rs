@@ -6,8 +6,8 @@
 #[path = "../fuzz/src/lib.rs"]
 mod targets;
 
-use ferromq::wire::{Command, Greeting, Metadata, WriteBuf};
 use ferromq::Message;
+use ferromq::wire::{Command, Greeting, Metadata, WriteBuf};
 
 /// Inputs per target: enough to reach every phase many times, fast enough for `cargo test`.
 const CORPUS_INPUTS: usize = 4000;
@@ -116,7 +116,9 @@ fn handshake_target_holds_over_seeded_corpus() {
                 // Our own greeting and a READY, as a peer would send them, then traffic.
                 stream.extend_from_slice(&Greeting::null().encode());
                 let mut meta = Metadata::new();
-                let name = ["PUSH", "PULL", "PUB", "SUB", "DEALER", "ROUTER", "PAIR", "BOGUS"];
+                let name = [
+                    "PUSH", "PULL", "PUB", "SUB", "DEALER", "ROUTER", "PAIR", "BOGUS",
+                ];
                 meta.insert("Socket-Type", name[rng.below(name.len())]);
                 let mut ready = bytes::BytesMut::new();
                 Command::Ready(meta).encode(&mut ready);

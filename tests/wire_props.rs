@@ -5,8 +5,8 @@
 use bytes::{Bytes, BytesMut};
 use ferromq::Message;
 use ferromq::wire::{
-    Command, Connection, ConnectionConfig, Event, FrameDecoder, Greeting, Metadata,
-    ProtocolError, SocketType, WriteBuf,
+    Command, Connection, ConnectionConfig, Event, FrameDecoder, Greeting, Metadata, ProtocolError,
+    SocketType, WriteBuf,
 };
 use proptest::prelude::*;
 use std::io::IoSlice;
@@ -114,7 +114,8 @@ fn push_ready_for_fresh_pull(now: Instant) -> (Connection, Vec<u8>) {
     let mut push = Connection::new(ConnectionConfig::new(SocketType::Push), now);
     let mut pull = Connection::new(ConnectionConfig::new(SocketType::Pull), now);
     let mut stream = push.take_transmit().unwrap().to_vec();
-    pull.handle_input(&mut BytesMut::from(&stream[..]), now).unwrap();
+    pull.handle_input(&mut BytesMut::from(&stream[..]), now)
+        .unwrap();
     let mut from_pull = BytesMut::from(&pull.take_transmit().unwrap()[..]);
     push.handle_input(&mut from_pull, now).unwrap();
     assert!(push.is_ready());
@@ -232,7 +233,12 @@ fn prelude(kind: u8, ours: SocketType) -> Vec<u8> {
 /// bodies shorter or longer than announced, so the decoder sees plausible streams too.
 fn frame_shaped_garbage() -> impl Strategy<Value = Vec<u8>> {
     let flags = prop_oneof![4 => 0u8..8, 1 => any::<u8>()];
-    let frame = (flags, any::<u8>(), any::<u64>(), prop::collection::vec(any::<u8>(), 0..300));
+    let frame = (
+        flags,
+        any::<u8>(),
+        any::<u64>(),
+        prop::collection::vec(any::<u8>(), 0..300),
+    );
     prop::collection::vec(frame, 0..16).prop_map(|frames| {
         let mut out = Vec::new();
         for (flags, short, long, body) in frames {

@@ -25,7 +25,14 @@ use tokio::time::Sleep;
 
 /// Read buffer allocation. One read carries thousands of small messages, and several 64 KiB
 /// frames share one allocation, so the partial frame at a buffer's end is copied rarely.
-const READ_BUF_BYTES: usize = 256 * 1024;
+const READ_BUF_BYTES: usize = 120 * 1024;
+/// A frame body at least this large that does not fit the read buffer gets a buffer of its
+/// own size, read into directly: one allocation the consumer frees as it drops the message,
+/// and no bytes of the next frame in it to copy along.
+const LARGE_FRAME_BYTES: usize = 32 * 1024;
+/// Largest such exact-size buffer allocated on a frame header's word before its bytes arrive
+/// (bounded anyway by `max_msg_size` when set); larger bodies grow with the data.
+const MAX_EXACT_FRAME_ALLOC_BYTES: usize = 8 * 1024 * 1024;
 /// Read again without reallocating while at least this much room is left.
 const MIN_READ_ROOM_BYTES: usize = 16 * 1024;
 /// A read shorter than this means the peer trickles rather than streams: when the buffer is
@@ -72,11 +79,13 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, stream: Stream) -> b
         conn: wire::Connection::new(config, now()),
         stream,
         read_buf: BytesMut::new(),
+        spare_read_buf: None,
         out: WriteBuf::new(),
         stash: None,
         sleep: None,
         ready: false,
         last_read: 0,
+        last_batch: 0,
         failure: None,
     };
     let result = poll_fn(|cx| driver.poll(cx)).await;
@@ -129,12 +138,21 @@ impl<P: Pattern> Drop for PeerGuard<'_, P> {
     }
 }
 
+enum ReadOutcome {
+    /// Bytes were read and decoded.
+    Data,
+    /// The peer closed its side.
+    Eof,
+}
+
 struct Driver<'a, P: Pattern> {
     shared: &'a Shared<P>,
     id: PeerId,
     conn: wire::Connection,
     stream: Stream,
     read_buf: BytesMut,
+    /// The shared read buffer, set aside while a large frame is read into its own buffer.
+    spare_read_buf: Option<BytesMut>,
     /// Bytes being written: swapped out of the peer's queue, plus our own commands.
     out: WriteBuf,
     /// An event the socket could not take yet (its inbox was full).
@@ -143,6 +161,8 @@ struct Driver<'a, P: Pattern> {
     ready: bool,
     /// Size of the last successful read.
     last_read: usize,
+    /// Size of the last batch taken for writing.
+    last_batch: usize,
     /// A fatal fault waiting for its ERROR command to be flushed.
     failure: Option<Error>,
 }
@@ -156,15 +176,15 @@ impl<P: Pattern> Driver<'_, P> {
                     self.failure = Some(e);
                 }
             }
-            let delivered_all = match self.deliver_events() {
+            let delivered_all = match self.deliver_events(cx) {
                 Ok(all) => all,
                 Err(e) => return Poll::Ready(Err(e)),
             };
             let mut progressed = false;
             if delivered_all && self.failure.is_none() {
                 match self.read(cx, now) {
-                    Poll::Ready(Ok(true)) => progressed = true,
-                    Poll::Ready(Ok(false)) => return Poll::Ready(Ok(())),
+                    Poll::Ready(Ok(ReadOutcome::Data)) => progressed = true,
+                    Poll::Ready(Ok(ReadOutcome::Eof)) => return Poll::Ready(Ok(())),
                     Poll::Ready(Err(e)) => self.failure = Some(e),
                     Poll::Pending => {}
                 }
@@ -190,8 +210,9 @@ impl<P: Pattern> Driver<'_, P> {
                 if self.read_buf.is_empty() && self.last_read < TRICKLE_READ_BYTES {
                     // Idle connections pin no read buffer.
                     self.read_buf = BytesMut::new();
+                    self.spare_read_buf = None;
                 }
-                if self.out.is_empty() {
+                if self.out.is_empty() && self.last_batch < TRICKLE_READ_BYTES {
                     self.out.shrink_if_empty();
                 }
                 return Poll::Pending;
@@ -243,7 +264,7 @@ impl<P: Pattern> Driver<'_, P> {
 
     /// Hands decoded events to the socket. Returns false when the socket's inbox for this
     /// peer is full (the leftover event is stashed and reading pauses).
-    fn deliver_events(&mut self) -> Result<bool, Error> {
+    fn deliver_events(&mut self, cx: &mut Context<'_>) -> Result<bool, Error> {
         if self.stash.is_none() {
             match self.conn.poll_event() {
                 None => return Ok(true),
@@ -276,6 +297,10 @@ impl<P: Pattern> Driver<'_, P> {
                         self.stash = Some(Event::Message(message));
                         if let Some(peer) = core.peers.get_mut(self.id) {
                             peer.wants_room = true;
+                            // Register before the lock is released: a reader that frees room
+                            // in between would otherwise find no waker (this task was woken
+                            // and has not re-registered yet) and the connection would stall.
+                            peer.task = Some(cx.waker().clone());
                         }
                         all = false;
                         break;
@@ -294,27 +319,52 @@ impl<P: Pattern> Driver<'_, P> {
         Ok(all)
     }
 
-    /// One read and decode. `Ready(Ok(false))` on end of stream.
-    fn read(&mut self, cx: &mut Context<'_>, now: Instant) -> Poll<Result<bool, Error>> {
+    /// One read and decode.
+    fn read(&mut self, cx: &mut Context<'_>, now: Instant) -> Poll<Result<ReadOutcome, Error>> {
         loop {
             match self.stream.poll_read_ready(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
                 Poll::Ready(Ok(())) => {}
             }
-            if self.read_buf.capacity() - self.read_buf.len() < MIN_READ_ROOM_BYTES {
-                self.read_buf.reserve(READ_BUF_BYTES);
-            }
+            self.make_read_room();
             match self.stream.try_read_buf(&mut self.read_buf) {
-                Ok(0) => return Poll::Ready(Ok(false)),
+                Ok(0) => return Poll::Ready(Ok(ReadOutcome::Eof)),
                 Ok(n) => {
                     self.last_read = n;
                     self.conn.handle_input(&mut self.read_buf, now)?;
-                    return Poll::Ready(Ok(true));
+                    return Poll::Ready(Ok(ReadOutcome::Data));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Poll::Ready(Err(e.into())),
             }
+        }
+    }
+
+    /// Makes room to read into, reusing the current allocation when the messages split off it
+    /// have all been consumed (it is then ours alone again), else starting a new one.
+    fn make_read_room(&mut self) {
+        if let Some(len) = self.conn.pending_frame_len()
+            && (LARGE_FRAME_BYTES..=MAX_EXACT_FRAME_ALLOC_BYTES).contains(&len)
+            && self.read_buf.capacity() < len
+        {
+            // The buffer holds just the start of this frame's body: move it to an exact-size
+            // buffer and keep the shared one for the frames after.
+            let mut exact = BytesMut::with_capacity(len);
+            exact.extend_from_slice(&self.read_buf);
+            self.read_buf.clear();
+            let shared = std::mem::replace(&mut self.read_buf, exact);
+            self.spare_read_buf = Some(shared);
+            return;
+        }
+        if self.read_buf.capacity() == 0
+            && let Some(shared) = self.spare_read_buf.take()
+        {
+            self.read_buf = shared;
+        }
+        let room = self.read_buf.capacity() - self.read_buf.len();
+        if room < MIN_READ_ROOM_BYTES && !self.read_buf.try_reclaim(READ_BUF_BYTES / 2) {
+            self.read_buf.reserve(READ_BUF_BYTES);
         }
     }
 
@@ -328,7 +378,10 @@ impl<P: Pattern> Driver<'_, P> {
         let core = &mut state.core;
         let closing = core.closing;
         if let Some(peer) = core.peers.get_mut(self.id) {
-            if self.ready && !peer.out.is_empty() {
+            // Take a new batch only once the last one is written: while the kernel pushes
+            // back, messages stay in the peer's queue, where the HWM counts (and caps) them.
+            if self.ready && self.out.is_empty() && !peer.out.is_empty() {
+                self.last_batch = peer.out.len();
                 self.out.append(&mut peer.out);
                 let freed = std::mem::take(&mut peer.out_msgs) > 0;
                 if freed {

@@ -122,7 +122,6 @@ impl WakerList {
 /// The socket-type independent part of the socket state.
 #[derive(Debug)]
 pub(crate) struct Core {
-    pub socket_type: SocketType,
     pub sndhwm: usize,
     pub peers: PeerSlab<Peer>,
     pub lb: LoadBalancer,
@@ -147,9 +146,8 @@ struct BoundOrConnected {
 }
 
 impl Core {
-    fn new(socket_type: SocketType, options: &SocketOptions) -> Self {
+    fn new(options: &SocketOptions) -> Self {
         Core {
-            socket_type,
             sndhwm: options.sndhwm,
             peers: PeerSlab::new(),
             lb: LoadBalancer::new(),
@@ -174,6 +172,43 @@ impl Core {
         if let Some(p) = self.peers.get_mut(peer) {
             let was_empty = p.out.is_empty();
             p.out.push_message(message);
+            p.out_msgs += 1;
+            if was_empty {
+                p.wake_task();
+            }
+        }
+    }
+
+    /// Encodes `head` then `body` as one message onto `peer`'s queue (envelopes: REQ's
+    /// delimiter, REP's saved envelope, ROUTER's body without its routing-id frame), waking
+    /// its task if the queue was empty. Counts against the HWM like [`Core::enqueue`].
+    pub fn enqueue_parts(&mut self, peer: PeerId, head: &[Bytes], body: &[Bytes]) {
+        let Some(last) = (head.len() + body.len()).checked_sub(1) else {
+            return;
+        };
+        if let Some(p) = self.peers.get_mut(peer) {
+            let was_empty = p.out.is_empty();
+            for (i, frame) in head.iter().chain(body).enumerate() {
+                let flags = if i < last {
+                    crate::wire::frame::FLAG_MORE
+                } else {
+                    0
+                };
+                p.out.push_frame(flags, frame);
+            }
+            p.out_msgs += 1;
+            if was_empty {
+                p.wake_task();
+            }
+        }
+    }
+
+    /// Appends one data message the caller encoded itself (PUB encodes once for all matching
+    /// subscribers) to `peer`'s queue, counting it against the HWM like [`Core::enqueue`].
+    pub fn enqueue_encoded_message(&mut self, peer: PeerId, bytes: &[u8]) {
+        if let Some(p) = self.peers.get_mut(peer) {
+            let was_empty = p.out.is_empty();
+            p.out.push_bytes(bytes);
             p.out_msgs += 1;
             if was_empty {
                 p.wake_task();
@@ -293,7 +328,7 @@ pub(crate) struct SocketCore<P: Pattern> {
 impl<P: Pattern> SocketCore<P> {
     pub fn new(socket_type: SocketType, options: SocketOptions, pattern: P) -> Result<Self> {
         options.validate()?;
-        let core = Core::new(socket_type, &options);
+        let core = Core::new(&options);
         Ok(SocketCore {
             shared: Arc::new(Shared {
                 socket_type,

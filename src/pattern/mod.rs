@@ -12,15 +12,18 @@
 //! - [`fq`]: [`FairQueue`], per-peer inbound queues served one message per turn.
 //! - [`trie`]: [`SubscriptionTrie`] (publisher side) and [`LocalSubscriptions`] (subscriber).
 //! - [`routing`]: [`RoutingTable`], ROUTER routing ids to peers and back.
+//! - [`req`]: [`ReqState`] and [`RepState`], request–reply alternation and envelopes.
 
 pub mod fq;
 pub mod lb;
 pub mod peer;
+pub mod req;
 pub mod routing;
 pub mod trie;
 
 pub use fq::FairQueue;
 pub use lb::LoadBalancer;
 pub use peer::{PeerId, PeerMap, PeerSlab};
+pub use req::{RepState, ReqState, RequestEnvelope, StateError};
 pub use routing::{AttachError, RoutingTable};
 pub use trie::{LocalSubscriptions, SubscriptionChange, SubscriptionTrie};

@@ -12,13 +12,21 @@
 //!   `close().await` does the same and waits for it, which a program must do before its
 //!   runtime shuts down if the last messages matter.
 
+mod dealer;
 mod pair;
+mod pubsub;
 mod pull;
 mod push;
+mod reqrep;
+mod router;
 
+pub use dealer::Dealer;
 pub use pair::Pair;
+pub use pubsub::{Pub, Sub, XPub, XSub};
 pub use pull::Pull;
 pub use push::Push;
+pub use reqrep::{Rep, Req};
+pub use router::Router;
 
 use crate::error::{Error, Result};
 use crate::message::Message;

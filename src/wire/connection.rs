@@ -162,6 +162,12 @@ impl Connection {
         self.version
     }
 
+    /// Body length of a frame still arriving (its header already decoded), if any. Never
+    /// more than the maximum message size, which the header was checked against.
+    pub fn pending_frame_len(&self) -> Option<usize> {
+        self.decoder.pending_body_len()
+    }
+
     /// Consumes as much of `buf` as forms complete greeting, frames and messages.
     ///
     /// Partial frames stay in `buf` (or in the decoder); call again when more bytes arrive.
@@ -829,6 +835,21 @@ mod tests {
         assert_eq!(transmit(&mut sub), b"\x04\x0f\x09SUBSCRIBEtopic");
         sub.send_cancel(b"topic");
         assert_eq!(transmit(&mut sub), b"\x04\x0c\x06CANCELtopic");
+    }
+
+    #[test]
+    fn greeting_padding_and_as_server_are_not_validated() {
+        // RFC 23/37: padding has no significance and must not be validated. The as-server
+        // bit must be zero with NULL, but libzmq does not check it either.
+        let now = t0();
+        let mut greeting = libzmq_greeting(1);
+        greeting[1..9].copy_from_slice(&[0xAB; 8]);
+        greeting[32] = 1;
+        greeting[33..].fill(0x5A);
+        let mut pull = Connection::new(ConnectionConfig::new(SocketType::Pull), now);
+        feed(&mut pull, &greeting, now).unwrap();
+        feed(&mut pull, &libzmq_ready(SocketType::Push, b""), now).unwrap();
+        assert!(pull.is_ready());
     }
 
     #[test]

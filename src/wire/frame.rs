@@ -69,11 +69,43 @@ impl FrameDecoder {
         self.pending.is_none()
     }
 
+    /// Body length of the frame whose header was decoded but whose body is still arriving.
+    /// The engine uses it to read a large body straight into a buffer of its own size.
+    pub fn pending_body_len(&self) -> Option<usize> {
+        self.pending.map(|(_, len)| len)
+    }
+
     /// Decodes the next complete frame from the front of `buf`, consuming it.
     ///
     /// Returns `Ok(None)` when more bytes are needed; the header of a partially received frame
     /// is consumed and remembered, so call again with the same buffer once more bytes arrive.
+    #[inline]
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
+        // Fast path for the common case of a valid short frame already entirely in the
+        // buffer: one split for header and body, no pending state. Anything else, including
+        // every fault, takes the general path below, which re-checks from scratch.
+        if self.pending.is_none()
+            && let [flags, len, ..] = buf[..]
+        {
+            let len = usize::from(len);
+            if flags & (RESERVED_FLAGS | FLAG_LONG) == 0
+                && flags & (FLAG_COMMAND | FLAG_MORE) != FLAG_COMMAND | FLAG_MORE
+                && buf.len() >= 2 + len
+                && self.max_frame_bytes.is_none_or(|max| len as u64 <= max)
+            {
+                let mut body = buf.split_to(2 + len).freeze();
+                body.advance(2);
+                return Ok(Some(Frame {
+                    more: flags & FLAG_MORE != 0,
+                    command: flags & FLAG_COMMAND != 0,
+                    body,
+                }));
+            }
+        }
+        self.decode_general(buf)
+    }
+
+    fn decode_general(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
         let (flags, len) = match self.pending {
             Some(header) => header,
             None => match self.decode_header(buf)? {

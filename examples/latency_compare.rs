@@ -1,0 +1,288 @@
+//! Side-by-side REQ/REP latency in one run: ferromq, libzmq (the `zmq` crate) and the raw
+//! TCP floor, alternating, 64-byte messages over TCP loopback, each server in its own
+//! process. Reports one-way p50/p99 (half a round trip) per repetition, the medians over
+//! repetitions, and the ratios ferromq/libzmq and ferromq/raw.
+//!
+//! ```text
+//! latency_compare [roundtrips] [repetitions]        (defaults 20000, 3)
+//! ```
+//!
+//! The measuring client runs in this process; each server is this same binary re-invoked
+//! as `latency_compare serve <ferromq|libzmq|raw> <roundtrips>`, which prints its endpoint
+//! on its first stdout line. ferromq sides use a current-thread tokio runtime; libzmq sides
+//! use libzmq's defaults (one I/O thread per context besides the caller's); the raw floor
+//! uses blocking std sockets with TCP_NODELAY. The first `WARMUP_ROUNDTRIPS` of each run
+//! are not measured.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Instant;
+
+/// Message body size, bytes.
+const MESSAGE_BYTES: usize = 64;
+/// Round trips before measuring (connection set-up, caches, allocator warm-up).
+const WARMUP_ROUNDTRIPS: usize = 1_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Ferromq,
+    Libzmq,
+    Raw,
+}
+
+impl Kind {
+    const ALL: [Kind; 3] = [Kind::Ferromq, Kind::Libzmq, Kind::Raw];
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Ferromq => "ferromq",
+            Kind::Libzmq => "libzmq",
+            Kind::Raw => "raw",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+type BoxError = Box<dyn std::error::Error>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let result = match args.get(1).map(String::as_str) {
+        Some("serve") => match (args.get(2).and_then(|k| Kind::parse(k)), args.get(3)) {
+            (Some(kind), Some(n)) => match n.parse() {
+                Ok(n) => serve(kind, n),
+                Err(e) => Err(e.into()),
+            },
+            _ => Err("usage: latency_compare serve <ferromq|libzmq|raw> <roundtrips>".into()),
+        },
+        _ => {
+            let arg = |i: usize, default: usize| {
+                args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default)
+            };
+            compare(arg(1, 20_000).max(1), arg(2, 3).max(1))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("latency_compare: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One run's one-way latencies, in microseconds.
+#[derive(Debug, Clone, Copy)]
+struct Figures {
+    p50: f64,
+    p99: f64,
+}
+
+fn figures(mut one_way_us: Vec<f64>) -> Figures {
+    one_way_us.sort_by(f64::total_cmp);
+    let n = one_way_us.len();
+    let at = |p: f64| one_way_us[((n as f64 * p) as usize).min(n - 1)];
+    Figures {
+        p50: at(0.50),
+        p99: at(0.99),
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn compare(roundtrips: usize, repetitions: usize) -> Result<(), BoxError> {
+    println!(
+        "REQ/REP one-way latency, {MESSAGE_BYTES} B over TCP loopback, {roundtrips} round trips \
+         x {repetitions} repetitions (after {WARMUP_ROUNDTRIPS} warm-up)"
+    );
+    let mut results: Vec<(Kind, Vec<Figures>)> =
+        Kind::ALL.iter().map(|&k| (k, Vec::new())).collect();
+    for repetition in 1..=repetitions {
+        for (kind, runs) in &mut results {
+            let run = figures(run_once(*kind, roundtrips)?);
+            println!(
+                "rep {repetition} {:<8} p50 {:>8.3} [us]  p99 {:>8.3} [us]",
+                kind.name(),
+                run.p50,
+                run.p99
+            );
+            runs.push(run);
+        }
+    }
+    println!("median over repetitions:");
+    let mut medians = Vec::new();
+    for (kind, runs) in &results {
+        let p50 = median(runs.iter().map(|f| f.p50).collect());
+        let p99 = median(runs.iter().map(|f| f.p99).collect());
+        println!(
+            "{:<8} p50 {p50:>8.3} [us]  p99 {p99:>8.3} [us]",
+            kind.name()
+        );
+        medians.push(Figures { p50, p99 });
+    }
+    let (ours, theirs, raw) = (medians[0], medians[1], medians[2]);
+    println!(
+        "ferromq/libzmq: p50 {:.3}  p99 {:.3}   (goal p50 <= 0.55)",
+        ours.p50 / theirs.p50,
+        ours.p99 / theirs.p99
+    );
+    println!(
+        "ferromq/raw:    p50 {:.3}  p99 {:.3}   (goal p50 <= 1.5)",
+        ours.p50 / raw.p50,
+        ours.p99 / raw.p99
+    );
+    Ok(())
+}
+
+/// Starts a server process of `kind`, measures `roundtrips` round trips against it.
+fn run_once(kind: Kind, roundtrips: usize) -> Result<Vec<f64>, BoxError> {
+    let total = WARMUP_ROUNDTRIPS + roundtrips;
+    let mut server = Command::new(std::env::current_exe()?)
+        .args(["serve", kind.name(), &total.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut endpoint = String::new();
+    BufReader::new(server.stdout.take().ok_or("no server stdout")?).read_line(&mut endpoint)?;
+    let endpoint = endpoint.trim();
+    let samples = match kind {
+        Kind::Ferromq => ferromq_client(endpoint, roundtrips),
+        Kind::Libzmq => libzmq_client(endpoint, roundtrips),
+        Kind::Raw => raw_client(endpoint, roundtrips),
+    };
+    let status = server.wait()?;
+    let samples = samples?;
+    if !status.success() {
+        return Err(format!("{} server failed: {status}", kind.name()).into());
+    }
+    Ok(samples)
+}
+
+/// Times `roundtrips` calls of `roundtrip` after the warm-up; one-way microseconds.
+fn timed(
+    roundtrips: usize,
+    mut roundtrip: impl FnMut() -> Result<(), BoxError>,
+) -> Result<Vec<f64>, BoxError> {
+    for _ in 0..WARMUP_ROUNDTRIPS {
+        roundtrip()?;
+    }
+    let mut one_way_us = Vec::with_capacity(roundtrips);
+    for _ in 0..roundtrips {
+        let sent = Instant::now();
+        roundtrip()?;
+        one_way_us.push(sent.elapsed().as_secs_f64() * 1e6 / 2.0);
+    }
+    Ok(one_way_us)
+}
+
+fn current_thread_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+fn ferromq_client(endpoint: &str, roundtrips: usize) -> Result<Vec<f64>, BoxError> {
+    current_thread_runtime()?.block_on(async {
+        let req = ferromq::Req::new();
+        req.connect(endpoint)?;
+        let request = ferromq::Message::from(vec![0u8; MESSAGE_BYTES]);
+        let total = WARMUP_ROUNDTRIPS + roundtrips;
+        let mut one_way_us = Vec::with_capacity(roundtrips);
+        for i in 0..total {
+            let sent = Instant::now();
+            req.send(request.clone()).await?;
+            req.recv().await?;
+            if i >= WARMUP_ROUNDTRIPS {
+                one_way_us.push(sent.elapsed().as_secs_f64() * 1e6 / 2.0);
+            }
+        }
+        req.close().await;
+        Ok(one_way_us)
+    })
+}
+
+fn libzmq_client(endpoint: &str, roundtrips: usize) -> Result<Vec<f64>, BoxError> {
+    let ctx = zmq::Context::new();
+    let req = ctx.socket(zmq::REQ)?;
+    req.connect(endpoint)?;
+    let request = [0u8; MESSAGE_BYTES];
+    let mut reply = zmq::Message::new();
+    timed(roundtrips, || {
+        req.send(&request[..], 0)?;
+        req.recv(&mut reply, 0)?;
+        Ok(())
+    })
+}
+
+/// The bytes of a ferromq/libzmq REQ request on the wire: empty delimiter, body frame.
+fn framed_request() -> Vec<u8> {
+    let mut wire = vec![0x01, 0x00, 0x00, MESSAGE_BYTES as u8];
+    wire.resize(wire.len() + MESSAGE_BYTES, 0);
+    wire
+}
+
+fn raw_client(endpoint: &str, roundtrips: usize) -> Result<Vec<f64>, BoxError> {
+    let mut stream = TcpStream::connect(endpoint.trim_start_matches("tcp://"))?;
+    stream.set_nodelay(true)?;
+    let request = framed_request();
+    let mut reply = vec![0; request.len()];
+    timed(roundtrips, || {
+        stream.write_all(&request)?;
+        stream.read_exact(&mut reply)?;
+        Ok(())
+    })
+}
+
+/// Server role: prints the bound endpoint, echoes `total` round trips, exits.
+fn serve(kind: Kind, total: usize) -> Result<(), BoxError> {
+    match kind {
+        Kind::Ferromq => current_thread_runtime()?.block_on(async {
+            let rep = ferromq::Rep::new();
+            let endpoint = rep.bind("tcp://127.0.0.1:0")?;
+            announce(&endpoint.to_string())?;
+            for _ in 0..total {
+                let request = rep.recv().await?;
+                rep.send(request).await?;
+            }
+            rep.close().await;
+            Ok(())
+        }),
+        Kind::Libzmq => {
+            let ctx = zmq::Context::new();
+            let rep = ctx.socket(zmq::REP)?;
+            rep.bind("tcp://127.0.0.1:*")?;
+            let endpoint = rep.get_last_endpoint()?.map_err(|_| "endpoint not UTF-8")?;
+            announce(&endpoint)?;
+            let mut request = zmq::Message::new();
+            for _ in 0..total {
+                rep.recv(&mut request, 0)?;
+                rep.send(&request[..], 0)?;
+            }
+            Ok(())
+        }
+        Kind::Raw => {
+            let listener = TcpListener::bind("127.0.0.1:0")?;
+            announce(&format!("tcp://{}", listener.local_addr()?))?;
+            let (mut stream, _) = listener.accept()?;
+            stream.set_nodelay(true)?;
+            let mut buf = framed_request();
+            for _ in 0..total {
+                stream.read_exact(&mut buf)?;
+                stream.write_all(&buf)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn announce(endpoint: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{endpoint}")?;
+    out.flush()
+}

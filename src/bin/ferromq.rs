@@ -1,0 +1,347 @@
+//! `ferromq`: every ferromq socket type from the shell.
+//!
+//! Each line on stdin is one message (frames separated by TAB), each received message is one
+//! line on stdout. See `ferromq --help` and spec/cli.md for the full contract; the exit codes
+//! are 0 (done), 1 (runtime failure) and 2 (usage error).
+
+// The binary's root is src/bin/ferromq.rs, so its modules are named by path.
+#[path = "ferromq/lines.rs"]
+mod lines;
+#[path = "ferromq/session.rs"]
+mod session;
+
+use clap::error::ErrorKind;
+use clap::{Parser, ValueEnum};
+use ferromq::{Endpoint, SocketOptions};
+use lines::LineCodec;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Exit code for a runtime failure (a timeout, a socket error, bad input on stdin).
+const EXIT_RUNTIME_FAILURE: u8 = 1;
+/// Exit code for a usage error, as clap and most Unix tools use.
+const EXIT_USAGE: u8 = 2;
+
+const AFTER_HELP: &str = "\
+Messages are lines. Each stdin line is one message, its frames separated by TAB (or
+--delimiter). Each received message is printed as one line, frames joined the same way, and
+flushed at once. A received frame that is not printable UTF-8 (or could be misread) is printed
+as 0x followed by hex; an input field of 0x followed by an even number of hex digits is sent as
+those bytes, so ROUTER identities round-trip. --hex reads and prints every frame as hex.
+
+What each type does:
+  push, pub        send stdin lines
+  pull, sub, xsub  print what they receive (stdin is not read)
+  pair, dealer,    send stdin lines and print what they receive, both at once;
+  router, xpub     router prints the sender's identity as the first field and routes a line
+                   to the peer named by its first field; xpub prints subscriptions
+                   (0x01 or 0x00 followed by the prefix)
+  req              sends a line, prints the reply, then reads the next line
+  rep              prints a request, replies with the next stdin line (or the request itself
+                   with --echo)
+
+When it stops (exit 0): push/pub after the last stdin line is sent (queued messages are
+written first, up to --linger); pull/sub/xsub after --count messages, or never; req/rep when
+stdin ends or after --count exchanges; pair/dealer/router/xpub when stdin ends, or with
+--count once stdin has ended and --count messages have arrived.
+
+Exit codes: 0 success, 1 runtime failure (e.g. --timeout expired), 2 usage error.
+
+Examples:
+  ferromq sub --connect tcp://feed.example:5556 --subscribe weather/
+  ferromq pub --bind tcp://*:5556 --wait-subscribers 1 < events.txt
+  echo ping | ferromq req --connect tcp://127.0.0.1:5555 --timeout 2000
+  ferromq rep --bind ipc:///tmp/echo.sock --echo
+  ferromq router --bind tcp://*:5570     # reply with: <identity><TAB><reply>";
+
+/// Command-line arguments.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferromq",
+    version,
+    about = "Send and receive ZeroMQ messages from the shell, with any socket type",
+    after_help = AFTER_HELP
+)]
+struct Cli {
+    /// Socket type.
+    #[arg(value_enum, value_name = "TYPE")]
+    socket_type: SocketKind,
+
+    /// Bind to an endpoint (tcp://HOST:PORT, tcp://*:PORT, ipc:///PATH, ipc://@NAME); may be
+    /// repeated.
+    #[arg(long, value_name = "ENDPOINT", value_parser = parse_endpoint)]
+    bind: Vec<Endpoint>,
+
+    /// Connect to an endpoint (returns at once, reconnects in the background); may be
+    /// repeated.
+    #[arg(long, value_name = "ENDPOINT", value_parser = parse_endpoint)]
+    connect: Vec<Endpoint>,
+
+    /// sub/xsub: subscribe to messages whose first frame starts with PREFIX; may be repeated.
+    /// Without it, subscribes to everything.
+    #[arg(long, value_name = "PREFIX")]
+    subscribe: Vec<String>,
+
+    /// rep: reply to each request with the request itself instead of a stdin line.
+    #[arg(long)]
+    echo: bool,
+
+    /// Exit after N messages: sent (push, pub), received (pull, sub, xsub, and pair, dealer,
+    /// router, xpub once stdin has ended), or request–reply exchanges (req, rep).
+    #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    count: Option<u64>,
+
+    /// Fail (exit 1) when no message arrives for MS milliseconds, or a send or
+    /// --wait-subscribers cannot complete within MS.
+    #[arg(long, value_name = "MS")]
+    timeout: Option<u64>,
+
+    /// The socket's routing identity (ZMQ_ROUTING_ID), as text or 0x-hex.
+    #[arg(long, value_name = "ID")]
+    identity: Option<String>,
+
+    /// How long queued messages may delay exit once stdin has ended (ZMQ_LINGER; default:
+    /// until all are written).
+    #[arg(long, value_name = "MS")]
+    linger: Option<u64>,
+
+    /// Send high-water mark in messages per peer (ZMQ_SNDHWM; 0: no limit) [default: 1000].
+    #[arg(long, value_name = "N")]
+    sndhwm: Option<usize>,
+
+    /// Receive high-water mark in messages per peer (ZMQ_RCVHWM; 0: no limit) [default: 1000].
+    #[arg(long, value_name = "N")]
+    rcvhwm: Option<usize>,
+
+    /// pub/xpub: before the first send, wait until N subscribers hold a subscription (the
+    /// cure for the slow-joiner problem).
+    #[arg(long, value_name = "N")]
+    wait_subscribers: Option<usize>,
+
+    /// Wait MS milliseconds before the first send.
+    #[arg(long, value_name = "MS")]
+    delay: Option<u64>,
+
+    /// Frame separator in input and output lines (`\t` means TAB) [default: TAB].
+    #[arg(long, value_name = "STR")]
+    delimiter: Option<String>,
+
+    /// Read and print every frame as hex.
+    #[arg(long)]
+    hex: bool,
+
+    /// Log binds, connects, handshakes and disconnects to stderr (filter with RUST_LOG).
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+/// The socket types, as typed on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SocketKind {
+    Push,
+    Pull,
+    Pub,
+    Sub,
+    Xpub,
+    Xsub,
+    Req,
+    Rep,
+    Dealer,
+    Router,
+    Pair,
+}
+
+fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
+    text.parse::<Endpoint>().map_err(|e| e.to_string())
+}
+
+/// Why the tool stopped early.
+#[derive(Debug)]
+enum Failure {
+    /// The command line asks for something impossible (exit 2).
+    Usage(String),
+    /// Something went wrong while running (exit 1).
+    Runtime(String),
+    /// Whoever read stdout has gone (as `head` does): a normal end, exit 0.
+    OutputClosed,
+}
+
+/// The checked settings a run needs.
+#[derive(Debug)]
+struct Config {
+    kind: SocketKind,
+    bind: Vec<Endpoint>,
+    connect: Vec<Endpoint>,
+    options: SocketOptions,
+    codec: LineCodec,
+    subscriptions: Vec<bytes::Bytes>,
+    echo: bool,
+    count: Option<u64>,
+    timeout: Option<Duration>,
+    wait_subscribers: Option<usize>,
+    delay: Option<Duration>,
+}
+
+impl Cli {
+    /// Checks what clap cannot, naming the offending option.
+    fn into_config(self) -> Result<Config, Failure> {
+        use SocketKind::*;
+        let usage = |message: String| Err(Failure::Usage(message));
+        if self.bind.is_empty() && self.connect.is_empty() {
+            return usage("give at least one --bind or --connect endpoint".into());
+        }
+        let kind = self.socket_type;
+        let type_name = kind
+            .to_possible_value()
+            .map_or_else(String::new, |v| v.get_name().to_owned());
+        if !self.subscribe.is_empty() && !matches!(kind, Sub | Xsub) {
+            return usage(format!(
+                "--subscribe applies to sub and xsub, not {type_name}"
+            ));
+        }
+        if self.echo && kind != Rep {
+            return usage(format!("--echo applies to rep, not {type_name}"));
+        }
+        if self.wait_subscribers.is_some() && !matches!(kind, Pub | Xpub) {
+            return usage(format!(
+                "--wait-subscribers applies to pub and xpub, not {type_name}"
+            ));
+        }
+        if matches!(kind, Pull | Sub | Xsub) && self.delay.is_some() {
+            return usage(format!("--delay applies to sending types, not {type_name}"));
+        }
+        let delimiter = match self.delimiter.as_deref() {
+            None | Some("\\t") => b"\t".to_vec(),
+            Some("") => return usage("--delimiter must not be empty".into()),
+            Some(other) => other.as_bytes().to_vec(),
+        };
+        let codec = LineCodec::new(delimiter, self.hex);
+
+        let mut options = SocketOptions::default();
+        if let Some(id) = &self.identity {
+            let id = codec
+                .parse_field(id.as_bytes())
+                .map_err(|e| Failure::Usage(format!("--identity {e}")))?;
+            options.routing_id = Some(id);
+        }
+        options.linger = self.linger.map(Duration::from_millis);
+        if let Some(hwm) = self.sndhwm {
+            options.sndhwm = hwm;
+        }
+        if let Some(hwm) = self.rcvhwm {
+            options.rcvhwm = hwm;
+        }
+        // Tell the user about an unknown identity instead of dropping the line silently.
+        options.router_mandatory = kind == Router;
+        if let Err(e) = options.validate() {
+            let option = match &e {
+                ferromq::Error::InvalidOption {
+                    option: "routing_id",
+                    ..
+                } => "--identity",
+                _ => "option",
+            };
+            return usage(format!("{option}: {e}"));
+        }
+
+        let subscriptions = self
+            .subscribe
+            .iter()
+            .map(|prefix| codec.parse_field(prefix.as_bytes()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| Failure::Usage(format!("--subscribe {e}")))?;
+
+        Ok(Config {
+            kind,
+            bind: self.bind,
+            connect: self.connect,
+            options,
+            codec,
+            subscriptions,
+            echo: self.echo,
+            count: self.count,
+            timeout: self.timeout.map(Duration::from_millis),
+            wait_subscribers: self.wait_subscribers,
+            delay: self.delay.map(Duration::from_millis),
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_exit(e),
+    };
+    let verbose = cli.verbose;
+    let config = match cli.into_config() {
+        Ok(config) => config,
+        Err(failure) => return report(failure),
+    };
+    if verbose {
+        init_logging();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return report(Failure::Runtime(format!("cannot start the runtime: {e}"))),
+    };
+    let outcome = runtime.block_on(session::run(config));
+    // The stdin reader thread may sit in a read that cannot be cancelled; don't wait for it.
+    runtime.shutdown_background();
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => report(failure),
+    }
+}
+
+/// Prints a failure as one line on stderr and picks its exit code.
+fn report(failure: Failure) -> ExitCode {
+    let (code, message) = match failure {
+        Failure::Usage(m) => (EXIT_USAGE, format!("{m} (see ferromq --help)")),
+        Failure::Runtime(m) => (EXIT_RUNTIME_FAILURE, m),
+        Failure::OutputClosed => return ExitCode::SUCCESS,
+    };
+    eprintln!("ferromq: {message}");
+    ExitCode::from(code)
+}
+
+/// `--help` and `--version` print and exit 0; every other clap error becomes one line on
+/// stderr and exit 2.
+fn clap_exit(error: clap::Error) -> ExitCode {
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
+        // Nothing useful can be done if stdout is gone.
+        let _ = error.print();
+        return ExitCode::SUCCESS;
+    }
+    // clap's text is several paragraphs (message, tips, usage); the first names the input.
+    let text = error.to_string();
+    let first_paragraph = text
+        .split("\n\n")
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let message = first_paragraph
+        .strip_prefix("error: ")
+        .unwrap_or(&first_paragraph);
+    report(Failure::Usage(message.to_owned()))
+}
+
+/// `--verbose`: the library's and the tool's tracing events to stderr, `RUST_LOG` if set,
+/// else debug level for ferromq.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("ferromq=debug"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}

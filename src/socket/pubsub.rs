@@ -1,0 +1,826 @@
+//! Publish–subscribe (RFC 29): [`Pub`], [`Sub`], [`XPub`] and [`XSub`].
+//!
+//! Filtering happens at the publisher. Subscribers send their prefixes upstream (a SUBSCRIBE
+//! command to ZMTP 3.1 peers, the `0x01 prefix` data message to 3.0 peers) and replay them on
+//! every (re)connect; a publisher matches each message's first frame against a
+//! [`SubscriptionTrie`], encodes the message once and queues it only for the peers that asked
+//! for it. A publisher never waits: a subscriber at its send high-water mark loses the whole
+//! message, and the socket counts the loss. spec/pubsub.md lists every departure from libzmq.
+
+use crate::engine::{Core, Pattern, QUEUE_SOFT_LIMIT_BYTES, SocketCore, State, WakerList};
+use crate::error::{Error, Result, SendError};
+use crate::message::Message;
+use crate::options::SocketOptions;
+use crate::pattern::{LocalSubscriptions, PeerId, PeerMap, SubscriptionChange, SubscriptionTrie};
+use crate::wire::frame::{FLAG_MORE, WRITE_FLATTEN_THRESHOLD_BYTES, encode_header};
+use crate::wire::{Command, SocketType};
+use bytes::{BufMut, Bytes, BytesMut};
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::task::{Context, Poll};
+
+/// First byte of a subscription sent as data (ZMTP 3.0 form, and XPUB/XSUB user messages).
+const SUBSCRIBE_BYTE: u8 = 1;
+/// First byte of a cancellation sent as data.
+const CANCEL_BYTE: u8 = 0;
+
+/// The publishing half shared by PUB and XPUB: who wants what, and fan-out.
+#[derive(Debug)]
+struct Publisher {
+    trie: SubscriptionTrie,
+    /// Prefixes each peer holds in the trie; only peers holding at least one are present.
+    prefixes_held: PeerMap<usize>,
+    /// Matching peers of the message being sent (kept to avoid an allocation per send).
+    matched: Vec<PeerId>,
+    /// The message being sent, encoded once for all its subscribers.
+    encoded: BytesMut,
+    /// Tasks in `wait_for_subscribers`.
+    subscriber_wakers: WakerList,
+}
+
+impl Publisher {
+    fn new() -> Self {
+        Publisher {
+            trie: SubscriptionTrie::new(),
+            prefixes_held: PeerMap::new(),
+            matched: Vec::new(),
+            encoded: BytesMut::new(),
+            subscriber_wakers: WakerList::default(),
+        }
+    }
+
+    /// Applies one subscribe or cancel of `peer` to the trie.
+    fn apply(&mut self, peer: PeerId, subscribe: bool, prefix: &[u8]) -> SubscriptionChange {
+        let change = if subscribe {
+            self.trie.subscribe(prefix, peer)
+        } else {
+            self.trie.unsubscribe(prefix, peer)
+        };
+        if change.for_peer {
+            if subscribe {
+                match self.prefixes_held.get_mut(peer) {
+                    Some(held) => *held += 1,
+                    None => {
+                        self.prefixes_held.insert(peer, 1);
+                        self.subscriber_wakers.wake_all();
+                    }
+                }
+            } else if let Some(held) = self.prefixes_held.get_mut(peer) {
+                *held -= 1;
+                if *held == 0 {
+                    self.prefixes_held.remove(peer);
+                }
+            }
+        }
+        change
+    }
+
+    /// Forgets a departed peer; `on_last` sees each prefix no peer holds any more.
+    fn remove_peer(&mut self, peer: PeerId, on_last: impl FnMut(&[u8])) {
+        self.trie.remove_peer(peer, on_last);
+        self.prefixes_held.remove(peer);
+    }
+
+    fn subscriber_count(&self) -> usize {
+        self.prefixes_held.len()
+    }
+
+    /// Queues `message` for every subscriber whose prefix matches its first frame and that is
+    /// under its send HWM; counts one drop per subscriber at its HWM. Returns whether a
+    /// receiving peer's queue reached the soft byte limit or half its HWM (the sender should
+    /// yield: small messages reach the HWM long before the byte limit).
+    fn distribute(&mut self, core: &mut Core, message: &Message) -> bool {
+        let Some(topic) = message.first() else {
+            return false;
+        };
+        self.trie.matching_peers(topic, &mut self.matched);
+        if self.matched.is_empty() {
+            return false;
+        }
+        // Small frames are encoded once and copied per peer; a large frame is queued by
+        // reference (a `Bytes` clone) for each peer instead, so it is never copied at all.
+        let encode_once = message
+            .iter()
+            .all(|frame| frame.len() < WRITE_FLATTEN_THRESHOLD_BYTES);
+        if encode_once {
+            self.encoded.clear();
+            let last = message.len() - 1;
+            for (i, frame) in message.iter().enumerate() {
+                let flags = if i < last { FLAG_MORE } else { 0 };
+                encode_header(&mut self.encoded, flags, frame.len());
+                self.encoded.put_slice(frame);
+            }
+        }
+        let hwm = core.sndhwm;
+        let mut congested = false;
+        for &peer in &self.matched {
+            if !core.peers.get(peer).is_some_and(|p| p.has_room(hwm)) {
+                core.dropped_msgs += 1;
+                continue;
+            }
+            if encode_once {
+                core.enqueue_encoded_message(peer, &self.encoded);
+            } else {
+                core.enqueue(peer, message);
+            }
+            congested |= core.peers.get(peer).is_some_and(|p| {
+                p.out.len() >= QUEUE_SOFT_LIMIT_BYTES || (hwm > 0 && p.out_msgs >= hwm / 2)
+            });
+        }
+        congested
+    }
+}
+
+/// Sends `message` to matching subscribers, then yields once if some subscriber's queue is
+/// long. The yield matters on a current-thread runtime: connection tasks run only when the
+/// publishing task gives the thread up, and a publisher that never waits would otherwise keep
+/// queueing until every subscriber hit its HWM and started losing messages, even subscribers
+/// fast enough to take everything. One yield lets their tasks write the batch out; it does not
+/// wait for anything, so a stalled subscriber still cannot slow the publisher down.
+async fn publish<P: Pattern>(
+    core: &SocketCore<P>,
+    message: Message,
+    publisher: impl FnOnce(&mut P) -> &mut Publisher,
+) -> Result<(), SendError> {
+    if let Err(e) = super::check_not_empty(&message) {
+        return Err(SendError::new(e, message));
+    }
+    let congested = {
+        let mut state = core.lock();
+        let State { core, pattern } = &mut *state;
+        publisher(pattern).distribute(core, &message)
+    };
+    if congested {
+        tokio::task::yield_now().await;
+    }
+    Ok(())
+}
+
+/// Waits until at least `n` peers hold a subscription.
+async fn wait_for_subscribers<P: Pattern>(
+    core: &SocketCore<P>,
+    n: usize,
+    publisher: impl Fn(&mut P) -> &mut Publisher,
+) {
+    poll_fn(|cx| {
+        let mut state = core.lock();
+        let publisher = publisher(&mut state.pattern);
+        if publisher.subscriber_count() >= n {
+            Poll::Ready(())
+        } else {
+            publisher.subscriber_wakers.register(cx.waker());
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// The subscribing half shared by SUB and XSUB: counted local subscriptions, sent upstream.
+#[derive(Debug)]
+struct Subscriber {
+    subscriptions: LocalSubscriptions,
+    /// Publishers whose handshake completed, in attach order.
+    publishers: Vec<PeerId>,
+    /// One encoded subscription or cancel.
+    encoded: BytesMut,
+}
+
+impl Subscriber {
+    fn new() -> Self {
+        Subscriber {
+            subscriptions: LocalSubscriptions::new(),
+            publishers: Vec::new(),
+            encoded: BytesMut::new(),
+        }
+    }
+
+    /// A publisher connected (or reconnected): it hears every subscription, each prefix once.
+    fn attach(&mut self, core: &mut Core, peer: PeerId) {
+        core.inbox.add_peer(peer);
+        self.publishers.push(peer);
+        let Subscriber {
+            subscriptions,
+            encoded,
+            ..
+        } = self;
+        for prefix in subscriptions.iter() {
+            send_subscription(core, peer, true, prefix, encoded);
+        }
+    }
+
+    fn detach(&mut self, peer: PeerId) {
+        self.publishers.retain(|&p| p != peer);
+    }
+
+    /// Every subscribe goes upstream, even a repeated one, as libzmq's XSUB does (an XPUB
+    /// upstream in verbose mode wants to see each); the local count decides cancels.
+    fn subscribe(&mut self, core: &mut Core, prefix: &[u8]) {
+        self.subscriptions.add(prefix);
+        self.tell_publishers(core, true, prefix);
+    }
+
+    /// A cancel goes upstream only when the last of the prefix's subscriptions is removed.
+    fn unsubscribe(&mut self, core: &mut Core, prefix: &[u8]) {
+        if self.subscriptions.remove(prefix) {
+            self.tell_publishers(core, false, prefix);
+        }
+    }
+
+    fn tell_publishers(&mut self, core: &mut Core, subscribe: bool, prefix: &[u8]) {
+        for &peer in &self.publishers {
+            send_subscription(core, peer, subscribe, prefix, &mut self.encoded);
+        }
+    }
+}
+
+/// Queues a subscribe or cancel for `peer` in the form its ZMTP version understands: the
+/// SUBSCRIBE/CANCEL command for 3.1, the `0x01`/`0x00 prefix` data message for 3.0. Both
+/// forms are accepted by libzmq 4.3's PUB and XPUB. Subscriptions do not count against the
+/// HWM: losing one would silently starve the subscriber.
+fn send_subscription(
+    core: &mut Core,
+    peer: PeerId,
+    subscribe: bool,
+    prefix: &[u8],
+    encoded: &mut BytesMut,
+) {
+    let Some(version) = core.peers.get(peer).map(|p| p.version()) else {
+        return;
+    };
+    encoded.clear();
+    if version >= (3, 1) {
+        let prefix = Bytes::copy_from_slice(prefix);
+        let command = if subscribe {
+            Command::Subscribe(prefix)
+        } else {
+            Command::Cancel(prefix)
+        };
+        command.encode(encoded);
+    } else {
+        encode_header(encoded, 0, 1 + prefix.len());
+        encoded.put_u8(if subscribe {
+            SUBSCRIBE_BYTE
+        } else {
+            CANCEL_BYTE
+        });
+        encoded.put_slice(prefix);
+    }
+    core.enqueue_encoded(peer, encoded);
+}
+
+/// What a single-frame XPUB/XSUB data message starting with 1 or 0 means.
+fn as_subscription(message: &Message) -> Option<(bool, &[u8])> {
+    if message.len() != 1 {
+        return None;
+    }
+    let frame = message.first()?;
+    match frame.first() {
+        Some(&SUBSCRIBE_BYTE) => Some((true, &frame[1..])),
+        Some(&CANCEL_BYTE) => Some((false, &frame[1..])),
+        _ => None,
+    }
+}
+
+/// A subscription notification as XPUB hands it to the user: `1`/`0` then the prefix.
+fn notification(subscribe: bool, prefix: &[u8]) -> Message {
+    let mut body = BytesMut::with_capacity(1 + prefix.len());
+    body.put_u8(if subscribe {
+        SUBSCRIBE_BYTE
+    } else {
+        CANCEL_BYTE
+    });
+    body.put_slice(prefix);
+    Message::from(body.freeze())
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Publishes messages to every connected SUB/XSUB peer subscribed to a prefix of the
+/// message's first frame. Send only.
+///
+/// `send` never waits for subscribers: a message no one subscribed to is discarded, and a
+/// subscriber whose queue is at the send high-water mark misses it (see
+/// [`Pub::dropped_messages`]). A subscriber that connects late misses what was published
+/// before its subscription arrived (the "slow joiner"); [`Pub::wait_for_subscribers`] waits
+/// for subscriptions without sleeping.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> ferromq::Result<()> {
+/// use ferromq::{Message, Pub, Sub};
+///
+/// let publisher = Pub::new();
+/// let endpoint = publisher.bind("tcp://127.0.0.1:0")?;
+/// let subscriber = Sub::new();
+/// subscriber.subscribe("weather/");
+/// subscriber.connect(&endpoint)?;
+/// publisher.wait_for_subscribers(1).await;
+///
+/// publisher.send("sports/cup final").await?;
+/// publisher.send(Message::from_iter(["weather/paris", "sunny"])).await?;
+/// let message = subscriber.recv().await?;
+/// assert_eq!(message.frames()[0], "weather/paris");
+/// assert_eq!(message.frames()[1], "sunny");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Pub {
+    core: SocketCore<PubPattern>,
+}
+
+#[derive(Debug)]
+pub(crate) struct PubPattern {
+    publisher: Publisher,
+}
+
+impl PubPattern {
+    fn new(_: &SocketOptions) -> Self {
+        PubPattern {
+            publisher: Publisher::new(),
+        }
+    }
+}
+
+impl Pattern for PubPattern {
+    /// A subscriber receives nothing until it subscribes.
+    fn attach(&mut self, _: &mut Core, _: PeerId) -> bool {
+        true
+    }
+
+    fn detach(&mut self, _: &mut Core, peer: PeerId) {
+        self.publisher.remove_peer(peer, |_| {});
+    }
+
+    /// PUB ignores anything but subscriptions from its peers, as libzmq does.
+    fn deliver(&mut self, _: &mut Core, _: PeerId, _: Message) -> Result<(), Message> {
+        Ok(())
+    }
+
+    fn subscription(&mut self, _: &mut Core, peer: PeerId, subscribe: bool, prefix: Bytes) {
+        self.publisher.apply(peer, subscribe, &prefix);
+    }
+}
+
+super::socket_common!(Pub, PubPattern, SocketType::Pub);
+
+impl Pub {
+    /// Publishes a message to every subscriber with a matching subscription. Never waits for
+    /// a subscriber; it only fails for a message without frames.
+    pub async fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
+        publish(&self.core, message.into(), |p| &mut p.publisher).await
+    }
+
+    /// Messages not delivered because a subscriber was at its send HWM, counted once per
+    /// subscriber that missed one (libzmq drops them without counting).
+    pub fn dropped_messages(&self) -> u64 {
+        self.core.dropped_messages()
+    }
+
+    /// Connected peers holding at least one subscription.
+    pub fn subscriber_count(&self) -> usize {
+        self.core.lock().pattern.publisher.subscriber_count()
+    }
+
+    /// Waits until at least `n` peers hold a subscription: the cure for the slow-joiner
+    /// problem when the number of subscribers is known.
+    pub async fn wait_for_subscribers(&self, n: usize) {
+        wait_for_subscribers(&self.core, n, |p| &mut p.publisher).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Receives messages from PUB/XPUB peers matching its subscriptions. Receive only.
+///
+/// [`Sub::subscribe`] and [`Sub::unsubscribe`] are counted: two subscribes to one prefix need
+/// two unsubscribes. Subscriptions are sent to every connected publisher (which then filters
+/// for us) and replayed whenever a publisher connects or reconnects. Messages are checked
+/// against the subscriptions again on receipt, so nothing that was in flight when its
+/// subscription was cancelled is returned.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> ferromq::Result<()> {
+/// use ferromq::{Pub, Sub};
+///
+/// let subscriber = Sub::new();
+/// let endpoint = subscriber.bind("tcp://127.0.0.1:0")?;
+/// subscriber.subscribe(""); // everything
+/// let publisher = Pub::new();
+/// publisher.connect(&endpoint)?;
+/// publisher.wait_for_subscribers(1).await;
+/// publisher.send("hello").await?;
+/// assert_eq!(subscriber.recv().await?.frames()[0], "hello");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Sub {
+    core: SocketCore<SubPattern>,
+}
+
+#[derive(Debug)]
+pub(crate) struct SubPattern {
+    subscriber: Subscriber,
+}
+
+impl SubPattern {
+    fn new(_: &SocketOptions) -> Self {
+        SubPattern {
+            subscriber: Subscriber::new(),
+        }
+    }
+
+    /// The next queued message that matches a current subscription; others are discarded.
+    fn poll_recv(&mut self, core: &mut Core, cx: &mut Context<'_>) -> Poll<Result<Message>> {
+        loop {
+            match core.recv_fair(cx) {
+                Poll::Ready(Ok((_, message))) => {
+                    let topic = message.first().map_or(&[][..], |f| &f[..]);
+                    if self.subscriber.subscriptions.matches(topic) {
+                        return Poll::Ready(Ok(message));
+                    }
+                }
+                other => return other.map(|r| r.map(|(_, m)| m)),
+            }
+        }
+    }
+}
+
+impl Pattern for SubPattern {
+    fn attach(&mut self, core: &mut Core, peer: PeerId) -> bool {
+        self.subscriber.attach(core, peer);
+        true
+    }
+
+    fn detach(&mut self, _: &mut Core, peer: PeerId) {
+        self.subscriber.detach(peer);
+    }
+}
+
+super::socket_common!(Sub, SubPattern, SocketType::Sub);
+
+impl Sub {
+    /// Subscribes to messages whose first frame starts with `prefix` (`""`: every message).
+    pub fn subscribe(&self, prefix: impl AsRef<[u8]>) {
+        let mut state = self.core.lock();
+        let State { core, pattern } = &mut *state;
+        pattern.subscriber.subscribe(core, prefix.as_ref());
+    }
+
+    /// Removes one subscription to `prefix`; the publishers hear of it when none is left.
+    /// Unsubscribing from a prefix never subscribed to does nothing.
+    pub fn unsubscribe(&self, prefix: impl AsRef<[u8]>) {
+        let mut state = self.core.lock();
+        let State { core, pattern } = &mut *state;
+        pattern.subscriber.unsubscribe(core, prefix.as_ref());
+    }
+
+    /// Receives the next matching message, waiting until one arrives (or the receive
+    /// timeout).
+    pub async fn recv(&self) -> Result<Message> {
+        self.core
+            .recv_with(|state, cx| state.pattern.poll_recv(&mut state.core, cx))
+            .await
+    }
+
+    /// Receives without waiting: [`Error::WouldBlock`] when no matching message is queued.
+    pub fn try_recv(&self) -> Result<Message> {
+        self.core
+            .try_recv_with(|state, cx| state.pattern.poll_recv(&mut state.core, cx))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// A publisher that shows subscriptions to the application: what [`XPub::recv`] returns is a
+/// notification (`1` or `0`, then the prefix) for each new or cancelled subscription, or a
+/// message a subscriber sent upstream. Sending works as for [`Pub`].
+///
+/// Options: `xpub_verbose` passes every subscribe up, not only the first for a prefix;
+/// `xpub_manual` leaves the filter to the application, which calls [`XPub::subscribe`] and
+/// [`XPub::unsubscribe`] for the peer whose notification it received last;
+/// `xpub_welcome_msg` is sent to each subscriber when it connects.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> ferromq::Result<()> {
+/// use ferromq::{Sub, XPub};
+///
+/// let xpub = XPub::new();
+/// let endpoint = xpub.bind("tcp://127.0.0.1:0")?;
+/// let subscriber = Sub::new();
+/// subscriber.connect(&endpoint)?;
+/// subscriber.subscribe("news");
+/// assert_eq!(&xpub.recv().await?.frames()[0][..], b"\x01news");
+/// subscriber.unsubscribe("news");
+/// assert_eq!(&xpub.recv().await?.frames()[0][..], b"\x00news");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct XPub {
+    core: SocketCore<XPubPattern>,
+}
+
+#[derive(Debug)]
+pub(crate) struct XPubPattern {
+    publisher: Publisher,
+    verbose: bool,
+    /// In manual mode, what each peer asked for (the trie holds what the application chose).
+    requested: Option<SubscriptionTrie>,
+    welcome: Option<Message>,
+    /// Notifications not yet received, with the peer they came from (`None`: a cancel caused
+    /// by a disconnect). Unbounded, as in libzmq: each costs a trie change.
+    notifications: VecDeque<(Option<PeerId>, Message)>,
+    /// The peer of the notification received last (manual mode).
+    last_peer: Option<PeerId>,
+}
+
+impl XPubPattern {
+    fn new(options: &SocketOptions) -> Self {
+        XPubPattern {
+            publisher: Publisher::new(),
+            verbose: options.xpub_verbose,
+            requested: options.xpub_manual.then(SubscriptionTrie::new),
+            welcome: options
+                .xpub_welcome_msg
+                .clone()
+                .filter(|w| !w.is_empty())
+                .map(Message::from),
+            notifications: VecDeque::new(),
+            last_peer: None,
+        }
+    }
+
+    fn notify(&mut self, core: &mut Core, peer: Option<PeerId>, subscribe: bool, prefix: &[u8]) {
+        self.notifications
+            .push_back((peer, notification(subscribe, prefix)));
+        core.recv_wakers.wake_all();
+    }
+
+    /// Notifications first, then messages sent upstream by subscribers.
+    fn poll_recv(&mut self, core: &mut Core, cx: &mut Context<'_>) -> Poll<Result<Message>> {
+        if let Some((peer, message)) = self.notifications.pop_front() {
+            if self.requested.is_some() {
+                self.last_peer = peer;
+            }
+            return Poll::Ready(Ok(message));
+        }
+        core.recv_fair(cx).map(|r| r.map(|(_, m)| m))
+    }
+
+    /// Subscribes or unsubscribes the last notifying peer (manual mode only).
+    fn manual(&mut self, subscribe: bool, prefix: &[u8]) -> Result<()> {
+        if self.requested.is_none() {
+            return Err(Error::WrongState {
+                socket: SocketType::XPub,
+                reason: "subscribe and unsubscribe need the xpub_manual option",
+            });
+        }
+        // `detach` clears `last_peer`, so it always names a connected peer.
+        if let Some(peer) = self.last_peer {
+            self.publisher.apply(peer, subscribe, prefix);
+        }
+        Ok(())
+    }
+}
+
+impl Pattern for XPubPattern {
+    fn attach(&mut self, core: &mut Core, peer: PeerId) -> bool {
+        core.inbox.add_peer(peer);
+        if let Some(welcome) = &self.welcome {
+            core.enqueue(peer, welcome);
+        }
+        true
+    }
+
+    fn detach(&mut self, core: &mut Core, peer: PeerId) {
+        let mut gone = Vec::new();
+        match &mut self.requested {
+            Some(requested) => {
+                requested.remove_peer(peer, |prefix| gone.push(prefix.to_vec()));
+                self.publisher.remove_peer(peer, |_| {});
+            }
+            None => self
+                .publisher
+                .remove_peer(peer, |prefix| gone.push(prefix.to_vec())),
+        }
+        if self.last_peer == Some(peer) {
+            self.last_peer = None;
+        }
+        for prefix in gone {
+            self.notify(core, None, false, &prefix);
+        }
+    }
+
+    fn subscription(&mut self, core: &mut Core, peer: PeerId, subscribe: bool, prefix: Bytes) {
+        let notify = match &mut self.requested {
+            // Manual mode shows every request; the application decides.
+            Some(requested) => {
+                if subscribe {
+                    requested.subscribe(&prefix, peer);
+                } else {
+                    requested.unsubscribe(&prefix, peer);
+                }
+                true
+            }
+            None => {
+                let change = self.publisher.apply(peer, subscribe, &prefix);
+                change.for_trie || (subscribe && self.verbose)
+            }
+        };
+        if notify {
+            self.notify(core, Some(peer), subscribe, &prefix);
+        }
+    }
+}
+
+super::socket_common!(XPub, XPubPattern, SocketType::XPub);
+
+impl XPub {
+    /// Publishes a message to every matching subscriber; never waits (see [`Pub::send`]).
+    pub async fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
+        publish(&self.core, message.into(), |p| &mut p.publisher).await
+    }
+
+    /// Receives the next subscription notification (`1`/`0` then the prefix) or upstream
+    /// message, waiting until there is one (or the receive timeout).
+    pub async fn recv(&self) -> Result<Message> {
+        self.core
+            .recv_with(|state, cx| state.pattern.poll_recv(&mut state.core, cx))
+            .await
+    }
+
+    /// Receives without waiting: [`Error::WouldBlock`] when nothing is queued.
+    pub fn try_recv(&self) -> Result<Message> {
+        self.core
+            .try_recv_with(|state, cx| state.pattern.poll_recv(&mut state.core, cx))
+    }
+
+    /// With `xpub_manual`: subscribes the peer whose notification was received last to
+    /// `prefix`. Does nothing when that peer is gone; fails without `xpub_manual`.
+    pub fn subscribe(&self, prefix: impl AsRef<[u8]>) -> Result<()> {
+        self.core.lock().pattern.manual(true, prefix.as_ref())
+    }
+
+    /// With `xpub_manual`: removes `prefix` from the peer whose notification was received
+    /// last. Fails without `xpub_manual`.
+    pub fn unsubscribe(&self, prefix: impl AsRef<[u8]>) -> Result<()> {
+        self.core.lock().pattern.manual(false, prefix.as_ref())
+    }
+
+    /// Messages not delivered because a subscriber was at its send HWM (see
+    /// [`Pub::dropped_messages`]).
+    pub fn dropped_messages(&self) -> u64 {
+        self.core.dropped_messages()
+    }
+
+    /// Connected peers holding at least one subscription.
+    pub fn subscriber_count(&self) -> usize {
+        self.core.lock().pattern.publisher.subscriber_count()
+    }
+
+    /// Waits until at least `n` peers hold a subscription.
+    pub async fn wait_for_subscribers(&self, n: usize) {
+        wait_for_subscribers(&self.core, n, |p| &mut p.publisher).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// A subscriber driven by messages: sending `1` + prefix subscribes, `0` + prefix cancels
+/// (counted as for [`Sub`]), and any other message goes upstream to every connected
+/// publisher. [`XSub::recv`] returns what the publishers send, without filtering it again
+/// (publishers filter; libzmq's XSUB does not re-check either).
+///
+/// Together with [`XPub`] it makes a forwarding proxy (see `examples/pubsub_proxy.rs`).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> ferromq::Result<()> {
+/// use ferromq::{Pub, XSub};
+///
+/// let publisher = Pub::new();
+/// let endpoint = publisher.bind("tcp://127.0.0.1:0")?;
+/// let xsub = XSub::new();
+/// xsub.connect(&endpoint)?;
+/// xsub.send(b"\x01alerts").await?;
+/// publisher.wait_for_subscribers(1).await;
+/// publisher.send("alerts: disk full").await?;
+/// assert_eq!(xsub.recv().await?.frames()[0], "alerts: disk full");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct XSub {
+    core: SocketCore<XSubPattern>,
+}
+
+#[derive(Debug)]
+pub(crate) struct XSubPattern {
+    subscriber: Subscriber,
+}
+
+impl XSubPattern {
+    fn new(_: &SocketOptions) -> Self {
+        XSubPattern {
+            subscriber: Subscriber::new(),
+        }
+    }
+
+    /// Applies a subscription message, or sends a data message to every publisher with room
+    /// (counting a drop for each one at its HWM).
+    fn send(&mut self, core: &mut Core, message: &Message) {
+        match as_subscription(message) {
+            Some((true, prefix)) => self.subscriber.subscribe(core, prefix),
+            Some((false, prefix)) => self.subscriber.unsubscribe(core, prefix),
+            None => {
+                let hwm = core.sndhwm;
+                for &peer in &self.subscriber.publishers {
+                    if core.peers.get(peer).is_some_and(|p| p.has_room(hwm)) {
+                        core.enqueue(peer, message);
+                    } else {
+                        core.dropped_msgs += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Pattern for XSubPattern {
+    fn attach(&mut self, core: &mut Core, peer: PeerId) -> bool {
+        self.subscriber.attach(core, peer);
+        true
+    }
+
+    fn detach(&mut self, _: &mut Core, peer: PeerId) {
+        self.subscriber.detach(peer);
+    }
+}
+
+super::socket_common!(XSub, XSubPattern, SocketType::XSub);
+
+impl XSub {
+    /// Sends a subscription (`1` + prefix), a cancellation (`0` + prefix) or an upstream
+    /// message. Never waits: an upstream message for a publisher at its HWM is dropped for
+    /// that publisher (see [`XSub::dropped_messages`]).
+    pub async fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
+        let message = message.into();
+        if let Err(e) = super::check_not_empty(&message) {
+            return Err(SendError::new(e, message));
+        }
+        let mut state = self.core.lock();
+        let State { core, pattern } = &mut *state;
+        pattern.send(core, &message);
+        Ok(())
+    }
+
+    /// Receives the next message from the publishers, waiting until one arrives (or the
+    /// receive timeout).
+    pub async fn recv(&self) -> Result<Message> {
+        self.core
+            .recv_with(|state, cx| state.core.recv_fair(cx).map(|r| r.map(|(_, m)| m)))
+            .await
+    }
+
+    /// Receives without waiting: [`Error::WouldBlock`] when nothing is queued.
+    pub fn try_recv(&self) -> Result<Message> {
+        self.core
+            .try_recv_with(|state, cx| state.core.recv_fair(cx).map(|r| r.map(|(_, m)| m)))
+    }
+
+    /// Upstream messages not delivered because a publisher was at its send HWM.
+    pub fn dropped_messages(&self) -> u64 {
+        self.core.dropped_messages()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_single_frame_messages_starting_with_0_or_1_are_subscriptions() {
+        assert_eq!(
+            as_subscription(&Message::from(&b"\x01ab"[..])),
+            Some((true, &b"ab"[..]))
+        );
+        assert_eq!(
+            as_subscription(&Message::from(&b"\x00"[..])),
+            Some((false, &b""[..]))
+        );
+        assert_eq!(as_subscription(&Message::from(&b"\x02ab"[..])), None);
+        assert_eq!(as_subscription(&Message::from(&b""[..])), None);
+        let multipart: Message = [&b"\x01ab"[..], b"x"].into_iter().collect();
+        assert_eq!(as_subscription(&multipart), None);
+    }
+
+    #[test]
+    fn notifications_carry_the_flag_byte_then_the_prefix() {
+        assert_eq!(&notification(true, b"ab").frames()[0][..], b"\x01ab");
+        assert_eq!(&notification(false, b"").frames()[0][..], b"\x00");
+    }
+}

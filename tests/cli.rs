@@ -1,0 +1,744 @@
+//! The `ferromq` command-line tool, run as a child process: every socket type it pairs with
+//! itself over TCP and IPC, usage errors (exit 2) and timeouts (exit 1), and the tool against
+//! libzmq sockets with either side binding.
+//!
+//! Every wait on a child (a line on stdout or stderr, its exit) is bounded by the child's
+//! deadline, and a child still running when its handle is dropped — a failed assertion
+//! included — is killed. A tool that binds is given port 0 (or a fresh ipc path) and
+//! `--verbose`, and the test reads the endpoint it really bound from its `bound …` log line.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+/// The longest any one child may take, from spawn to exit.
+const CHILD_DEADLINE: Duration = Duration::from_secs(30);
+/// libzmq's send/receive timeout, so a libzmq call can never hang a test.
+const LIBZMQ_TIMEOUT_MS: i32 = 20_000;
+
+/// A running `ferromq` process: its stdin, and its stdout and stderr as lines read on
+/// threads of their own (so a full pipe never blocks the child).
+struct Tool {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+    stderr_seen: Vec<String>,
+    deadline: Instant,
+}
+
+/// How a tool ended.
+#[derive(Debug)]
+struct Exit {
+    code: Option<i32>,
+    stdout: Vec<String>,
+    stderr: Vec<String>,
+}
+
+impl Tool {
+    fn spawn(args: &[&str]) -> Tool {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferromq"))
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ferromq");
+        let stdout = lines_of(child.stdout.take().expect("stdout piped"));
+        let stderr = lines_of(child.stderr.take().expect("stderr piped"));
+        Tool {
+            name: format!("ferromq {}", args.join(" ")),
+            stdin: child.stdin.take(),
+            child,
+            stdout,
+            stderr,
+            stderr_seen: Vec::new(),
+            deadline: Instant::now() + CHILD_DEADLINE,
+        }
+    }
+
+    /// Runs the tool to completion with `input` on stdin.
+    fn run(args: &[&str], input: &str) -> Exit {
+        let mut tool = Tool::spawn(args);
+        tool.write(input);
+        tool.close_stdin();
+        tool.wait()
+    }
+
+    fn write(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        stdin.write_all(text.as_bytes()).expect("write to ferromq");
+        stdin.flush().expect("flush to ferromq");
+    }
+
+    fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// The next line on stdout.
+    fn read_line(&mut self) -> String {
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        match self.stdout.recv_timeout(remaining) {
+            Ok(line) => line,
+            Err(RecvTimeoutError::Timeout) => self.fail("timed out waiting for a line on stdout"),
+            Err(RecvTimeoutError::Disconnected) => self.fail("stdout ended"),
+        }
+    }
+
+    /// The endpoint from the `bound …` line `--verbose` logs on stderr.
+    fn bound_endpoint(&mut self) -> String {
+        loop {
+            let remaining = self.deadline.saturating_duration_since(Instant::now());
+            let line = match self.stderr.recv_timeout(remaining) {
+                Ok(line) => line,
+                Err(_) => self.fail("no `bound` line on stderr"),
+            };
+            self.stderr_seen.push(line.clone());
+            if let Some((_, rest)) = line.split_once("bound ") {
+                return rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+            }
+        }
+    }
+
+    /// Waits for the process to exit (its stdout and stderr close when it does) and
+    /// collects what it still printed.
+    fn wait(mut self) -> Exit {
+        let mut stdout = Vec::new();
+        loop {
+            let remaining = self.deadline.saturating_duration_since(Instant::now());
+            match self.stdout.recv_timeout(remaining) {
+                Ok(line) => stdout.push(line),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => self.fail("did not exit"),
+            }
+        }
+        loop {
+            let remaining = self.deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(remaining) {
+                Ok(line) => self.stderr_seen.push(line),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => self.fail("did not exit"),
+            }
+        }
+        let status = self.child.wait().expect("wait for ferromq");
+        Exit {
+            code: status.code(),
+            stdout,
+            stderr: std::mem::take(&mut self.stderr_seen),
+        }
+    }
+
+    fn fail(&mut self, what: &str) -> ! {
+        let _ = self.child.kill();
+        let stderr: Vec<String> = self.stderr.try_iter().collect();
+        panic!(
+            "{}: {what}; stderr so far: {:?} {:?}",
+            self.name, self.stderr_seen, stderr
+        );
+    }
+}
+
+impl Drop for Tool {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Lines of a child's output, sent on a channel by a reader thread that ends at EOF.
+fn lines_of(pipe: impl Read + Send + 'static) -> Receiver<String> {
+    let (lines, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { return };
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    receiver
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Transport {
+    Tcp,
+    Ipc,
+}
+
+impl Transport {
+    /// An address for a tool to bind: an ephemeral TCP port or a fresh ipc path.
+    fn bind_addr(self) -> String {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        match self {
+            Transport::Tcp => "tcp://127.0.0.1:0".to_owned(),
+            Transport::Ipc => {
+                let path = format!(
+                    "/tmp/ferromq-cli-{}-{}.sock",
+                    std::process::id(),
+                    COUNTER.fetch_add(1, Ordering::Relaxed)
+                );
+                let _ = std::fs::remove_file(&path);
+                format!("ipc://{path}")
+            }
+        }
+    }
+}
+
+/// Starts a tool bound to a fresh address and returns it with the endpoint it bound.
+fn bound_tool(transport: Transport, args: &[&str]) -> (Tool, String) {
+    let addr = transport.bind_addr();
+    let mut full = args.to_vec();
+    full.extend(["--bind", &addr, "--verbose"]);
+    let mut tool = Tool::spawn(&full);
+    let endpoint = tool.bound_endpoint();
+    (tool, endpoint)
+}
+
+fn assert_success(exit: &Exit) {
+    assert_eq!(exit.code, Some(0), "{exit:?}");
+}
+
+// --- the tool with itself ----------------------------------------------------------------
+
+fn push_to_pull(transport: Transport) {
+    let (pull, endpoint) = bound_tool(transport, &["pull", "-n", "3"]);
+    let push = Tool::run(
+        &["push", "--connect", &endpoint],
+        "one\nframe a\tframe b\n0x00ff\n",
+    );
+    assert_success(&push);
+    let pull = pull.wait();
+    assert_success(&pull);
+    assert_eq!(pull.stdout, ["one", "frame a\tframe b", "0x00ff"]);
+}
+
+#[test]
+fn push_to_pull_over_tcp() {
+    push_to_pull(Transport::Tcp);
+}
+
+#[test]
+fn push_to_pull_over_ipc() {
+    push_to_pull(Transport::Ipc);
+}
+
+/// The publisher waits for its one subscriber, so nothing is lost to the slow joiner.
+fn pub_to_sub(transport: Transport, subscribe: &[&str], expected: &[&str]) {
+    let (mut publisher, endpoint) = bound_tool(transport, &["pub", "--wait-subscribers", "1"]);
+    publisher.write("apple\nbanana\navocado\nblueberry\n");
+    publisher.close_stdin();
+    let count = expected.len().to_string();
+    let mut args = vec!["sub", "--connect", &endpoint, "-n", &count];
+    for prefix in subscribe {
+        args.extend(["--subscribe", prefix]);
+    }
+    let subscriber = Tool::run(&args, "");
+    assert_success(&subscriber);
+    assert_eq!(subscriber.stdout, expected);
+    assert_success(&publisher.wait());
+}
+
+#[test]
+fn pub_to_sub_everything_over_tcp() {
+    pub_to_sub(
+        Transport::Tcp,
+        &[],
+        &["apple", "banana", "avocado", "blueberry"],
+    );
+}
+
+#[test]
+fn pub_to_sub_everything_over_ipc() {
+    pub_to_sub(
+        Transport::Ipc,
+        &[],
+        &["apple", "banana", "avocado", "blueberry"],
+    );
+}
+
+#[test]
+fn pub_to_sub_with_prefix_over_tcp() {
+    pub_to_sub(Transport::Tcp, &["b"], &["banana", "blueberry"]);
+}
+
+/// `--wait-subscribers` counts subscribers, not prefixes; to be sure both prefixes are in
+/// place, this publisher is an XPUB and the test waits until it has printed both
+/// subscriptions before giving it lines to publish.
+#[test]
+fn xpub_to_sub_with_two_prefixes_over_ipc() {
+    let (mut publisher, endpoint) = bound_tool(Transport::Ipc, &["xpub", "-n", "2"]);
+    let subscriber = Tool::spawn(&[
+        "sub",
+        "--connect",
+        &endpoint,
+        "--subscribe",
+        "bl",
+        "--subscribe",
+        "av",
+        "-n",
+        "2",
+    ]);
+    let mut subscriptions = [publisher.read_line(), publisher.read_line()];
+    subscriptions.sort();
+    assert_eq!(subscriptions, ["0x016176", "0x01626c"]); // 0x01 "av", 0x01 "bl"
+    publisher.write("apple\nbanana\navocado\nblueberry\n");
+    publisher.close_stdin();
+    let subscriber = subscriber.wait();
+    assert_success(&subscriber);
+    assert_eq!(subscriber.stdout, ["avocado", "blueberry"]);
+    assert_success(&publisher.wait());
+}
+
+fn req_to_rep_echo(transport: Transport) {
+    let (rep, endpoint) = bound_tool(transport, &["rep", "--echo", "-n", "2"]);
+    let req = Tool::run(
+        &["req", "--connect", &endpoint],
+        "hello\ttwo frames\nworld\n",
+    );
+    assert_success(&req);
+    assert_eq!(req.stdout, ["hello\ttwo frames", "world"]);
+    let rep = rep.wait();
+    assert_success(&rep);
+    assert_eq!(rep.stdout, ["hello\ttwo frames", "world"]);
+}
+
+#[test]
+fn req_to_rep_echo_over_tcp() {
+    req_to_rep_echo(Transport::Tcp);
+}
+
+#[test]
+fn req_to_rep_echo_over_ipc() {
+    req_to_rep_echo(Transport::Ipc);
+}
+
+#[test]
+fn rep_replies_with_stdin_lines() {
+    let (mut rep, endpoint) = bound_tool(Transport::Tcp, &["rep", "-n", "2"]);
+    rep.write("first answer\nsecond answer\n");
+    rep.close_stdin();
+    let req = Tool::run(&["req", "--connect", &endpoint], "q1\nq2\n");
+    assert_success(&req);
+    assert_eq!(req.stdout, ["first answer", "second answer"]);
+    let rep = rep.wait();
+    assert_success(&rep);
+    assert_eq!(rep.stdout, ["q1", "q2"]);
+}
+
+/// The router prints the dealer's identity first; the test answers with that identity as
+/// the first field, and the dealer gets the reply.
+fn dealer_router_round_trip(transport: Transport, identity: Option<&str>) {
+    let (mut router, endpoint) = bound_tool(transport, &["router", "-n", "1"]);
+    let mut dealer_args = vec!["dealer", "--connect", &endpoint, "-n", "1"];
+    if let Some(id) = identity {
+        dealer_args.extend(["--identity", id]);
+    }
+    let mut dealer = Tool::spawn(&dealer_args);
+    dealer.write("hello\n");
+    dealer.close_stdin();
+
+    let request = router.read_line();
+    let (sender, body) = request.split_once('\t').expect("identity, TAB, body");
+    assert_eq!(body, "hello");
+    match identity {
+        Some(id) => assert_eq!(sender, id),
+        // libzmq's generated form: a zero byte and four more, printed as hex.
+        None => assert!(sender.starts_with("0x00") && sender.len() == 12, "{sender}"),
+    }
+    router.write(&format!("{sender}\tworld\n"));
+    router.close_stdin();
+
+    let dealer = dealer.wait();
+    assert_success(&dealer);
+    assert_eq!(dealer.stdout, ["world"]);
+    assert_success(&router.wait());
+}
+
+#[test]
+fn dealer_router_round_trip_with_identity_over_tcp() {
+    dealer_router_round_trip(Transport::Tcp, Some("client-1"));
+}
+
+#[test]
+fn dealer_router_round_trip_with_identity_over_ipc() {
+    dealer_router_round_trip(Transport::Ipc, Some("client-1"));
+}
+
+#[test]
+fn dealer_router_generated_identity_round_trips_as_hex() {
+    dealer_router_round_trip(Transport::Tcp, None);
+}
+
+#[test]
+fn router_warns_about_unknown_identity_and_goes_on() {
+    let (mut router, endpoint) = bound_tool(Transport::Tcp, &["router", "-n", "1"]);
+    let mut dealer = Tool::spawn(&[
+        "dealer",
+        "--connect",
+        &endpoint,
+        "-n",
+        "1",
+        "--identity",
+        "d",
+    ]);
+    dealer.write("hi\n");
+    dealer.close_stdin();
+    assert_eq!(router.read_line(), "d\thi");
+    router.write("nobody\tlost\nd\tfound\n");
+    router.close_stdin();
+    let dealer = dealer.wait();
+    assert_eq!(dealer.stdout, ["found"]);
+    let router = router.wait();
+    assert_success(&router);
+    assert!(
+        router
+            .stderr
+            .iter()
+            .any(|l| l.contains("no peer has identity nobody")),
+        "{router:?}"
+    );
+}
+
+#[test]
+fn pair_talks_both_ways() {
+    let (mut left, endpoint) = bound_tool(Transport::Ipc, &["pair", "-n", "1"]);
+    left.write("from left\n");
+    left.close_stdin();
+    let right = Tool::run(&["pair", "--connect", &endpoint, "-n", "1"], "from right\n");
+    assert_success(&right);
+    assert_eq!(right.stdout, ["from left"]);
+    let left = left.wait();
+    assert_success(&left);
+    assert_eq!(left.stdout, ["from right"]);
+}
+
+/// XPUB prints the subscription it receives (0x01 + prefix, as hex) and publishes once the
+/// subscriber is there; XSUB subscribes with `--subscribe` and prints what matches.
+#[test]
+fn xpub_to_xsub_shows_subscription_and_filters() {
+    let (mut xpub, endpoint) = bound_tool(
+        Transport::Tcp,
+        &["xpub", "--wait-subscribers", "1", "-n", "1"],
+    );
+    xpub.write("other\nnews: it works\n");
+    xpub.close_stdin();
+    let xsub = Tool::run(
+        &[
+            "xsub",
+            "--connect",
+            &endpoint,
+            "--subscribe",
+            "news",
+            "-n",
+            "1",
+        ],
+        "",
+    );
+    assert_success(&xsub);
+    assert_eq!(xsub.stdout, ["news: it works"]);
+    let xpub = xpub.wait();
+    assert_success(&xpub);
+    assert_eq!(xpub.stdout, ["0x016e657773"]);
+}
+
+#[test]
+fn hex_mode_reads_and_prints_frames_as_hex() {
+    let (pull, endpoint) = bound_tool(Transport::Tcp, &["pull", "-n", "1", "--hex"]);
+    let push = Tool::run(&["push", "--connect", &endpoint, "--hex"], "6869\t00ff\n");
+    assert_success(&push);
+    let pull = pull.wait();
+    assert_success(&pull);
+    assert_eq!(pull.stdout, ["6869\t00ff"]);
+}
+
+#[test]
+fn custom_delimiter_splits_and_joins_frames() {
+    let (pull, endpoint) = bound_tool(Transport::Tcp, &["pull", "-n", "1", "--delimiter", "|"]);
+    let push = Tool::run(&["push", "--connect", &endpoint], "a|b\tc\n");
+    assert_success(&push);
+    let pull = pull.wait();
+    assert_success(&pull);
+    // The pusher split on TAB: two frames, "a|b" and "c"; "a|b" holds the puller's delimiter
+    // so it is printed as hex to stay unambiguous.
+    assert_eq!(pull.stdout, ["0x617c62|c"]);
+}
+
+// --- exit codes ----------------------------------------------------------------------------
+
+/// Runs the tool expecting a usage error: exit 2 and one line on stderr containing `names`.
+fn assert_usage_error(args: &[&str], names: &str) {
+    let exit = Tool::run(args, "");
+    assert_eq!(exit.code, Some(2), "{args:?}: {exit:?}");
+    assert_eq!(exit.stderr.len(), 1, "{args:?}: {exit:?}");
+    assert!(exit.stderr[0].contains(names), "{args:?}: {exit:?}");
+    assert!(exit.stdout.is_empty(), "{args:?}: {exit:?}");
+}
+
+#[test]
+fn usage_errors_exit_2_naming_the_bad_input() {
+    assert_usage_error(&["push"], "--bind or --connect");
+    assert_usage_error(
+        &["push", "--connect", "udp://127.0.0.1:5555"],
+        "udp://127.0.0.1:5555",
+    );
+    assert_usage_error(
+        &["push", "--bind", "tcp://127.0.0.1:notaport"],
+        "tcp://127.0.0.1:notaport",
+    );
+    assert_usage_error(&["bogus", "--connect", "tcp://127.0.0.1:5555"], "bogus");
+    assert_usage_error(&["pull", "--bind", "tcp://127.0.0.1:0", "-n", "abc"], "abc");
+    assert_usage_error(
+        &["pull", "--bind", "tcp://127.0.0.1:0", "--frobnicate"],
+        "--frobnicate",
+    );
+    assert_usage_error(
+        &[
+            "push",
+            "--connect",
+            "tcp://127.0.0.1:5555",
+            "--subscribe",
+            "x",
+        ],
+        "--subscribe",
+    );
+    assert_usage_error(
+        &[
+            "sub",
+            "--connect",
+            "tcp://127.0.0.1:5555",
+            "--wait-subscribers",
+            "1",
+        ],
+        "--wait-subscribers",
+    );
+    assert_usage_error(
+        &["req", "--connect", "tcp://127.0.0.1:5555", "--echo"],
+        "--echo",
+    );
+    assert_usage_error(
+        &[
+            "dealer",
+            "--connect",
+            "tcp://127.0.0.1:5555",
+            "--identity",
+            "0x00ab",
+        ],
+        "--identity",
+    );
+    assert_usage_error(
+        &[
+            "pull",
+            "--connect",
+            "tcp://127.0.0.1:5555",
+            "--delimiter",
+            "",
+        ],
+        "--delimiter",
+    );
+    assert_usage_error(&[], "<TYPE>");
+}
+
+#[test]
+fn help_documents_every_option_and_exits_0() {
+    let exit = Tool::run(&["--help"], "");
+    assert_success(&exit);
+    let help = exit.stdout.join("\n");
+    for word in [
+        "push",
+        "xsub",
+        "router",
+        "--bind",
+        "--connect",
+        "--subscribe",
+        "--echo",
+        "--count",
+        "--timeout",
+        "--identity",
+        "--linger",
+        "--sndhwm",
+        "--rcvhwm",
+        "--wait-subscribers",
+        "--delay",
+        "--delimiter",
+        "--hex",
+        "--verbose",
+        "Exit codes",
+    ] {
+        assert!(help.contains(word), "--help lacks {word}");
+    }
+}
+
+#[test]
+fn timeout_without_messages_exits_1() {
+    let exit = Tool::run(
+        &["pull", "--bind", "tcp://127.0.0.1:0", "--timeout", "100"],
+        "",
+    );
+    assert_eq!(exit.code, Some(1), "{exit:?}");
+    assert_eq!(exit.stderr.len(), 1, "{exit:?}");
+    assert!(exit.stderr[0].contains("100 ms"), "{exit:?}");
+}
+
+#[test]
+fn req_timeout_waiting_for_reply_exits_1() {
+    // A libzmq ROUTER takes the request and never answers.
+    let ctx = zmq::Context::new();
+    let router = libzmq_socket(&ctx, zmq::ROUTER);
+    let endpoint = libzmq_bind(&router, "tcp://127.0.0.1:0");
+    let mut req = Tool::spawn(&["req", "--connect", &endpoint, "--timeout", "1000"]);
+    req.write("anyone?\n");
+    assert_eq!(
+        router.recv_multipart(0).unwrap().last().unwrap(),
+        b"anyone?"
+    );
+    let exit = req.wait();
+    assert_eq!(exit.code, Some(1), "{exit:?}");
+    assert!(
+        exit.stderr[0].contains("no message arrived within 1000 ms"),
+        "{exit:?}"
+    );
+}
+
+#[test]
+fn bad_hex_on_stdin_exits_1_naming_the_line() {
+    let exit = Tool::run(
+        &["pub", "--bind", "tcp://127.0.0.1:0", "--hex"],
+        "00\nxyz\n",
+    );
+    assert_eq!(exit.code, Some(1), "{exit:?}");
+    assert!(exit.stderr[0].contains("line 2"), "{exit:?}");
+    assert!(exit.stderr[0].contains("xyz"), "{exit:?}");
+}
+
+// --- against libzmq --------------------------------------------------------------------------
+
+fn libzmq_socket(ctx: &zmq::Context, kind: zmq::SocketType) -> zmq::Socket {
+    let socket = ctx.socket(kind).unwrap();
+    socket.set_rcvtimeo(LIBZMQ_TIMEOUT_MS).unwrap();
+    socket.set_sndtimeo(LIBZMQ_TIMEOUT_MS).unwrap();
+    socket.set_linger(0).unwrap();
+    socket
+}
+
+/// Binds a libzmq socket and returns the endpoint it really bound.
+fn libzmq_bind(socket: &zmq::Socket, addr: &str) -> String {
+    socket.bind(addr).unwrap();
+    socket.get_last_endpoint().unwrap().unwrap()
+}
+
+#[test]
+fn tool_push_connects_to_libzmq_pull() {
+    let ctx = zmq::Context::new();
+    let pull = libzmq_socket(&ctx, zmq::PULL);
+    let endpoint = libzmq_bind(&pull, "tcp://127.0.0.1:0");
+    let push = Tool::run(&["push", "--connect", &endpoint], "one\ttwo\n0x00ff\n");
+    assert_success(&push);
+    assert_eq!(pull.recv_multipart(0).unwrap(), [&b"one"[..], b"two"]);
+    assert_eq!(pull.recv_multipart(0).unwrap(), [&[0u8, 0xff][..]]);
+}
+
+#[test]
+fn libzmq_push_connects_to_tool_pull() {
+    let (pull, endpoint) = bound_tool(Transport::Ipc, &["pull", "-n", "2"]);
+    let ctx = zmq::Context::new();
+    let push = libzmq_socket(&ctx, zmq::PUSH);
+    push.connect(&endpoint).unwrap();
+    push.send_multipart([&b"from"[..], b"libzmq"], 0).unwrap();
+    push.send(&b"\x01\x02"[..], 0).unwrap();
+    let pull = pull.wait();
+    assert_success(&pull);
+    assert_eq!(pull.stdout, ["from\tlibzmq", "0x0102"]);
+}
+
+#[test]
+fn libzmq_sub_connects_to_tool_pub() {
+    let (mut publisher, endpoint) = bound_tool(Transport::Tcp, &["pub", "--wait-subscribers", "1"]);
+    let ctx = zmq::Context::new();
+    let sub = libzmq_socket(&ctx, zmq::SUB);
+    sub.set_subscribe(b"t").unwrap();
+    sub.connect(&endpoint).unwrap();
+    publisher.write("t1\nx\nt2\tmore\n");
+    publisher.close_stdin();
+    assert_eq!(sub.recv_multipart(0).unwrap(), [b"t1"]);
+    assert_eq!(sub.recv_multipart(0).unwrap(), [&b"t2"[..], b"more"]);
+    assert_success(&publisher.wait());
+}
+
+#[test]
+fn tool_sub_connects_to_libzmq_xpub() {
+    let ctx = zmq::Context::new();
+    let xpub = libzmq_socket(&ctx, zmq::XPUB);
+    let endpoint = libzmq_bind(&xpub, "tcp://127.0.0.1:0");
+    let sub = Tool::spawn(&["sub", "--connect", &endpoint, "--subscribe", "t", "-n", "2"]);
+    // The subscription arriving is the signal that the subscriber is there.
+    assert_eq!(xpub.recv_bytes(0).unwrap(), b"\x01t");
+    for message in [&b"t1"[..], b"x", b"t2"] {
+        xpub.send(message, 0).unwrap();
+    }
+    let sub = sub.wait();
+    assert_success(&sub);
+    assert_eq!(sub.stdout, ["t1", "t2"]);
+}
+
+#[test]
+fn tool_sub_binds_and_libzmq_xpub_connects() {
+    let (sub, endpoint) = bound_tool(Transport::Ipc, &["sub", "-n", "1"]);
+    let ctx = zmq::Context::new();
+    let xpub = libzmq_socket(&ctx, zmq::XPUB);
+    xpub.connect(&endpoint).unwrap();
+    assert_eq!(xpub.recv_bytes(0).unwrap(), b"\x01");
+    xpub.send("everything", 0).unwrap();
+    let sub = sub.wait();
+    assert_success(&sub);
+    assert_eq!(sub.stdout, ["everything"]);
+}
+
+#[test]
+fn tool_req_connects_to_libzmq_rep() {
+    let ctx = zmq::Context::new();
+    let rep = libzmq_socket(&ctx, zmq::REP);
+    let endpoint = libzmq_bind(&rep, "tcp://127.0.0.1:0");
+    let mut req = Tool::spawn(&["req", "--connect", &endpoint]);
+    req.write("ping\n");
+    assert_eq!(rep.recv_multipart(0).unwrap(), [b"ping"]);
+    rep.send("pong", 0).unwrap();
+    assert_eq!(req.read_line(), "pong");
+    req.close_stdin();
+    assert_success(&req.wait());
+}
+
+#[test]
+fn libzmq_req_connects_to_tool_rep() {
+    let (rep, endpoint) = bound_tool(Transport::Tcp, &["rep", "--echo", "-n", "1"]);
+    let ctx = zmq::Context::new();
+    let req = libzmq_socket(&ctx, zmq::REQ);
+    req.connect(&endpoint).unwrap();
+    req.send_multipart([&b"echo"[..], b"me"], 0).unwrap();
+    assert_eq!(req.recv_multipart(0).unwrap(), [&b"echo"[..], b"me"]);
+    let rep = rep.wait();
+    assert_success(&rep);
+    assert_eq!(rep.stdout, ["echo\tme"]);
+}
+
+#[test]
+fn libzmq_dealer_round_trips_through_tool_router() {
+    let (mut router, endpoint) = bound_tool(Transport::Tcp, &["router", "-n", "1"]);
+    let ctx = zmq::Context::new();
+    let dealer = libzmq_socket(&ctx, zmq::DEALER);
+    dealer.set_identity(b"zmq-dealer").unwrap();
+    dealer.connect(&endpoint).unwrap();
+    dealer.send("job", 0).unwrap();
+    assert_eq!(router.read_line(), "zmq-dealer\tjob");
+    router.write("zmq-dealer\tdone\n");
+    router.close_stdin();
+    assert_eq!(dealer.recv_bytes(0).unwrap(), b"done");
+    assert_success(&router.wait());
+}

@@ -1,0 +1,330 @@
+//! PUSH/PULL against libzmq 4.3, both directions, TCP and IPC, ferromq binding and libzmq
+//! binding: message shapes, 100,000 messages in order, fair-queueing of three libzmq PUSH
+//! peers and round-robin to three libzmq PULL workers.
+
+use ferromq::{Message, Pull, Push, SocketOptions};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::task::spawn_blocking;
+use tokio::time::timeout;
+
+const TEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// libzmq's send/receive timeout, so a libzmq thread can never hang the test.
+const LIBZMQ_TIMEOUT_MS: i32 = 20_000;
+/// Messages in the ordering tests.
+const STREAM_MSGS: u32 = 100_000;
+const ONE_MIB: usize = 1 << 20;
+
+#[derive(Debug, Clone, Copy)]
+enum Transport {
+    Tcp,
+    Ipc,
+}
+
+impl Transport {
+    /// An address to bind: an ephemeral TCP port or a fresh ipc path.
+    fn bind_addr(self) -> String {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        match self {
+            Transport::Tcp => "tcp://127.0.0.1:0".to_owned(),
+            Transport::Ipc => format!(
+                "ipc:///tmp/ferromq-interop-pushpull-{}-{}.sock",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::Relaxed)
+            ),
+        }
+    }
+}
+
+/// Who binds; the other side connects.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Binder {
+    Ferromq,
+    Libzmq,
+}
+
+fn libzmq_socket(ctx: &zmq::Context, kind: zmq::SocketType) -> zmq::Socket {
+    let socket = ctx.socket(kind).unwrap();
+    socket.set_rcvtimeo(LIBZMQ_TIMEOUT_MS).unwrap();
+    socket.set_sndtimeo(LIBZMQ_TIMEOUT_MS).unwrap();
+    socket.set_linger(LIBZMQ_TIMEOUT_MS).unwrap();
+    socket
+}
+
+/// Binds a libzmq socket and returns the endpoint it really bound.
+fn libzmq_bind(socket: &zmq::Socket, addr: &str) -> String {
+    socket.bind(addr).unwrap();
+    socket.get_last_endpoint().unwrap().unwrap()
+}
+
+/// A 1 MiB frame whose bytes depend on their position, so a misplaced chunk is caught.
+fn big_frame() -> Vec<u8> {
+    (0..ONE_MIB).map(|i| (i % 251) as u8).collect()
+}
+
+/// Every message shape: single- and multi-part, empty frames, 0-byte and 1 MiB frames.
+fn shapes() -> Vec<Vec<Vec<u8>>> {
+    vec![
+        vec![b"hello".to_vec()],
+        vec![b"a".to_vec(), Vec::new(), b"c".to_vec()],
+        vec![Vec::new()],
+        vec![Vec::new(), Vec::new()],
+        vec![big_frame()],
+        vec![b"header".to_vec(), big_frame(), Vec::new()],
+        (0..20u8).map(|i| vec![i; usize::from(i) * 13]).collect(),
+    ]
+}
+
+fn to_message(frames: &[Vec<u8>]) -> Message {
+    frames.iter().cloned().collect()
+}
+
+fn numbered(i: u32) -> Vec<u8> {
+    i.to_be_bytes().to_vec()
+}
+
+/// libzmq PUSH sends every shape then `STREAM_MSGS` numbered messages; ferromq PULL checks
+/// all of them arrive intact and in order.
+async fn libzmq_push_to_ferromq_pull(transport: Transport, binder: Binder) {
+    let ctx = zmq::Context::new();
+    let pull = Pull::new();
+    let push = libzmq_socket(&ctx, zmq::PUSH);
+    match binder {
+        Binder::Ferromq => {
+            let endpoint = pull.bind(transport.bind_addr()).unwrap();
+            push.connect(&endpoint.to_string()).unwrap();
+        }
+        Binder::Libzmq => pull
+            .connect(libzmq_bind(&push, &transport.bind_addr()))
+            .unwrap(),
+    }
+    let sender = spawn_blocking(move || {
+        for shape in shapes() {
+            push.send_multipart(shape, 0).unwrap();
+        }
+        for i in 0..STREAM_MSGS {
+            push.send(numbered(i), 0).unwrap();
+        }
+    });
+    for shape in shapes() {
+        assert_eq!(pull.recv().await.unwrap(), to_message(&shape));
+    }
+    for i in 0..STREAM_MSGS {
+        let message = pull.recv().await.unwrap();
+        assert_eq!(message.frames(), [numbered(i)], "message {i} out of order");
+    }
+    sender.await.unwrap();
+}
+
+/// ferromq PUSH sends every shape then `STREAM_MSGS` numbered messages; libzmq PULL checks
+/// all of them arrive intact and in order.
+async fn ferromq_push_to_libzmq_pull(transport: Transport, binder: Binder) {
+    let ctx = zmq::Context::new();
+    let push = Push::new();
+    let pull = libzmq_socket(&ctx, zmq::PULL);
+    match binder {
+        Binder::Ferromq => {
+            let endpoint = push.bind(transport.bind_addr()).unwrap();
+            pull.connect(&endpoint.to_string()).unwrap();
+        }
+        Binder::Libzmq => push
+            .connect(libzmq_bind(&pull, &transport.bind_addr()))
+            .unwrap(),
+    }
+    let receiver = spawn_blocking(move || {
+        for shape in shapes() {
+            assert_eq!(pull.recv_multipart(0).unwrap(), shape);
+        }
+        for i in 0..STREAM_MSGS {
+            let frames = pull.recv_multipart(0).unwrap();
+            assert_eq!(frames, [numbered(i)], "message {i} out of order");
+        }
+    });
+    for shape in shapes() {
+        push.send(to_message(&shape)).await.unwrap();
+    }
+    for i in 0..STREAM_MSGS {
+        push.send(numbered(i)).await.unwrap();
+    }
+    receiver.await.unwrap();
+    push.close().await;
+}
+
+macro_rules! both_ways {
+    ($($name:ident: $transport:expr, $binder:expr;)*) => {$(
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn libzmq_push_to_ferromq_pull() {
+                timeout(TEST_TIMEOUT, super::libzmq_push_to_ferromq_pull($transport, $binder))
+                    .await
+                    .unwrap();
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn ferromq_push_to_libzmq_pull() {
+                timeout(TEST_TIMEOUT, super::ferromq_push_to_libzmq_pull($transport, $binder))
+                    .await
+                    .unwrap();
+            }
+        }
+    )*};
+}
+
+both_ways! {
+    tcp_ferromq_binds: Transport::Tcp, Binder::Ferromq;
+    tcp_libzmq_binds: Transport::Tcp, Binder::Libzmq;
+    ipc_ferromq_binds: Transport::Ipc, Binder::Ferromq;
+    ipc_libzmq_binds: Transport::Ipc, Binder::Libzmq;
+}
+
+/// Messages each libzmq PUSH peer sends in the fair-queueing test: a few times the longest
+/// run a fair queue can show, and small enough to sit in buffers without a reader.
+const FAIR_MSGS_PER_PEER: u32 = 2_000;
+/// Longest run of messages from one peer allowed while the others still have messages. A
+/// fair queue alternates (runs of 1) whenever two or more peers have messages queued; the
+/// slack covers a peer whose next batch is still on its way from the kernel. A queue that
+/// drained one peer first would show runs of ~`FAIR_MSGS_PER_PEER`.
+const MAX_FAIR_RUN: usize = 32;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_libzmq_pushers_are_fair_queued() {
+    timeout(TEST_TIMEOUT, async {
+        let pull = Pull::new();
+        let endpoint = pull.bind("tcp://127.0.0.1:0").unwrap().to_string();
+        // Every peer streams its whole share before we read anything, so that from the first
+        // recv on all three have messages waiting.
+        let senders: Vec<_> = (0..3u8)
+            .map(|peer| {
+                let endpoint = endpoint.clone();
+                spawn_blocking(move || {
+                    let ctx = zmq::Context::new();
+                    let push = libzmq_socket(&ctx, zmq::PUSH);
+                    push.connect(&endpoint).unwrap();
+                    for seq in 0..FAIR_MSGS_PER_PEER {
+                        push.send_multipart([vec![peer], numbered(seq)], 0).unwrap();
+                    }
+                    // Terminating the context waits (linger) until libzmq wrote everything.
+                    drop(push);
+                    drop(ctx);
+                })
+            })
+            .collect();
+        for sender in senders {
+            sender.await.unwrap();
+        }
+
+        let total = 3 * FAIR_MSGS_PER_PEER as usize;
+        let mut order = Vec::with_capacity(total);
+        let mut next_seq = [0u32; 3];
+        for _ in 0..total {
+            let message = pull.recv().await.unwrap();
+            let peer = usize::from(message.frames()[0][0]);
+            assert_eq!(
+                message.frames()[1],
+                numbered(next_seq[peer]),
+                "peer {peer} out of order"
+            );
+            next_seq[peer] += 1;
+            order.push(peer);
+        }
+
+        // Until the first peer runs out, no peer may monopolise the socket.
+        let first_exhausted = (0..3)
+            .map(|peer| order.iter().rposition(|&p| p == peer).unwrap())
+            .min()
+            .unwrap();
+        let contended = &order[..first_exhausted];
+        let longest_run = contended
+            .chunk_by(|a, b| a == b)
+            .map(<[usize]>::len)
+            .max()
+            .unwrap();
+        assert!(
+            longest_run <= MAX_FAIR_RUN,
+            "one peer got {longest_run} messages in a row while the others waited"
+        );
+        // And every peer shows up early, in the first few rotations.
+        for peer in 0..3 {
+            assert!(
+                order[..3 * MAX_FAIR_RUN].contains(&peer),
+                "peer {peer} starved at the start"
+            );
+        }
+        // Under contention the shares stay even: each peer got a third of the contended
+        // stretch, give or take one run.
+        for peer in 0..3 {
+            let share = contended.iter().filter(|&&p| p == peer).count();
+            let fair = contended.len() / 3;
+            assert!(
+                share.abs_diff(fair) <= MAX_FAIR_RUN,
+                "peer {peer} got {share} of {} contended messages",
+                contended.len()
+            );
+        }
+    })
+    .await
+    .unwrap();
+}
+
+/// Work items per libzmq PULL worker in the round-robin test.
+const WORK_PER_WORKER: usize = 1_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ferromq_push_round_robins_to_three_libzmq_pullers() {
+    timeout(TEST_TIMEOUT, async {
+        let ctx = zmq::Context::new();
+        // No HWM: with a limit, a worker whose queue is momentarily full is skipped, which is
+        // correct but would make the shares depend on scheduling.
+        let mut options = SocketOptions::default();
+        options.sndhwm = 0;
+        let push = Push::with_options(options).unwrap();
+        let endpoint = push.bind("tcp://127.0.0.1:0").unwrap().to_string();
+        let workers: Vec<_> = (0..3)
+            .map(|_| {
+                let pull = libzmq_socket(&ctx, zmq::PULL);
+                pull.connect(&endpoint).unwrap();
+                spawn_blocking(move || {
+                    let mut count = 0usize;
+                    loop {
+                        let message = pull.recv_bytes(0).expect("worker timed out");
+                        if message == b"END" {
+                            return count;
+                        }
+                        count += 1;
+                    }
+                })
+            })
+            .collect();
+        // Round-robin is only meaningful over peers that are all there: wait for the three
+        // handshakes (bounded; nothing is sent meanwhile).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while push.peer_count() < 3 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "workers never connected"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+
+        for i in 0..3 * WORK_PER_WORKER {
+            push.send(format!("task {i}")).await.unwrap();
+        }
+        // One END each, if and only if the rotation is strict.
+        for _ in 0..3 {
+            push.send("END").await.unwrap();
+        }
+        for worker in workers {
+            let count = worker.await.unwrap();
+            assert!(
+                count.abs_diff(WORK_PER_WORKER) <= 1,
+                "a worker got {count} of {} tasks",
+                3 * WORK_PER_WORKER
+            );
+        }
+        push.close().await;
+    })
+    .await
+    .unwrap();
+}
