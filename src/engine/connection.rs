@@ -46,6 +46,7 @@ const MAX_ROUNDS_PER_WAKE: usize = 16;
 /// Runs a connection until the peer goes away, a fault, or the socket closes (after linger).
 /// Returns whether the handshake completed (connectors reset their backoff then).
 pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, stream: Stream) -> bool {
+    let stream = Arc::new(stream);
     let id = {
         let mut state = shared.lock();
         if state.core.is_closing() {
@@ -124,6 +125,8 @@ impl<P: Pattern> Drop for PeerGuard<'_, P> {
         };
         peer.alive = false;
         peer.task = None;
+        // Release the socket now, not when the slot's last inbound message is read.
+        peer.stream = None;
         let was_ready = peer.info.is_some();
         if was_ready {
             pattern.detach(core, self.id);
@@ -149,7 +152,7 @@ struct Driver<'a, P: Pattern> {
     shared: &'a Shared<P>,
     id: PeerId,
     conn: wire::Connection,
-    stream: Stream,
+    stream: Arc<Stream>,
     read_buf: BytesMut,
     /// The shared read buffer, set aside while a large frame is read into its own buffer.
     spare_read_buf: Option<BytesMut>,
@@ -281,6 +284,9 @@ impl<P: Pattern> Driver<'_, P> {
                     if let Some(peer) = core.peers.get_mut(self.id) {
                         tracing::debug!(peer_type = %info.socket_type, "handshake complete");
                         peer.info = Some(info);
+                        if core.direct_write {
+                            peer.stream = Some(self.stream.clone());
+                        }
                     }
                     if !pattern.attach(core, self.id) {
                         if let Some(peer) = core.peers.get_mut(self.id) {
@@ -371,28 +377,37 @@ impl<P: Pattern> Driver<'_, P> {
     /// Moves the connection's own output and the peer's queued messages into `out`, and
     /// registers this task to be woken when more is queued. Returns the closing state.
     fn gather_output(&mut self, cx: &mut Context<'_>) -> Option<Option<Instant>> {
+        let shared = self.shared;
+        let mut state = shared.lock();
+        let core = &mut state.core;
+        let closing = core.closing;
+        let Some(peer) = core.peers.get_mut(self.id) else {
+            if let Some(bytes) = self.conn.take_transmit() {
+                self.out.push_bytes(&bytes);
+            }
+            return closing;
+        };
+        // Take a new batch only once the last one is written: while the kernel pushes back,
+        // messages stay in the peer's queue, where the HWM counts (and caps) them. The batch
+        // goes before our own commands, as its front may be the rest of a message a sender
+        // started writing directly.
+        let mut freed = false;
+        if self.ready && self.out.is_empty() && !peer.out.is_empty() {
+            self.last_batch = peer.out.len();
+            self.out.append(&mut peer.out);
+            freed = std::mem::take(&mut peer.out_msgs) > 0;
+        }
         if let Some(bytes) = self.conn.take_transmit() {
             self.out.push_bytes(&bytes);
         }
-        let mut state = self.shared.lock();
-        let core = &mut state.core;
-        let closing = core.closing;
-        if let Some(peer) = core.peers.get_mut(self.id) {
-            // Take a new batch only once the last one is written: while the kernel pushes
-            // back, messages stay in the peer's queue, where the HWM counts (and caps) them.
-            if self.ready && self.out.is_empty() && !peer.out.is_empty() {
-                self.last_batch = peer.out.len();
-                self.out.append(&mut peer.out);
-                let freed = std::mem::take(&mut peer.out_msgs) > 0;
-                if freed {
-                    core.send_wakers.wake_all();
-                }
-            }
-            let peer = core.peers.get_mut(self.id).expect("checked above");
-            match &peer.task {
-                Some(w) if w.will_wake(cx.waker()) => {}
-                _ => peer.task = Some(cx.waker().clone()),
-            }
+        // From here until the next call, only this task writes to the stream.
+        peer.writer_busy = !self.out.is_empty();
+        match &peer.task {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => peer.task = Some(cx.waker().clone()),
+        }
+        if freed {
+            core.send_wakers.wake_all();
         }
         closing
     }

@@ -31,14 +31,17 @@ use crate::error::{Error, Result, SendError};
 use crate::message::Message;
 use crate::options::SocketOptions;
 use crate::pattern::{FairQueue, LoadBalancer, PeerId, PeerSlab};
+use crate::wire::frame::MAX_WRITEV_IOVECS;
 use crate::wire::{PeerInfo, SocketType, WriteBuf};
 use bytes::Bytes;
 use std::future::{Future, poll_fn};
+use std::io::IoSlice;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinSet};
+use transport::Stream;
 
 /// Socket-type behaviour the engine calls into, under the socket lock.
 pub(crate) trait Pattern: Send + 'static {
@@ -70,6 +73,11 @@ pub(crate) struct Peer {
     alive: bool,
     /// The connection task is waiting for room in this peer's inbox queue.
     wants_room: bool,
+    /// The stream, shared with the connection task, for sockets that write directly.
+    stream: Option<Arc<Stream>>,
+    /// The connection task owns the stream's write side (it has bytes in flight); nobody else
+    /// may write until it gives it back under the lock.
+    writer_busy: bool,
 }
 
 /// Encoded bytes queued for one peer beyond which blocking senders wait for the connection
@@ -97,6 +105,51 @@ impl Peer {
     fn wake_task(&mut self) {
         if let Some(w) = self.task.take() {
             w.wake();
+        }
+    }
+
+    /// After a message was queued: if the queue was empty, either write it to the stream right
+    /// here (direct-write sockets, when the connection task has nothing in flight) or wake
+    /// the connection task to write it.
+    fn kick(&mut self, was_empty: bool, direct_write: bool) {
+        if !was_empty {
+            return;
+        }
+        if direct_write && !self.writer_busy && self.write_now() {
+            return;
+        }
+        self.wake_task();
+    }
+
+    /// Writes the queue straight to the stream from the sending task, skipping the hop to
+    /// the connection task: for request–reply, where each message waits on the previous
+    /// reply, that hop is a task wake-up and a scheduler pass on the latency path. Returns
+    /// true when everything went; otherwise what is left stays queued, in order, for the
+    /// connection task (which takes the queue only after its own bytes are out).
+    fn write_now(&mut self) -> bool {
+        let Peer {
+            stream,
+            out,
+            out_msgs,
+            ..
+        } = self;
+        let Some(stream) = stream.as_deref() else {
+            return false;
+        };
+        loop {
+            let written = {
+                let mut slices = [IoSlice::new(&[]); MAX_WRITEV_IOVECS];
+                let n = out.chunks_vectored(&mut slices);
+                match stream.try_write_vectored(&slices[..n]) {
+                    Ok(0) | Err(_) => return false,
+                    Ok(written) => written,
+                }
+            };
+            out.advance(written);
+            if out.is_empty() {
+                *out_msgs = 0;
+                return true;
+            }
         }
     }
 }
@@ -135,6 +188,8 @@ pub(crate) struct Core {
     last_endpoint: Option<Endpoint>,
     /// Messages dropped because a peer was at its HWM (PUB/XPUB/ROUTER never block).
     pub dropped_msgs: u64,
+    /// Senders write to an idle peer's stream themselves (REQ and REP; see `Peer::write_now`).
+    direct_write: bool,
 }
 
 #[derive(Debug)]
@@ -159,6 +214,7 @@ impl Core {
             endpoints: Vec::new(),
             last_endpoint: None,
             dropped_msgs: 0,
+            direct_write: false,
         }
     }
 
@@ -169,13 +225,12 @@ impl Core {
 
     /// Encodes `message` onto `peer`'s queue, waking its task if the queue was empty.
     pub fn enqueue(&mut self, peer: PeerId, message: &Message) {
+        let direct_write = self.direct_write;
         if let Some(p) = self.peers.get_mut(peer) {
             let was_empty = p.out.is_empty();
             p.out.push_message(message);
             p.out_msgs += 1;
-            if was_empty {
-                p.wake_task();
-            }
+            p.kick(was_empty, direct_write);
         }
     }
 
@@ -186,6 +241,7 @@ impl Core {
         let Some(last) = (head.len() + body.len()).checked_sub(1) else {
             return;
         };
+        let direct_write = self.direct_write;
         if let Some(p) = self.peers.get_mut(peer) {
             let was_empty = p.out.is_empty();
             for (i, frame) in head.iter().chain(body).enumerate() {
@@ -197,34 +253,30 @@ impl Core {
                 p.out.push_frame(flags, frame);
             }
             p.out_msgs += 1;
-            if was_empty {
-                p.wake_task();
-            }
+            p.kick(was_empty, direct_write);
         }
     }
 
     /// Appends one data message the caller encoded itself (PUB encodes once for all matching
     /// subscribers) to `peer`'s queue, counting it against the HWM like [`Core::enqueue`].
     pub fn enqueue_encoded_message(&mut self, peer: PeerId, bytes: &[u8]) {
+        let direct_write = self.direct_write;
         if let Some(p) = self.peers.get_mut(peer) {
             let was_empty = p.out.is_empty();
             p.out.push_bytes(bytes);
             p.out_msgs += 1;
-            if was_empty {
-                p.wake_task();
-            }
+            p.kick(was_empty, direct_write);
         }
     }
 
     /// Appends already-encoded bytes (commands, subscriptions) to `peer`'s queue. They do not
     /// count against the HWM.
     pub fn enqueue_encoded(&mut self, peer: PeerId, bytes: &[u8]) {
+        let direct_write = self.direct_write;
         if let Some(p) = self.peers.get_mut(peer) {
             let was_empty = p.out.is_empty();
             p.out.push_bytes(bytes);
-            if was_empty {
-                p.wake_task();
-            }
+            p.kick(was_empty, direct_write);
         }
     }
 
@@ -328,7 +380,8 @@ pub(crate) struct SocketCore<P: Pattern> {
 impl<P: Pattern> SocketCore<P> {
     pub fn new(socket_type: SocketType, options: SocketOptions, pattern: P) -> Result<Self> {
         options.validate()?;
-        let core = Core::new(&options);
+        let mut core = Core::new(&options);
+        core.direct_write = matches!(socket_type, SocketType::Req | SocketType::Rep);
         Ok(SocketCore {
             shared: Arc::new(Shared {
                 socket_type,
