@@ -223,15 +223,21 @@ impl Core {
         self.closing.is_some()
     }
 
-    /// Encodes `message` onto `peer`'s queue, waking its task if the queue was empty.
-    pub fn enqueue(&mut self, peer: PeerId, message: &Message) {
+    /// Runs `encode` on `peer`'s queue, counts one message against the HWM if `is_message`,
+    /// and hands the queue to the stream if it was empty (see [`Peer::kick`]).
+    fn queue_for(&mut self, peer: PeerId, is_message: bool, encode: impl FnOnce(&mut WriteBuf)) {
         let direct_write = self.direct_write;
         if let Some(p) = self.peers.get_mut(peer) {
             let was_empty = p.out.is_empty();
-            p.out.push_message(message);
-            p.out_msgs += 1;
+            encode(&mut p.out);
+            p.out_msgs += usize::from(is_message);
             p.kick(was_empty, direct_write);
         }
+    }
+
+    /// Encodes `message` onto `peer`'s queue, waking its task if the queue was empty.
+    pub fn enqueue(&mut self, peer: PeerId, message: &Message) {
+        self.queue_for(peer, true, |out| out.push_message(message));
     }
 
     /// Encodes `head` then `body` as one message onto `peer`'s queue (envelopes: REQ's
@@ -241,43 +247,28 @@ impl Core {
         let Some(last) = (head.len() + body.len()).checked_sub(1) else {
             return;
         };
-        let direct_write = self.direct_write;
-        if let Some(p) = self.peers.get_mut(peer) {
-            let was_empty = p.out.is_empty();
+        self.queue_for(peer, true, |out| {
             for (i, frame) in head.iter().chain(body).enumerate() {
                 let flags = if i < last {
                     crate::wire::frame::FLAG_MORE
                 } else {
                     0
                 };
-                p.out.push_frame(flags, frame);
+                out.push_frame(flags, frame);
             }
-            p.out_msgs += 1;
-            p.kick(was_empty, direct_write);
-        }
+        });
     }
 
     /// Appends one data message the caller encoded itself (PUB encodes once for all matching
     /// subscribers) to `peer`'s queue, counting it against the HWM like [`Core::enqueue`].
     pub fn enqueue_encoded_message(&mut self, peer: PeerId, bytes: &[u8]) {
-        let direct_write = self.direct_write;
-        if let Some(p) = self.peers.get_mut(peer) {
-            let was_empty = p.out.is_empty();
-            p.out.push_bytes(bytes);
-            p.out_msgs += 1;
-            p.kick(was_empty, direct_write);
-        }
+        self.queue_for(peer, true, |out| out.push_bytes(bytes));
     }
 
     /// Appends already-encoded bytes (commands, subscriptions) to `peer`'s queue. They do not
     /// count against the HWM.
     pub fn enqueue_encoded(&mut self, peer: PeerId, bytes: &[u8]) {
-        let direct_write = self.direct_write;
-        if let Some(p) = self.peers.get_mut(peer) {
-            let was_empty = p.out.is_empty();
-            p.out.push_bytes(bytes);
-            p.kick(was_empty, direct_write);
-        }
+        self.queue_for(peer, false, |out| out.push_bytes(bytes));
     }
 
     /// Round-robin send over ready peers with room (PUSH, DEALER, REQ).
@@ -615,6 +606,37 @@ impl<P: Pattern> SocketCore<P> {
             }
         })
         .await;
+    }
+}
+
+#[cfg(test)]
+impl<P: Pattern> SocketCore<P> {
+    /// Adds a peer as if its handshake had completed, with `queued` messages already waiting
+    /// for it, and attaches it to the pattern: for unit tests of routing rules without a
+    /// network.
+    pub fn attach_test_peer(
+        &self,
+        socket_type: SocketType,
+        identity: Option<Bytes>,
+        queued: usize,
+    ) -> PeerId {
+        let mut state = self.lock();
+        let State { core, pattern } = &mut *state;
+        let id = core.peers.insert(Peer {
+            info: Some(PeerInfo {
+                socket_type,
+                identity,
+                metadata: Default::default(),
+                version: (3, 1),
+            }),
+            out_msgs: queued,
+            ..Peer::default()
+        });
+        assert!(
+            pattern.attach(core, id),
+            "the pattern refused the test peer"
+        );
+        id
     }
 }
 

@@ -1,12 +1,11 @@
 //! [`Dealer`]: asynchronous request–reply (RFC 28), without REQ's lock-step.
 
-use crate::engine::{Core, Pattern, SocketCore, State};
+use crate::engine::{Core, Pattern, SocketCore};
 use crate::error::{Result, SendError};
 use crate::message::Message;
 use crate::options::SocketOptions;
 use crate::pattern::PeerId;
 use crate::wire::SocketType;
-use std::task::{Context, Poll};
 
 /// Sends round-robin to peers with room and receives fair-queued from all peers, any number
 /// of messages in any order. Nothing is added to or removed from messages: talking to a REP,
@@ -41,18 +40,6 @@ impl DealerPattern {
     fn new(_: &SocketOptions) -> Self {
         DealerPattern
     }
-
-    fn send_attempt(
-        state: &mut State<Self>,
-        slot: &mut Option<Message>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<()>> {
-        state.core.send_round_robin(slot, cx).map(|r| r.map(drop))
-    }
-
-    fn recv_attempt(state: &mut State<Self>, cx: &mut Context<'_>) -> Poll<Result<Message>> {
-        state.core.recv_fair(cx).map(|r| r.map(|(_, m)| m))
-    }
 }
 
 impl Pattern for DealerPattern {
@@ -73,35 +60,28 @@ impl Dealer {
     /// Sends a message to the next peer with room, waiting while none has (or until the send
     /// timeout).
     pub async fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
-        let message = message.into();
-        if let Err(e) = super::check_not_empty(&message) {
-            return Err(SendError::new(e, message));
-        }
+        let message = super::non_empty(message.into())?;
         self.core
-            .send_with(message, DealerPattern::send_attempt)
+            .send_with(message, super::round_robin_attempt)
             .await
     }
 
     /// Sends without waiting: [`Error::WouldBlock`](crate::Error::WouldBlock) with the
     /// message when no peer has room.
     pub fn try_send(&self, message: impl Into<Message>) -> Result<(), SendError> {
-        let message = message.into();
-        if let Err(e) = super::check_not_empty(&message) {
-            return Err(SendError::new(e, message));
-        }
-        self.core
-            .try_send_with(message, DealerPattern::send_attempt)
+        let message = super::non_empty(message.into())?;
+        self.core.try_send_with(message, super::round_robin_attempt)
     }
 
     /// Receives the next message from any peer, waiting for one (or until the receive
     /// timeout).
     pub async fn recv(&self) -> Result<Message> {
-        self.core.recv_with(DealerPattern::recv_attempt).await
+        self.core.recv_with(super::fair_attempt).await
     }
 
     /// Receives without waiting ([`Error::WouldBlock`](crate::Error::WouldBlock) when nothing
     /// is queued).
     pub fn try_recv(&self) -> Result<Message> {
-        self.core.try_recv_with(DealerPattern::recv_attempt)
+        self.core.try_recv_with(super::fair_attempt)
     }
 }

@@ -28,18 +28,35 @@ pub use push::Push;
 pub use reqrep::{Rep, Req};
 pub use router::Router;
 
-use crate::error::{Error, Result};
+use crate::engine::State;
+use crate::error::{Error, Result, SendError};
 use crate::message::Message;
+use std::task::{Context, Poll};
 
-/// Refuses a message with no frames: it has nothing to put on the wire.
-pub(crate) fn check_not_empty(message: &Message) -> Result<()> {
+/// Refuses a message with no frames (it has nothing to put on the wire), handing it back.
+pub(crate) fn non_empty(message: Message) -> Result<Message, SendError> {
     if message.is_empty() {
-        Err(Error::MalformedMessage(
-            "a message needs at least one frame",
+        Err(SendError::new(
+            Error::MalformedMessage("a message needs at least one frame"),
+            message,
         ))
     } else {
-        Ok(())
+        Ok(message)
     }
+}
+
+/// One attempt of a round-robin send (PUSH, PAIR, DEALER).
+pub(crate) fn round_robin_attempt<P>(
+    state: &mut State<P>,
+    slot: &mut Option<Message>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<()>> {
+    state.core.send_round_robin(slot, cx).map(|r| r.map(drop))
+}
+
+/// One attempt of a fair-queued receive, dropping the peer id (PULL, PAIR, DEALER).
+pub(crate) fn fair_attempt<P>(state: &mut State<P>, cx: &mut Context<'_>) -> Poll<Result<Message>> {
+    state.core.recv_fair(cx).map(|r| r.map(|(_, m)| m))
 }
 
 /// Methods every socket type shares, delegated to its `SocketCore`.

@@ -65,39 +65,26 @@ super::socket_common!(Pair, PairPattern, SocketType::Pair);
 impl Pair {
     /// Sends a message to the peer, waiting while it is absent or at the high-water mark.
     pub async fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
-        let message = message.into();
-        if let Err(e) = super::check_not_empty(&message) {
-            return Err(SendError::new(e, message));
-        }
+        let message = super::non_empty(message.into())?;
         self.core
-            .send_with(message, |state, slot, cx| {
-                state.core.send_round_robin(slot, cx).map(|r| r.map(drop))
-            })
+            .send_with(message, super::round_robin_attempt)
             .await
     }
 
     /// Sends without waiting ([`Error::WouldBlock`](crate::Error::WouldBlock) with the message
     /// when the peer has no room).
     pub fn try_send(&self, message: impl Into<Message>) -> Result<(), SendError> {
-        let message = message.into();
-        if let Err(e) = super::check_not_empty(&message) {
-            return Err(SendError::new(e, message));
-        }
-        self.core.try_send_with(message, |state, slot, cx| {
-            state.core.send_round_robin(slot, cx).map(|r| r.map(drop))
-        })
+        let message = super::non_empty(message.into())?;
+        self.core.try_send_with(message, super::round_robin_attempt)
     }
 
     /// Receives the next message from the peer.
     pub async fn recv(&self) -> Result<Message> {
-        self.core
-            .recv_with(|state, cx| state.core.recv_fair(cx).map(|r| r.map(|(_, m)| m)))
-            .await
+        self.core.recv_with(super::fair_attempt).await
     }
 
     /// Receives without waiting.
     pub fn try_recv(&self) -> Result<Message> {
-        self.core
-            .try_recv_with(|state, cx| state.core.recv_fair(cx).map(|r| r.map(|(_, m)| m)))
+        self.core.try_recv_with(super::fair_attempt)
     }
 }

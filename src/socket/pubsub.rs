@@ -142,9 +142,7 @@ async fn publish<P: Pattern>(
     message: Message,
     publisher: impl FnOnce(&mut P) -> &mut Publisher,
 ) -> Result<(), SendError> {
-    if let Err(e) = super::check_not_empty(&message) {
-        return Err(SendError::new(e, message));
-    }
+    let message = super::non_empty(message)?;
     let congested = {
         let mut state = core.lock();
         let State { core, pattern } = &mut *state;
@@ -768,10 +766,7 @@ impl XSub {
     /// message. Never waits: an upstream message for a publisher at its HWM is dropped for
     /// that publisher (see [`XSub::dropped_messages`]).
     pub async fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
-        let message = message.into();
-        if let Err(e) = super::check_not_empty(&message) {
-            return Err(SendError::new(e, message));
-        }
+        let message = super::non_empty(message.into())?;
         let mut state = self.core.lock();
         let State { core, pattern } = &mut *state;
         pattern.send(core, &message);
@@ -781,15 +776,12 @@ impl XSub {
     /// Receives the next message from the publishers, waiting until one arrives (or the
     /// receive timeout).
     pub async fn recv(&self) -> Result<Message> {
-        self.core
-            .recv_with(|state, cx| state.core.recv_fair(cx).map(|r| r.map(|(_, m)| m)))
-            .await
+        self.core.recv_with(super::fair_attempt).await
     }
 
     /// Receives without waiting: [`Error::WouldBlock`] when nothing is queued.
     pub fn try_recv(&self) -> Result<Message> {
-        self.core
-            .try_recv_with(|state, cx| state.core.recv_fair(cx).map(|r| r.map(|(_, m)| m)))
+        self.core.try_recv_with(super::fair_attempt)
     }
 
     /// Upstream messages not delivered because a publisher was at its send HWM.

@@ -52,16 +52,13 @@ super::socket_common!(Pull, PullPattern, SocketType::Pull);
 impl Pull {
     /// Receives the next message, waiting until one arrives (or the receive timeout).
     pub async fn recv(&self) -> Result<Message> {
-        self.core
-            .recv_with(|state, cx| state.core.recv_fair(cx).map(|r| r.map(|(_, m)| m)))
-            .await
+        self.core.recv_with(super::fair_attempt).await
     }
 
     /// Receives without waiting: [`Error::WouldBlock`](crate::Error::WouldBlock) when nothing
     /// is queued.
     pub fn try_recv(&self) -> Result<Message> {
-        self.core
-            .try_recv_with(|state, cx| state.core.recv_fair(cx).map(|r| r.map(|(_, m)| m)))
+        self.core.try_recv_with(super::fair_attempt)
     }
 
     /// Waits for at least one message, then moves up to `max` queued messages into `out`

@@ -61,26 +61,16 @@ super::socket_common!(Push, PushPattern, SocketType::Push);
 impl Push {
     /// Sends a message to the next peer with room, waiting while none has.
     pub async fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
-        let message = message.into();
-        if let Err(e) = super::check_not_empty(&message) {
-            return Err(SendError::new(e, message));
-        }
+        let message = super::non_empty(message.into())?;
         self.core
-            .send_with(message, |state, slot, cx| {
-                state.core.send_round_robin(slot, cx).map(|r| r.map(drop))
-            })
+            .send_with(message, super::round_robin_attempt)
             .await
     }
 
     /// Sends without waiting: fails with [`Error::WouldBlock`](crate::Error::WouldBlock) and
     /// the message when no peer has room.
     pub fn try_send(&self, message: impl Into<Message>) -> Result<(), SendError> {
-        let message = message.into();
-        if let Err(e) = super::check_not_empty(&message) {
-            return Err(SendError::new(e, message));
-        }
-        self.core.try_send_with(message, |state, slot, cx| {
-            state.core.send_round_robin(slot, cx).map(|r| r.map(drop))
-        })
+        let message = super::non_empty(message.into())?;
+        self.core.try_send_with(message, super::round_robin_attempt)
     }
 }

@@ -122,19 +122,13 @@ impl Req {
     /// send timeout). Fails with [`Error::WrongState`] while a reply is outstanding, unless
     /// `req_relaxed` is set.
     pub async fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
-        let message = message.into();
-        if let Err(e) = super::check_not_empty(&message) {
-            return Err(SendError::new(e, message));
-        }
+        let message = super::non_empty(message.into())?;
         self.core.send_with(message, ReqPattern::send_attempt).await
     }
 
     /// Sends without waiting: [`Error::WouldBlock`] with the message when no peer has room.
     pub fn try_send(&self, message: impl Into<Message>) -> Result<(), SendError> {
-        let message = message.into();
-        if let Err(e) = super::check_not_empty(&message) {
-            return Err(SendError::new(e, message));
-        }
+        let message = super::non_empty(message.into())?;
         self.core.try_send_with(message, ReqPattern::send_attempt)
     }
 
@@ -266,10 +260,7 @@ impl Rep {
 
     /// Same as [`Rep::send`], which never waits; provided for symmetry with other sockets.
     pub fn try_send(&self, message: impl Into<Message>) -> Result<(), SendError> {
-        let message = message.into();
-        if let Err(e) = super::check_not_empty(&message) {
-            return Err(SendError::new(e, message));
-        }
+        let message = super::non_empty(message.into())?;
         self.core.try_send_with(message, RepPattern::send_attempt)
     }
 
@@ -282,8 +273,6 @@ impl Rep {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Peer;
-    use crate::wire::PeerInfo;
     use bytes::Bytes;
 
     /// A REP with one attached REQ peer holding `queued` unsent messages (HWM 1) whose
@@ -296,20 +285,9 @@ mod tests {
         let pattern = RepPattern::new(&options);
         let socket = SocketCore::new(SocketType::Rep, options, pattern).expect("ok");
         let peer = {
+            let id = socket.attach_test_peer(SocketType::Req, None, queued);
             let mut state = socket.lock();
-            let State { core, pattern } = &mut *state;
-            let id = core.peers.insert({
-                let mut peer = Peer::default();
-                peer.info = Some(PeerInfo {
-                    socket_type: SocketType::Req,
-                    identity: None,
-                    metadata: Default::default(),
-                    version: (3, 1),
-                });
-                peer.out_msgs = queued;
-                peer
-            });
-            assert!(pattern.attach(core, id));
+            let pattern = &mut state.pattern;
             // Straight into the state machine: the test peer is not a live connection, and
             // the inbox releases a dead peer's slot once its last message is read.
             let request: Message = ["", "q"].into_iter().collect();
@@ -369,22 +347,7 @@ mod tests {
         let options = SocketOptions::default();
         let pattern = ReqPattern::new(&options);
         let socket = SocketCore::new(SocketType::Req, options, pattern).expect("ok");
-        let peer = {
-            let mut state = socket.lock();
-            let State { core, pattern } = &mut *state;
-            let id = core.peers.insert({
-                let mut peer = Peer::default();
-                peer.info = Some(PeerInfo {
-                    socket_type: SocketType::Rep,
-                    identity: None,
-                    metadata: Default::default(),
-                    version: (3, 1),
-                });
-                peer
-            });
-            assert!(pattern.attach(core, id));
-            id
-        };
+        let peer = socket.attach_test_peer(SocketType::Rep, None, 0);
         socket
             .try_send_with(Message::from("q"), ReqPattern::send_attempt)
             .expect("sent");

@@ -214,8 +214,6 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Peer;
-    use crate::wire::PeerInfo;
 
     /// A ROUTER with one attached peer named "p" that already has `queued` messages waiting
     /// (HWM 1), without any network: the HWM rules are hard to reach over loopback.
@@ -227,23 +225,8 @@ mod tests {
         };
         let pattern = RouterPattern::new(&options);
         let socket = SocketCore::new(SocketType::Router, options, pattern).expect("valid");
-        let peer = {
-            let mut state = socket.lock();
-            let State { core, pattern } = &mut *state;
-            let id = core.peers.insert({
-                let mut peer = Peer::default();
-                peer.info = Some(PeerInfo {
-                    socket_type: SocketType::Dealer,
-                    identity: Some(Bytes::from_static(b"p")),
-                    metadata: Default::default(),
-                    version: (3, 1),
-                });
-                peer.out_msgs = queued;
-                peer
-            });
-            assert!(pattern.attach(core, id));
-            id
-        };
+        let peer =
+            socket.attach_test_peer(SocketType::Dealer, Some(Bytes::from_static(b"p")), queued);
         (socket, peer)
     }
 
