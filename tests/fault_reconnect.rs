@@ -175,3 +175,41 @@ async fn reconnect_backs_off_up_to_the_maximum() {
     .await
     .unwrap();
 }
+
+/// RFC 23: an ERROR command is fatal and the connecting side must not reconnect. A raw peer
+/// completes the greeting, sends ERROR and closes; ferromq must not come back, although any
+/// other disconnect makes it retry within `RECONNECT_IVL` plus jitter.
+#[tokio::test]
+async fn peer_error_command_stops_reconnection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    timeout(TEST_TIMEOUT, async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = Endpoint::from_socket_addr(listener.local_addr().unwrap());
+        let push = push_with_reconnect_ivl(RECONNECT_IVL, None);
+        push.connect(&endpoint).unwrap();
+
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut greeting = [0u8; 64];
+        stream.read_exact(&mut greeting).await.unwrap();
+        assert_eq!(
+            &greeting[12..16],
+            b"NULL",
+            "expected ferromq's NULL greeting"
+        );
+        // Our greeting: the same one back (NULL, 3.1), then ERROR "go away" and close.
+        stream.write_all(&greeting).await.unwrap();
+        stream
+            .write_all(b"\x04\x0e\x05ERROR\x07go away")
+            .await
+            .unwrap();
+        stream.shutdown().await.unwrap();
+        drop(stream);
+
+        // Ten reconnect intervals without a new connection: a retry would have come by then.
+        let retry = timeout(RECONNECT_IVL * 10, listener.accept()).await;
+        assert!(retry.is_err(), "ferromq reconnected after the peer's ERROR");
+        push.close().await;
+    })
+    .await
+    .unwrap();
+}

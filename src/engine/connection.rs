@@ -12,6 +12,7 @@ use super::transport::Stream;
 use super::{Pattern, Peer, Shared, State, now};
 use crate::error::Error;
 use crate::pattern::PeerId;
+use crate::wire::ProtocolError;
 use crate::wire::frame::MAX_WRITEV_IOVECS;
 use crate::wire::{self, ConnectionConfig, Event, HeartbeatConfig, WriteBuf};
 use bytes::BytesMut;
@@ -44,13 +45,15 @@ const TRICKLE_READ_BYTES: usize = 4 * 1024;
 const MAX_ROUNDS_PER_WAKE: usize = 16;
 
 /// Runs a connection until the peer goes away, a fault, or the socket closes (after linger).
-/// Returns whether the handshake completed (connectors reset their backoff then).
-pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, stream: Stream) -> bool {
+pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, stream: Stream) -> Ended {
     let stream = Arc::new(stream);
     let id = {
         let mut state = shared.lock();
         if state.core.is_closing() {
-            return false;
+            return Ended {
+                handshake_done: false,
+                peer_error: false,
+            };
         }
         state.core.peers.insert(Peer {
             alive: true,
@@ -90,7 +93,13 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, stream: Stream) -> b
         failure: None,
     };
     let result = poll_fn(|cx| driver.poll(cx)).await;
-    let ready = driver.ready;
+    let ended = Ended {
+        handshake_done: driver.ready,
+        peer_error: matches!(
+            result,
+            Err(Error::Protocol(ProtocolError::PeerError { .. }))
+        ),
+    };
     match result {
         Ok(()) => tracing::debug!(peer = %label, "connection closed"),
         Err(Error::Io(e)) if is_disconnect(&e) => {
@@ -100,7 +109,15 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, stream: Stream) -> b
     }
     drop(driver);
     drop(guard);
-    ready
+    ended
+}
+
+/// How a connection ended, for the connector's reconnect decision.
+pub(super) struct Ended {
+    /// The handshake completed (the connector resets its backoff).
+    pub handshake_done: bool,
+    /// The peer closed with an ERROR command, which RFC 23 makes fatal: do not reconnect.
+    pub peer_error: bool,
 }
 
 fn is_disconnect(e: &io::Error) -> bool {

@@ -6,12 +6,14 @@
 //!  user task ◄── recv ── [Mutex<State>: FairQueue inbox]  ◄──batch── connection task ◄── kernel
 //! ```
 //! * One **connection task** per peer owns the stream and the [`wire::Connection`]. It reads
-//!   64 KiB at a time, decodes every complete frame and hands the whole batch to the socket
-//!   under one lock; it takes everything queued for its peer in one swap and writes it with
-//!   one vectored write.
+//!   up to 120 KiB at a time (large frames into a buffer of their own size), decodes every
+//!   complete frame and hands the whole batch to the socket under one lock; it takes
+//!   everything queued for its peer in one swap and writes it with vectored writes.
+//! * REQ and REP senders write to an idle peer's stream themselves (see `Peer::write_now`).
 //! * A **listener task** per bound endpoint accepts and spawns connection tasks (its
 //!   children: unbinding ends them, as in libzmq). A **connector task** per connected endpoint
-//!   connects, runs the connection inline and reconnects with backoff when it ends.
+//!   connects, runs the connection inline and reconnects with backoff when it ends, unless the
+//!   peer closed with an ERROR command (RFC 23: fatal, do not reconnect).
 //! * The socket's state sits behind one `std::sync::Mutex` held only for short, non-async
 //!   critical sections. Sending encodes the message straight into the chosen peer's
 //!   [`WriteBuf`] (so the connection task never re-encodes, and small messages cost no
@@ -695,8 +697,12 @@ async fn run_connector<P: Pattern>(shared: Arc<Shared<P>>, endpoint: Endpoint) {
         };
         match attempt {
             Ok(stream) => {
-                let handshake_done = connection::run(shared.clone(), stream).await;
-                if handshake_done {
+                let ended = connection::run(shared.clone(), stream).await;
+                if ended.peer_error {
+                    tracing::warn!(%endpoint, "peer sent ERROR; not reconnecting (RFC 23)");
+                    return;
+                }
+                if ended.handshake_done {
                     backoff = options.reconnect_ivl;
                 }
             }
