@@ -85,8 +85,11 @@ pub(crate) struct Peer {
 /// Encoded bytes queued for one peer beyond which blocking senders wait for the connection
 /// task to take the batch, even under the HWM. Without it a current-thread sender would queue
 /// up to HWM messages (64 MiB of 64 KiB messages) before the writer runs: a working set far
-/// past the caches, and page faults as the allocator returns and refetches that memory.
-pub(crate) const QUEUE_SOFT_LIMIT_BYTES: usize = 256 * 1024;
+/// past the caches, and page faults as the allocator returns and refetches that memory. 1 MiB
+/// still fits the caches and makes each write big enough that the per-write cost (syscall,
+/// waking the reader) stays small: against 256 KiB it measured 25-35 % faster at 64 KiB
+/// messages and no slower for small ones.
+pub(crate) const QUEUE_SOFT_LIMIT_BYTES: usize = 1024 * 1024;
 
 impl Peer {
     /// Whether the HWM (in messages; 0: unlimited) leaves room for one more message.
