@@ -269,9 +269,40 @@ fn pub_to_sub_with_prefix_over_tcp() {
     pub_to_sub(Transport::Tcp, &["b"], &["banana", "blueberry"]);
 }
 
-/// `--wait-subscribers` counts subscribers, not prefixes; to be sure both prefixes are in
-/// place, this publisher is an XPUB and the test waits until it has printed both
-/// subscriptions before giving it lines to publish.
+/// `--wait-subscribers` counts subscriptions, one per prefix: with two the publisher waits for
+/// both of the subscriber's prefixes, so neither prefix's first message can be lost.
+#[test]
+fn pub_waits_for_every_prefix_of_a_subscriber() {
+    let (mut publisher, endpoint) = bound_tool(Transport::Tcp, &["pub", "--wait-subscribers", "2"]);
+    publisher.write(
+        "apple
+banana
+avocado
+blueberry
+",
+    );
+    publisher.close_stdin();
+    let subscriber = Tool::run(
+        &[
+            "sub",
+            "--connect",
+            &endpoint,
+            "--subscribe",
+            "ap",
+            "--subscribe",
+            "bl",
+            "-n",
+            "2",
+        ],
+        "",
+    );
+    assert_success(&subscriber);
+    assert_eq!(subscriber.stdout, ["apple", "blueberry"]);
+    assert_success(&publisher.wait());
+}
+
+/// An XPUB prints each subscription as it arrives; the test waits until it has printed both
+/// before giving it lines to publish.
 #[test]
 fn xpub_to_sub_with_two_prefixes_over_ipc() {
     let (mut publisher, endpoint) = bound_tool(Transport::Ipc, &["xpub", "-n", "2"]);

@@ -114,8 +114,8 @@ struct Cli {
     #[arg(long, value_name = "N")]
     rcvhwm: Option<usize>,
 
-    /// pub/xpub: before the first send, wait until N subscribers hold a subscription (the
-    /// cure for the slow-joiner problem).
+    /// pub/xpub: before the first send, wait until N subscriptions arrived (one per
+    /// subscriber and prefix; the cure for the slow-joiner problem).
     #[arg(long, value_name = "N")]
     wait_subscribers: Option<usize>,
 

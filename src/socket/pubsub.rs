@@ -62,9 +62,9 @@ impl Publisher {
                     Some(held) => *held += 1,
                     None => {
                         self.prefixes_held.insert(peer, 1);
-                        self.subscriber_wakers.wake_all();
                     }
                 }
+                self.subscriber_wakers.wake_all();
             } else if let Some(held) = self.prefixes_held.get_mut(peer) {
                 *held -= 1;
                 if *held == 0 {
@@ -83,6 +83,11 @@ impl Publisher {
 
     fn subscriber_count(&self) -> usize {
         self.prefixes_held.len()
+    }
+
+    /// (peer, prefix) subscriptions held across all peers.
+    fn subscription_count(&self) -> usize {
+        self.prefixes_held.iter().map(|(_, held)| *held).sum()
     }
 
     /// Queues `message` for every subscriber whose prefix matches its first frame and that is
@@ -154,16 +159,17 @@ async fn publish<P: Pattern>(
     Ok(())
 }
 
-/// Waits until at least `n` peers hold a subscription.
-async fn wait_for_subscribers<P: Pattern>(
+/// Waits until `enough` holds for the publisher's subscriptions (re-checked whenever one
+/// arrives).
+async fn wait_for_publisher<P: Pattern>(
     core: &SocketCore<P>,
-    n: usize,
     publisher: impl Fn(&mut P) -> &mut Publisher,
+    enough: impl Fn(&Publisher) -> bool,
 ) {
     poll_fn(|cx| {
         let mut state = core.lock();
         let publisher = publisher(&mut state.pattern);
-        if publisher.subscriber_count() >= n {
+        if enough(publisher) {
             Poll::Ready(())
         } else {
             publisher.subscriber_wakers.register(cx.waker());
@@ -383,7 +389,29 @@ impl Pub {
     /// Waits until at least `n` peers hold a subscription: the cure for the slow-joiner
     /// problem when the number of subscribers is known.
     pub async fn wait_for_subscribers(&self, n: usize) {
-        wait_for_subscribers(&self.core, n, |p| &mut p.publisher).await
+        wait_for_publisher(
+            &self.core,
+            |p| &mut p.publisher,
+            |p| p.subscriber_count() >= n,
+        )
+        .await
+    }
+
+    /// Subscriptions held, one per (peer, prefix): a peer subscribed to two prefixes counts
+    /// twice.
+    pub fn subscription_count(&self) -> usize {
+        self.core.lock().pattern.publisher.subscription_count()
+    }
+
+    /// Waits until at least `n` subscriptions are held (see [`Pub::subscription_count`]): for
+    /// when the subscribers' prefixes, not just their number, are known.
+    pub async fn wait_for_subscriptions(&self, n: usize) {
+        wait_for_publisher(
+            &self.core,
+            |p| &mut p.publisher,
+            |p| p.subscription_count() >= n,
+        )
+        .await
     }
 }
 
@@ -682,7 +710,27 @@ impl XPub {
 
     /// Waits until at least `n` peers hold a subscription.
     pub async fn wait_for_subscribers(&self, n: usize) {
-        wait_for_subscribers(&self.core, n, |p| &mut p.publisher).await
+        wait_for_publisher(
+            &self.core,
+            |p| &mut p.publisher,
+            |p| p.subscriber_count() >= n,
+        )
+        .await
+    }
+
+    /// Subscriptions held, one per (peer, prefix) (see [`Pub::subscription_count`]).
+    pub fn subscription_count(&self) -> usize {
+        self.core.lock().pattern.publisher.subscription_count()
+    }
+
+    /// Waits until at least `n` subscriptions are held.
+    pub async fn wait_for_subscriptions(&self, n: usize) {
+        wait_for_publisher(
+            &self.core,
+            |p| &mut p.publisher,
+            |p| p.subscription_count() >= n,
+        )
+        .await
     }
 }
 

@@ -41,7 +41,7 @@ pub async fn run(config: Config) -> Result<(), Failure> {
             let s: Pub = open(&config)?;
             let ready = get_ready(
                 &config,
-                config.wait_subscribers.map(|n| s.wait_for_subscribers(n)),
+                config.wait_subscribers.map(|n| s.wait_for_subscriptions(n)),
             );
             let send = async |m| send_within(timeout, s.send(m)).await;
             let result = send_lines(input, codec, config.count, ready, send).await;
@@ -144,7 +144,7 @@ pub async fn run(config: Config) -> Result<(), Failure> {
             let s: XPub = open(&config)?;
             let ready = get_ready(
                 &config,
-                config.wait_subscribers.map(|n| s.wait_for_subscribers(n)),
+                config.wait_subscribers.map(|n| s.wait_for_subscriptions(n)),
             );
             let send = async |m| send_within(timeout, s.send(m)).await;
             let result = duplex(&config, input, &output, ready, send, async || {
