@@ -459,7 +459,8 @@ impl Harness {
         );
         println!(
             "tuning: ferromq one current-thread tokio runtime per process; libzmq ZMQ_IO_THREADS=1; \
-             send/receive HWM 1000 (default) both; kernel socket buffers OS default both; \
+             send/receive HWM 1000 (default) both; kernel socket buffers OS default both over tcp; \
+             over ipc ferromq's default 4 MiB (libzmq has no IPC buffer option: OS default); \
              every send copies the payload into a fresh message (all three); raw = plain \
              socket writer/reader moving the same ZMTP frames in 64 KiB writes"
         );

@@ -73,9 +73,10 @@ pub struct SocketOptions {
     pub tcp_keepalive_cnt: Option<u32>,
     /// Listen backlog of bound endpoints (ZMQ_BACKLOG).
     pub backlog: u32,
-    /// Kernel send buffer size (ZMQ_SNDBUF; `None`: OS default).
+    /// Kernel send buffer size (ZMQ_SNDBUF; `None`: the OS default for TCP, 4 MiB for IPC,
+    /// where Unix sockets do not autotune as loopback TCP does).
     pub sndbuf: Option<usize>,
-    /// Kernel receive buffer size (ZMQ_RCVBUF; `None`: OS default).
+    /// Kernel receive buffer size (ZMQ_RCVBUF; `None`: as for `sndbuf`).
     pub rcvbuf: Option<usize>,
     /// ROUTER: an unroutable message is an error returned with the message, instead of a
     /// silent drop (ZMQ_ROUTER_MANDATORY; default off, as in libzmq).
