@@ -2,9 +2,21 @@
 //! `remote_thr <connect-to> <message-size> <message-count>`. PUSH connects and sends
 //! `message-count` messages of `message-size` bytes (a fresh copy each, as libzmq's
 //! `zmq_msg_init_size` per send), then closes and waits until all are written or linger ends.
+//!
+//! Like this repository's `libzmq_remote_thr`, it departs from libzmq's tool in one way: after
+//! the last send it waits (up to `RECEIVER_PATIENCE`) for the receiver to disconnect before
+//! closing. A libzmq 4.3 PULL over IPC that is stalled at its receive HWM when its peer closes
+//! stops reading and loses the unread tail (spec/performance.md); the receiver's clock stops
+//! at its last message, so the wait changes no figure.
 
 use ferromq::{Message, Push};
 use std::process::ExitCode;
+use std::time::Duration;
+
+/// Longest wait, after the last send, for the receiver to disconnect.
+const RECEIVER_PATIENCE: Duration = Duration::from_secs(60);
+/// How often the wait checks whether the receiver is gone.
+const DISCONNECT_POLL: Duration = Duration::from_millis(1);
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -32,6 +44,10 @@ async fn run(connect_to: &str, size: usize, count: u64) -> ferromq::Result<()> {
     let payload = vec![0u8; size];
     for _ in 0..count {
         push.send(Message::from(&payload[..])).await?;
+    }
+    let patience = tokio::time::Instant::now() + RECEIVER_PATIENCE;
+    while push.peer_count() > 0 && tokio::time::Instant::now() < patience {
+        tokio::time::sleep(DISCONNECT_POLL).await;
     }
     push.close().await;
     Ok(())
