@@ -11,7 +11,7 @@
 //! on a handshake fault the machine queues an ERROR command saying why, so flush the transmit
 //! buffer once more before closing.
 //!
-//! Data messages are encoded by the caller straight into its own [`WriteBuf`](super::WriteBuf)
+//! Data messages are encoded by the caller straight into its own [`WriteBuf`]
 //! once [`Event::Ready`] has been seen (the format does not depend on connection state); the
 //! connection only produces the bytes that do depend on it: greeting, commands, heartbeats and
 //! the version-dependent form of subscriptions.
