@@ -212,7 +212,9 @@ impl<P: Pattern> Driver<'_, P> {
             let closing = self.gather_output(cx);
             match self.write(cx) {
                 Poll::Ready(Ok(wrote)) => progressed |= wrote,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                // A peer that sent ERROR and closed makes our last write fail too; the fault
+                // it reported is the cause worth returning (it decides whether to reconnect).
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(self.failure.take().unwrap_or(e))),
                 Poll::Pending => {}
             }
             if let Some(e) = self.failure.take() {
