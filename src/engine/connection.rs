@@ -36,10 +36,11 @@ const LARGE_FRAME_BYTES: usize = 32 * 1024;
 const MAX_EXACT_FRAME_ALLOC_BYTES: usize = 8 * 1024 * 1024;
 /// Read again without reallocating while at least this much room is left.
 const MIN_READ_ROOM_BYTES: usize = 16 * 1024;
-/// A read shorter than this means the peer trickles rather than streams: when the buffer is
-/// then empty it is released, so idle connections pin no memory. Streaming connections keep
-/// theirs, which the allocator would otherwise hand back and fault in again on every wake.
-const TRICKLE_READ_BYTES: usize = 4 * 1024;
+/// A read, or a batch taken for writing, shorter than this means traffic trickles rather than
+/// streams: the emptied buffer is then released, so idle connections pin no memory. Streaming
+/// connections keep theirs, which the allocator would otherwise hand back and fault in again
+/// on every wake.
+const TRICKLE_BYTES: usize = 4 * 1024;
 /// Loop rounds per wake-up before yielding, so one busy peer cannot starve other tasks on the
 /// same runtime thread.
 const MAX_ROUNDS_PER_WAKE: usize = 16;
@@ -229,12 +230,12 @@ impl<P: Pattern> Driver<'_, P> {
                 }
             }
             if !progressed {
-                if self.read_buf.is_empty() && self.last_read < TRICKLE_READ_BYTES {
+                if self.read_buf.is_empty() && self.last_read < TRICKLE_BYTES {
                     // Idle connections pin no read buffer.
                     self.read_buf = BytesMut::new();
                     self.spare_read_buf = None;
                 }
-                if self.out.is_empty() && self.last_batch < TRICKLE_READ_BYTES {
+                if self.out.is_empty() && self.last_batch < TRICKLE_BYTES {
                     self.out.shrink_if_empty();
                 }
                 return Poll::Pending;

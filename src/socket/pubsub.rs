@@ -179,6 +179,56 @@ async fn wait_for_publisher<P: Pattern>(
     .await
 }
 
+/// Drop counting and subscription introspection, the same on PUB and XPUB (both patterns
+/// keep their subscriptions in a `publisher: Publisher` field).
+macro_rules! publisher_methods {
+    ($ty:ident) => {
+        impl $ty {
+            /// Messages not delivered because a subscriber was at its send HWM, counted once
+            /// per subscriber that missed one (libzmq drops them without counting).
+            pub fn dropped_messages(&self) -> u64 {
+                self.core.dropped_messages()
+            }
+
+            /// Connected peers holding at least one subscription.
+            pub fn subscriber_count(&self) -> usize {
+                self.core.lock().pattern.publisher.subscriber_count()
+            }
+
+            /// Waits until at least `n` peers hold a subscription: the cure for the
+            /// slow-joiner problem when the number of subscribers is known.
+            pub async fn wait_for_subscribers(&self, n: usize) {
+                wait_for_publisher(
+                    &self.core,
+                    |p| &mut p.publisher,
+                    |p| p.subscriber_count() >= n,
+                )
+                .await
+            }
+
+            /// Subscriptions held, one per (peer, prefix): a peer subscribed to two prefixes
+            /// counts twice.
+            pub fn subscription_count(&self) -> usize {
+                self.core.lock().pattern.publisher.subscription_count()
+            }
+
+            /// Waits until at least `n` subscriptions are held: for when the subscribers'
+            /// prefixes, not just their number, are known.
+            pub async fn wait_for_subscriptions(&self, n: usize) {
+                wait_for_publisher(
+                    &self.core,
+                    |p| &mut p.publisher,
+                    |p| p.subscription_count() >= n,
+                )
+                .await
+            }
+        }
+    };
+}
+
+publisher_methods!(Pub);
+publisher_methods!(XPub);
+
 /// The subscribing half shared by SUB and XSUB: counted local subscriptions, sent upstream.
 #[derive(Debug)]
 struct Subscriber {
@@ -373,45 +423,6 @@ impl Pub {
     /// a subscriber; it only fails for a message without frames.
     pub async fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
         publish(&self.core, message.into(), |p| &mut p.publisher).await
-    }
-
-    /// Messages not delivered because a subscriber was at its send HWM, counted once per
-    /// subscriber that missed one (libzmq drops them without counting).
-    pub fn dropped_messages(&self) -> u64 {
-        self.core.dropped_messages()
-    }
-
-    /// Connected peers holding at least one subscription.
-    pub fn subscriber_count(&self) -> usize {
-        self.core.lock().pattern.publisher.subscriber_count()
-    }
-
-    /// Waits until at least `n` peers hold a subscription: the cure for the slow-joiner
-    /// problem when the number of subscribers is known.
-    pub async fn wait_for_subscribers(&self, n: usize) {
-        wait_for_publisher(
-            &self.core,
-            |p| &mut p.publisher,
-            |p| p.subscriber_count() >= n,
-        )
-        .await
-    }
-
-    /// Subscriptions held, one per (peer, prefix): a peer subscribed to two prefixes counts
-    /// twice.
-    pub fn subscription_count(&self) -> usize {
-        self.core.lock().pattern.publisher.subscription_count()
-    }
-
-    /// Waits until at least `n` subscriptions are held (see [`Pub::subscription_count`]): for
-    /// when the subscribers' prefixes, not just their number, are known.
-    pub async fn wait_for_subscriptions(&self, n: usize) {
-        wait_for_publisher(
-            &self.core,
-            |p| &mut p.publisher,
-            |p| p.subscription_count() >= n,
-        )
-        .await
     }
 }
 
@@ -695,42 +706,6 @@ impl XPub {
     /// last. Fails without `xpub_manual`.
     pub fn unsubscribe(&self, prefix: impl AsRef<[u8]>) -> Result<()> {
         self.core.lock().pattern.manual(false, prefix.as_ref())
-    }
-
-    /// Messages not delivered because a subscriber was at its send HWM (see
-    /// [`Pub::dropped_messages`]).
-    pub fn dropped_messages(&self) -> u64 {
-        self.core.dropped_messages()
-    }
-
-    /// Connected peers holding at least one subscription.
-    pub fn subscriber_count(&self) -> usize {
-        self.core.lock().pattern.publisher.subscriber_count()
-    }
-
-    /// Waits until at least `n` peers hold a subscription.
-    pub async fn wait_for_subscribers(&self, n: usize) {
-        wait_for_publisher(
-            &self.core,
-            |p| &mut p.publisher,
-            |p| p.subscriber_count() >= n,
-        )
-        .await
-    }
-
-    /// Subscriptions held, one per (peer, prefix) (see [`Pub::subscription_count`]).
-    pub fn subscription_count(&self) -> usize {
-        self.core.lock().pattern.publisher.subscription_count()
-    }
-
-    /// Waits until at least `n` subscriptions are held.
-    pub async fn wait_for_subscriptions(&self, n: usize) {
-        wait_for_publisher(
-            &self.core,
-            |p| &mut p.publisher,
-            |p| p.subscription_count() >= n,
-        )
-        .await
     }
 }
 
