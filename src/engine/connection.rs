@@ -16,6 +16,7 @@ use crate::wire::ProtocolError;
 use crate::wire::frame::MAX_WRITEV_IOVECS;
 use crate::wire::{self, ConnectionConfig, Event, HeartbeatConfig, WriteBuf};
 use bytes::BytesMut;
+use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -27,15 +28,24 @@ use tokio::time::Sleep;
 /// Read buffer allocation. One read carries thousands of small messages, and several 64 KiB
 /// frames share one allocation, so the partial frame at a buffer's end is copied rarely.
 const READ_BUF_BYTES: usize = 120 * 1024;
-/// A frame body at least this large that does not fit the read buffer gets a buffer of its
-/// own size, read into directly: one allocation the consumer frees as it drops the message,
-/// and no bytes of the next frame in it to copy along.
+/// A frame body at least this large that does not fit the read buffer moves to a buffer of
+/// [`LARGE_READ_BUF_BYTES`] (or its own size, if larger) and is read into it directly, so
+/// most of a large body is never copied in user space; the frames after it follow it there.
 const LARGE_FRAME_BYTES: usize = 32 * 1024;
-/// Largest such exact-size buffer allocated on a frame header's word before its bytes arrive
-/// (bounded anyway by `max_msg_size` when set); larger bodies grow with the data.
+/// Read buffer for large frames: eight 64 KiB messages per allocation, so the partial frame
+/// moved along when the buffer fills is a small share of what was read.
+const LARGE_READ_BUF_BYTES: usize = 512 * 1024;
+/// Largest buffer allocated on a frame header's word before its bytes arrive (bounded anyway
+/// by `max_msg_size` when set); larger bodies grow with the data.
 const MAX_EXACT_FRAME_ALLOC_BYTES: usize = 8 * 1024 * 1024;
 /// Read again without reallocating while at least this much room is left.
 const MIN_READ_ROOM_BYTES: usize = 16 * 1024;
+/// Read buffers kept for reuse once the application has dropped every message sliced from
+/// them. Reusing them keeps a streaming connection's memory out of the allocator: freeing and
+/// reallocating a buffer per 64 KiB message made glibc trim and regrow its heap, and the page
+/// faults that followed cost as much as the copies themselves. With the inbox capped at
+/// [`super::INBOX_SOFT_LIMIT_BYTES`], a few buffers are in the application's hands at once.
+const MAX_RETIRED_READ_BUFS: usize = 8;
 /// A read, or a batch taken for writing, shorter than this means traffic trickles rather than
 /// streams: the emptied buffer is then released, so idle connections pin no memory. Streaming
 /// connections keep theirs, which the allocator would otherwise hand back and fault in again
@@ -84,12 +94,13 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, stream: Stream) -> E
         conn: wire::Connection::new(config, now()),
         stream,
         read_buf: BytesMut::new(),
-        spare_read_buf: None,
+        retired_read_bufs: VecDeque::new(),
+        read_buf_size: READ_BUF_BYTES,
         out: WriteBuf::new(),
         stash: None,
         sleep: None,
         ready: false,
-        last_read: 0,
+        read_this_wake: 0,
         last_batch: 0,
         failure: None,
     };
@@ -172,16 +183,20 @@ struct Driver<'a, P: Pattern> {
     conn: wire::Connection,
     stream: Arc<Stream>,
     read_buf: BytesMut,
-    /// The shared read buffer, set aside while a large frame is read into its own buffer.
-    spare_read_buf: Option<BytesMut>,
+    /// Used-up read buffers, oldest first, whose messages the application may still hold.
+    retired_read_bufs: VecDeque<BytesMut>,
+    /// Size of the next read buffer: [`READ_BUF_BYTES`], or [`LARGE_READ_BUF_BYTES`] once
+    /// large frames arrive (until the connection goes quiet).
+    read_buf_size: usize,
     /// Bytes being written: swapped out of the peer's queue, plus our own commands.
     out: WriteBuf,
     /// An event the socket could not take yet (its inbox was full).
     stash: Option<Event>,
     sleep: Option<Pin<Box<Sleep>>>,
     ready: bool,
-    /// Size of the last successful read.
-    last_read: usize,
+    /// Bytes read since this wake-up began: a stream reads far more than a trickle, even
+    /// when its last read before going idle was short.
+    read_this_wake: usize,
     /// Size of the last batch taken for writing.
     last_batch: usize,
     /// A fatal fault waiting for its ERROR command to be flushed.
@@ -190,6 +205,7 @@ struct Driver<'a, P: Pattern> {
 
 impl<P: Pattern> Driver<'_, P> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.read_this_wake = 0;
         for _ in 0..MAX_ROUNDS_PER_WAKE {
             let now = now();
             if self.failure.is_none() {
@@ -230,10 +246,11 @@ impl<P: Pattern> Driver<'_, P> {
                 }
             }
             if !progressed {
-                if self.read_buf.is_empty() && self.last_read < TRICKLE_BYTES {
+                if self.read_buf.is_empty() && self.read_this_wake < TRICKLE_BYTES {
                     // Idle connections pin no read buffer.
                     self.read_buf = BytesMut::new();
-                    self.spare_read_buf = None;
+                    self.retired_read_bufs = VecDeque::new();
+                    self.read_buf_size = READ_BUF_BYTES;
                 }
                 if self.out.is_empty() && self.last_batch < TRICKLE_BYTES {
                     self.out.shrink_if_empty();
@@ -357,7 +374,7 @@ impl<P: Pattern> Driver<'_, P> {
             match self.stream.try_read_buf(&mut self.read_buf) {
                 Ok(0) => return Poll::Ready(Ok(ReadOutcome::Eof)),
                 Ok(n) => {
-                    self.last_read = n;
+                    self.read_this_wake += n;
                     self.conn.handle_input(&mut self.read_buf, now)?;
                     return Poll::Ready(Ok(ReadOutcome::Data));
                 }
@@ -368,30 +385,68 @@ impl<P: Pattern> Driver<'_, P> {
     }
 
     /// Makes room to read into, reusing the current allocation when the messages split off it
-    /// have all been consumed (it is then ours alone again), else starting a new one.
+    /// have all been consumed (it is then ours alone again), else a retired buffer that is
+    /// free again, else a new allocation.
     fn make_read_room(&mut self) {
+        let buffered = self.read_buf.len();
+        let room = self.read_buf.capacity() - buffered;
         if let Some(len) = self.conn.pending_frame_len()
-            && (LARGE_FRAME_BYTES..=MAX_EXACT_FRAME_ALLOC_BYTES).contains(&len)
-            && self.read_buf.capacity() < len
+            && len >= LARGE_FRAME_BYTES
         {
-            // The buffer holds just the start of this frame's body: move it to an exact-size
-            // buffer and keep the shared one for the frames after.
-            let mut exact = BytesMut::with_capacity(len);
-            exact.extend_from_slice(&self.read_buf);
-            self.read_buf.clear();
-            let shared = std::mem::replace(&mut self.read_buf, exact);
-            self.spare_read_buf = Some(shared);
+            self.read_buf_size = LARGE_READ_BUF_BYTES;
+            let missing = len - buffered;
+            if missing <= room {
+                // The rest fits: read it in place, however little room that leaves after it.
+                return;
+            }
+            if len <= MAX_EXACT_FRAME_ALLOC_BYTES {
+                // Move the start of the body where all of it fits, so the rest is read
+                // straight to where the message will keep it.
+                if !self.read_buf.try_reclaim(missing) {
+                    self.replace_read_buf(len.max(LARGE_READ_BUF_BYTES));
+                }
+            } else {
+                // A huge body grows with the bytes that arrive (at least doubling, so the
+                // copies stay linear): a peer's claim alone allocates nothing big.
+                self.read_buf
+                    .reserve(missing.min(buffered.max(LARGE_READ_BUF_BYTES)));
+            }
             return;
         }
-        if self.read_buf.capacity() == 0
-            && let Some(shared) = self.spare_read_buf.take()
-        {
-            self.read_buf = shared;
+        if room < MIN_READ_ROOM_BYTES && !self.read_buf.try_reclaim(self.read_buf_size / 2) {
+            self.replace_read_buf(self.read_buf_size);
         }
-        let room = self.read_buf.capacity() - self.read_buf.len();
-        if room < MIN_READ_ROOM_BYTES && !self.read_buf.try_reclaim(READ_BUF_BYTES / 2) {
-            self.read_buf.reserve(READ_BUF_BYTES);
+    }
+
+    /// Moves the unread bytes into a reusable or new buffer of at least `capacity` bytes and
+    /// retires the current one.
+    fn replace_read_buf(&mut self, capacity: usize) {
+        let mut next = self.reusable_read_buf(capacity);
+        next.extend_from_slice(&self.read_buf);
+        let used = std::mem::replace(&mut self.read_buf, next);
+        self.retire_read_buf(used);
+    }
+
+    /// An empty buffer with room for `capacity` bytes: the oldest retired buffer that the
+    /// application has dropped all messages of and that is large enough, else a new one.
+    fn reusable_read_buf(&mut self, capacity: usize) -> BytesMut {
+        let free = self
+            .retired_read_bufs
+            .iter_mut()
+            .position(|buf| buf.try_reclaim(capacity));
+        match free.and_then(|i| self.retired_read_bufs.remove(i)) {
+            Some(buf) => buf,
+            None => BytesMut::with_capacity(capacity),
         }
+    }
+
+    /// Keeps a used-up read buffer for [`Self::reusable_read_buf`].
+    fn retire_read_buf(&mut self, mut used: BytesMut) {
+        used.clear();
+        if self.retired_read_bufs.len() == MAX_RETIRED_READ_BUFS {
+            self.retired_read_bufs.pop_front();
+        }
+        self.retired_read_bufs.push_back(used);
     }
 
     /// Moves the connection's own output and the peer's queued messages into `out`, and

@@ -54,7 +54,7 @@ pub(crate) trait Pattern: Send + 'static {
     /// A message arrived. `Err` hands it back when the peer's inbox is full: the connection
     /// stops reading until there is room.
     fn deliver(&mut self, core: &mut Core, peer: PeerId, message: Message) -> Result<(), Message> {
-        core.inbox.push(peer, message)
+        core.push_inbox(peer, message)
     }
     /// A subscription or cancellation arrived (publishers act on it; others ignore it).
     fn subscription(&mut self, _core: &mut Core, _peer: PeerId, _subscribe: bool, _prefix: Bytes) {}
@@ -75,6 +75,8 @@ pub(crate) struct Peer {
     alive: bool,
     /// The connection task is waiting for room in this peer's inbox queue.
     wants_room: bool,
+    /// Bytes of this peer's messages in the inbox (see [`INBOX_SOFT_LIMIT_BYTES`]).
+    inbox_bytes: usize,
     /// The stream, shared with the connection task, for sockets that write directly.
     stream: Option<Arc<Stream>>,
     /// The connection task owns the stream's write side (it has bytes in flight); nobody else
@@ -90,6 +92,15 @@ pub(crate) struct Peer {
 /// waking the reader) stays small: against 256 KiB it measured 25-35 % faster at 64 KiB
 /// messages and no slower for small ones.
 pub(crate) const QUEUE_SOFT_LIMIT_BYTES: usize = 1024 * 1024;
+
+/// Bytes of one peer's messages the inbox takes before that peer's connection stops reading,
+/// even under the RCVHWM (which counts messages). The receiving side of
+/// [`QUEUE_SOFT_LIMIT_BYTES`]: 1,000 queued 64 KiB messages are 64 MiB that the allocator
+/// hands out, takes back and faults in again each time a slow reader catches up, and once
+/// a reader falls behind that churn keeps it behind (64 KiB PUSH/PULL ran at half speed in
+/// about half the runs). Capped by bytes, the queue stays in the caches and the kernel's
+/// socket buffer does the rest of the buffering, pushing back on the sender as flow control.
+pub(crate) const INBOX_SOFT_LIMIT_BYTES: usize = 1024 * 1024;
 
 impl Peer {
     /// Whether the HWM (in messages; 0: unlimited) leaves room for one more message.
@@ -312,12 +323,28 @@ impl Core {
         }
     }
 
+    /// Queues a message from `peer` for the application; gives it back when the peer is at
+    /// its RCVHWM or has [`INBOX_SOFT_LIMIT_BYTES`] queued (its connection then stops reading).
+    pub fn push_inbox(&mut self, peer: PeerId, message: Message) -> Result<(), Message> {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return Err(message);
+        };
+        if p.inbox_bytes >= INBOX_SOFT_LIMIT_BYTES {
+            return Err(message);
+        }
+        let bytes = message.byte_len();
+        self.inbox.push(peer, message)?;
+        p.inbox_bytes += bytes;
+        Ok(())
+    }
+
     /// Pops one message, waking a connection task that waits for room and releasing the slot
     /// of a departed peer once its last message was read.
     pub fn pop_inbox(&mut self) -> Option<(PeerId, Message)> {
         let (peer, message) = self.inbox.pop()?;
         let queued = self.inbox.queued(peer);
         if let Some(p) = self.peers.get_mut(peer) {
+            p.inbox_bytes = p.inbox_bytes.saturating_sub(message.byte_len());
             if !p.alive && queued == 0 {
                 self.inbox.remove_peer(peer);
                 self.peers.remove(peer);

@@ -109,7 +109,7 @@ impl Pattern for ReqPattern {
         if let Some(body) = self.state.accept_reply(peer, message) {
             // At most one reply is queued per request and stale ones are purged on send, so
             // the inbox always has room; were it full, dropping is the only safe choice.
-            let _ = core.inbox.push(peer, body);
+            let _ = core.push_inbox(peer, body);
         }
         Ok(())
     }

@@ -170,7 +170,7 @@ impl Pattern for RouterPattern {
         if self.routes.id_of(peer).is_none() {
             return Ok(());
         }
-        core.inbox.push(peer, message)
+        core.push_inbox(peer, message)
     }
 }
 

@@ -26,11 +26,6 @@ pub const SHORT_FRAME_MAX_BYTES: usize = u8::MAX as usize;
 /// Largest frame header: flags plus an 8-byte size.
 pub const MAX_HEADER_BYTES: usize = 9;
 
-/// How much the decoder reserves ahead for a partially received large frame. Reserving the
-/// announced size would let a peer make us allocate whatever it claims; growing in steps of
-/// this size follows the bytes that actually arrive.
-const RESERVE_STEP_BYTES: usize = 256 * 1024;
-
 /// One decoded frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
@@ -114,9 +109,9 @@ impl FrameDecoder {
             },
         };
         if buf.len() < len {
+            // Room for the rest is the caller's to make (see `pending_body_len`): the engine
+            // picks or reuses a buffer that fits, and nothing a peer claims allocates here.
             self.pending = Some((flags, len));
-            let missing = len - buf.len();
-            buf.reserve(missing.min(RESERVE_STEP_BYTES));
             return Ok(None);
         }
         self.pending = None;
@@ -471,11 +466,13 @@ mod tests {
     }
 
     #[test]
-    fn huge_announced_length_reserves_only_a_step() {
+    fn huge_announced_length_allocates_nothing() {
         let mut buf = BytesMut::from(&[0x02, 0x40, 0, 0, 0, 0, 0, 0, 0][..]);
+        let capacity = buf.capacity();
         let mut decoder = FrameDecoder::new(None);
         assert_eq!(decoder.decode(&mut buf), Ok(None));
-        assert!(buf.capacity() <= 2 * RESERVE_STEP_BYTES);
+        assert!(buf.capacity() <= capacity);
+        assert_eq!(decoder.pending_body_len(), Some(0x40 << 56));
         assert!(!decoder.is_idle());
     }
 
