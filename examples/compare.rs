@@ -6,8 +6,9 @@
 //! ```
 //! For every transport and message size it runs receiver and sender as two separate
 //! processes — ferromq (`local_thr` ← `remote_thr`), libzmq (`libzmq_local_thr` ←
-//! `libzmq_remote_thr`) and the ceiling (`raw_tcp_ceiling`) — alternating A B C A B C so slow
-//! drift of the shared machine hits all three alike, keeps the median of each and prints a
+//! `libzmq_remote_thr`) and the ceiling (`raw_tcp_ceiling`) — alternating A B C A B C, over
+//! tcp and then ipc within each repetition, so slow drift of the shared machine hits all three
+//! and both transports alike, keeps the median of each and prints a
 //! markdown table with ratios. It then checks both cross-implementation directions (ferromq
 //! receiving from libzmq and the reverse), where every message must be counted.
 //!
@@ -285,31 +286,42 @@ impl Harness {
     fn run_all(&mut self) -> ExitCode {
         let mut rows: Vec<(Transport, usize, Row)> = Vec::new();
         let mut cross_rows: Vec<(Transport, usize, &'static str, Result<f64, String>)> = Vec::new();
-        for transport in self.settings.transports.clone() {
-            for size in self.settings.sizes.clone() {
-                let pairings = [FERROMQ, LIBZMQ, RAW];
-                let counts: Vec<Option<u64>> = pairings
-                    .iter()
-                    .map(|&pairing| self.calibrate(pairing, transport, size))
-                    .collect();
-                let mut samples: HashMap<&'static str, Vec<f64>> = HashMap::new();
-                for rep in 1..=self.settings.reps {
-                    for (pairing, count) in pairings.iter().zip(&counts) {
+        // Sizes outside, transports inside: every repetition runs each implementation over
+        // each transport back to back, so the machine's drift hits tcp and ipc alike too.
+        let transports = self.settings.transports.clone();
+        let pairings = [FERROMQ, LIBZMQ, RAW];
+        for size in self.settings.sizes.clone() {
+            let counts: Vec<Vec<Option<u64>>> = transports
+                .iter()
+                .map(|&transport| {
+                    pairings
+                        .iter()
+                        .map(|&pairing| self.calibrate(pairing, transport, size))
+                        .collect()
+                })
+                .collect();
+            let mut samples: Vec<HashMap<&'static str, Vec<f64>>> =
+                vec![HashMap::new(); transports.len()];
+            for rep in 1..=self.settings.reps {
+                for (t, &transport) in transports.iter().enumerate() {
+                    for (pairing, count) in pairings.iter().zip(&counts[t]) {
                         let Some(count) = *count else { continue };
                         let what =
                             format!("{} {size} B {} rep {rep}", transport.name(), pairing.label);
                         if let Some(rate) = self.measure(*pairing, transport, size, count, &what) {
-                            samples.entry(pairing.label).or_default().push(rate);
+                            samples[t].entry(pairing.label).or_default().push(rate);
                         }
                     }
                 }
+            }
+            for (t, &transport) in transports.iter().enumerate() {
                 let mut row = Row::default();
-                for (label, mut rates) in samples {
-                    row.medians.insert(label, median(&mut rates));
+                for (label, rates) in &mut samples[t] {
+                    row.medians.insert(label, median(rates));
                 }
                 // Cross runs use the smaller of the two calibrated counts so neither side
                 // makes the run long.
-                let cross_count = match (counts[0], counts[1]) {
+                let cross_count = match (counts[t][0], counts[t][1]) {
                     (Some(a), Some(b)) => a.min(b),
                     (Some(n), None) | (None, Some(n)) => n,
                     (None, None) => self.guess_count(FERROMQ, size, self.settings.target_run),
@@ -328,6 +340,10 @@ impl Harness {
                 rows.push((transport, size, row));
             }
         }
+        // Report grouped by transport, as before.
+        let order = |transport: &Transport| transports.iter().position(|t| t == transport);
+        rows.sort_by_key(|(transport, size, _)| (order(transport), *size));
+        cross_rows.sort_by_key(|(transport, size, _, _)| (order(transport), *size));
         self.print_report(&rows, &cross_rows);
         if self.failures.is_empty() {
             ExitCode::SUCCESS

@@ -6,7 +6,8 @@
 //!  user task ◄── recv ── [Mutex<State>: FairQueue inbox]  ◄──batch── connection task ◄── kernel
 //! ```
 //! * One **connection task** per peer owns the stream and the [`wire::Connection`]. It reads
-//!   up to 120 KiB at a time (large frames into a buffer of their own size), decodes every
+//!   up to 120 KiB at a time (512 KiB once large frames flow, into buffers reused when the
+//!   application has dropped their messages), decodes every
 //!   complete frame and hands the whole batch to the socket under one lock; it takes
 //!   everything queued for its peer in one swap and writes it with vectored writes.
 //! * REQ and REP senders write to an idle peer's stream themselves (see `Peer::write_now`).

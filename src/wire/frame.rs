@@ -65,7 +65,8 @@ impl FrameDecoder {
     }
 
     /// Body length of the frame whose header was decoded but whose body is still arriving.
-    /// The engine uses it to read a large body straight into a buffer of its own size.
+    /// The decoder never grows the caller's buffer itself; the engine uses this to give a
+    /// large body a buffer it fits in and read the rest straight into it.
     pub fn pending_body_len(&self) -> Option<usize> {
         self.pending.map(|(_, len)| len)
     }
