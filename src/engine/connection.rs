@@ -45,6 +45,8 @@ const MIN_READ_ROOM_BYTES: usize = 16 * 1024;
 /// reallocating a buffer per 64 KiB message made glibc trim and regrow its heap, and the page
 /// faults that followed cost as much as the copies themselves. With the inbox capped at
 /// [`super::INBOX_SOFT_LIMIT_BYTES`], a few buffers are in the application's hands at once.
+/// Only large-frame streams keep them: 4 MiB of [`LARGE_READ_BUF_BYTES`] buffers, more when
+/// single frames are larger than that.
 const MAX_RETIRED_READ_BUFS: usize = 8;
 /// A read, or a batch taken for writing, shorter than this means traffic trickles rather than
 /// streams: the emptied buffer is then released, so idle connections pin no memory. Streaming
@@ -440,8 +442,14 @@ impl<P: Pattern> Driver<'_, P> {
         }
     }
 
-    /// Keeps a used-up read buffer for [`Self::reusable_read_buf`].
+    /// Keeps a used-up read buffer for [`Self::reusable_read_buf`] while large frames flow.
+    /// Small-message streams drop it instead: their buffers hold many messages each, are
+    /// usually reused in place (`try_reclaim`), and kept ones would pin up to a megabyte per
+    /// connection on a socket with many busy peers.
     fn retire_read_buf(&mut self, mut used: BytesMut) {
+        if self.read_buf_size < LARGE_READ_BUF_BYTES {
+            return;
+        }
         used.clear();
         if self.retired_read_bufs.len() == MAX_RETIRED_READ_BUFS {
             self.retired_read_bufs.pop_front();
