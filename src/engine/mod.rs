@@ -7,9 +7,9 @@
 //! ```
 //! * One **connection task** per peer owns the stream and the [`wire::Connection`]. It reads
 //!   up to 120 KiB at a time (512 KiB once large frames flow, into buffers reused when the
-//!   application has dropped their messages), decodes every
-//!   complete frame and hands the whole batch to the socket under one lock; it takes
-//!   everything queued for its peer in one swap and writes it with vectored writes.
+//!   application has dropped their messages), decodes every complete frame and hands the
+//!   whole batch to the socket under one lock; it takes everything queued for its peer in
+//!   one swap and writes it with vectored writes.
 //! * REQ and REP senders write to an idle peer's stream themselves (see `Peer::write_now`).
 //! * A **listener task** per bound endpoint accepts and spawns connection tasks (its
 //!   children: unbinding ends them, as in libzmq). A **connector task** per connected endpoint

@@ -172,7 +172,8 @@ impl Connection {
     ///
     /// Partial frames stay in `buf` (or in the decoder); call again when more bytes arrive.
     /// Room for the rest of a partial frame is the caller's to make (see
-    /// [`Connection::pending_frame_len`]); nothing here reserves memory. Message bodies are split off `buf` without copying.
+    /// [`Connection::pending_frame_len`]); nothing here reserves memory. Message bodies are
+    /// split off `buf` without copying.
     pub fn handle_input(&mut self, buf: &mut BytesMut, now: Instant) -> Result<(), ProtocolError> {
         match self.process_input(buf, now) {
             Ok(()) => Ok(()),
