@@ -2,52 +2,23 @@
 //! at once over one connection (every message shape, then 100,000 messages each way in
 //! order), and refusal of a second peer.
 
+mod common;
+
+use common::{LIBZMQ_TIMEOUT_MS, Transport, libzmq_socket};
 use ferromq::{Message, Pair};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::task::spawn_blocking;
 use tokio::time::timeout;
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(60);
-/// libzmq's send/receive timeout, so a libzmq thread can never hang the test.
-const LIBZMQ_TIMEOUT_MS: i32 = 20_000;
 /// Messages streamed in each direction.
 const STREAM_MSGS: u32 = 100_000;
-
-#[derive(Debug, Clone, Copy)]
-enum Transport {
-    Tcp,
-    Ipc,
-}
-
-impl Transport {
-    /// An address to bind: an ephemeral TCP port or a fresh ipc path.
-    fn bind_addr(self) -> String {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        match self {
-            Transport::Tcp => "tcp://127.0.0.1:0".to_owned(),
-            Transport::Ipc => format!(
-                "ipc:///tmp/ferromq-interop-pair-{}-{}.sock",
-                std::process::id(),
-                COUNTER.fetch_add(1, Ordering::Relaxed)
-            ),
-        }
-    }
-}
 
 /// Who binds; the other side connects.
 #[derive(Debug, Clone, Copy)]
 enum Binder {
     Ferromq,
     Libzmq,
-}
-
-fn libzmq_pair(ctx: &zmq::Context) -> zmq::Socket {
-    let socket = ctx.socket(zmq::PAIR).unwrap();
-    socket.set_rcvtimeo(LIBZMQ_TIMEOUT_MS).unwrap();
-    socket.set_sndtimeo(LIBZMQ_TIMEOUT_MS).unwrap();
-    socket.set_linger(LIBZMQ_TIMEOUT_MS).unwrap();
-    socket
 }
 
 /// Every message shape: single- and multi-part, empty frames, 0-byte and 1 MiB frames.
@@ -69,7 +40,7 @@ fn numbered(i: u32) -> Vec<u8> {
 /// Connects a ferromq PAIR and a libzmq PAIR, the given side binding.
 fn pair_up(ctx: &zmq::Context, transport: Transport, binder: Binder) -> (Pair, zmq::Socket) {
     let ours = Pair::new();
-    let theirs = libzmq_pair(ctx);
+    let theirs = libzmq_socket(ctx, zmq::PAIR);
     match binder {
         Binder::Ferromq => {
             let endpoint = ours.bind(transport.bind_addr()).unwrap();
@@ -215,7 +186,7 @@ async fn second_libzmq_peer_is_refused_and_the_first_keeps_working() {
         first.send("first", 0).unwrap();
         assert_eq!(ours.recv().await.unwrap().frames()[0], "first");
 
-        let second = libzmq_pair(&ctx);
+        let second = libzmq_socket(&ctx, zmq::PAIR);
         second
             .monitor("inproc://second-monitor", zmq::SocketEvent::ALL as i32)
             .unwrap();

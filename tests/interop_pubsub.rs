@@ -4,36 +4,17 @@
 //! (libzmq's SUB sends SUBSCRIBE commands, its XSUB sends the `0x01 prefix` data form; ferromq
 //! sends commands to libzmq, which its XPUB shows as `1`/`0` + prefix).
 
+mod common;
+
+use common::{Transport, libzmq_socket};
 use ferromq::{Message, Pub, Sub, XPub, XSub};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 use tokio::sync::mpsc as async_mpsc;
 use tokio::time::timeout;
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(60);
-/// libzmq's send/receive timeout, so a libzmq thread can never hang the test.
-const LIBZMQ_TIMEOUT_MS: i32 = 20_000;
-
-#[derive(Debug, Clone, Copy)]
-enum Transport {
-    Tcp,
-    Ipc,
-}
-
-impl Transport {
-    fn bind_addr(self) -> String {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        match self {
-            Transport::Tcp => "tcp://127.0.0.1:0".to_owned(),
-            Transport::Ipc => format!(
-                "ipc:///tmp/ferromq-interop-pubsub-{}-{}.sock",
-                std::process::id(),
-                COUNTER.fetch_add(1, Ordering::Relaxed)
-            ),
-        }
-    }
-}
 
 /// Every combination: transport × (ferromq binds?).
 const CASES: [(Transport, bool); 4] = [
@@ -42,14 +23,6 @@ const CASES: [(Transport, bool); 4] = [
     (Transport::Ipc, true),
     (Transport::Ipc, false),
 ];
-
-fn libzmq_socket(ctx: &zmq::Context, kind: zmq::SocketType) -> zmq::Socket {
-    let socket = ctx.socket(kind).unwrap();
-    socket.set_rcvtimeo(LIBZMQ_TIMEOUT_MS).unwrap();
-    socket.set_sndtimeo(LIBZMQ_TIMEOUT_MS).unwrap();
-    socket.set_linger(LIBZMQ_TIMEOUT_MS).unwrap();
-    socket
-}
 
 /// Binds the libzmq socket (returning its real endpoint) or connects it to `ferromq_endpoint`.
 fn libzmq_attach(socket: &zmq::Socket, binds: bool, addr: &str) -> String {

@@ -2,53 +2,24 @@
 //! binding: message shapes, 100,000 messages in order, fair-queueing of three libzmq PUSH
 //! peers and round-robin to three libzmq PULL workers.
 
+mod common;
+
+use common::{Transport, libzmq_socket};
 use ferromq::{Message, Pull, Push, SocketOptions};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::task::spawn_blocking;
 use tokio::time::timeout;
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(60);
-/// libzmq's send/receive timeout, so a libzmq thread can never hang the test.
-const LIBZMQ_TIMEOUT_MS: i32 = 20_000;
 /// Messages in the ordering tests.
 const STREAM_MSGS: u32 = 100_000;
 const ONE_MIB: usize = 1 << 20;
-
-#[derive(Debug, Clone, Copy)]
-enum Transport {
-    Tcp,
-    Ipc,
-}
-
-impl Transport {
-    /// An address to bind: an ephemeral TCP port or a fresh ipc path.
-    fn bind_addr(self) -> String {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        match self {
-            Transport::Tcp => "tcp://127.0.0.1:0".to_owned(),
-            Transport::Ipc => format!(
-                "ipc:///tmp/ferromq-interop-pushpull-{}-{}.sock",
-                std::process::id(),
-                COUNTER.fetch_add(1, Ordering::Relaxed)
-            ),
-        }
-    }
-}
 
 /// Who binds; the other side connects.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Binder {
     Ferromq,
     Libzmq,
-}
-
-fn libzmq_socket(ctx: &zmq::Context, kind: zmq::SocketType) -> zmq::Socket {
-    let socket = ctx.socket(kind).unwrap();
-    socket.set_rcvtimeo(LIBZMQ_TIMEOUT_MS).unwrap();
-    socket.set_sndtimeo(LIBZMQ_TIMEOUT_MS).unwrap();
-    socket.set_linger(LIBZMQ_TIMEOUT_MS).unwrap();
-    socket
 }
 
 /// Binds a libzmq socket and returns the endpoint it really bound.

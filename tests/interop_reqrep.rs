@@ -42,6 +42,29 @@ const CASES: [(Transport, Binder); 4] = [
     (Transport::Ipc, Binder::Libzmq),
 ];
 
+/// Connects every REQ to `endpoint`, then has all of them send `ROUNDS` requests at once
+/// (request `i` of client `c` is `body(c, i)`), each expecting its own body back behind "re ".
+async fn converse_concurrently(
+    clients: &[Req],
+    endpoint: &str,
+    body: impl Fn(usize, usize) -> String + Copy,
+) {
+    for c in clients {
+        c.connect(endpoint).unwrap();
+    }
+    futures::future::join_all(clients.iter().enumerate().map(|(c, req)| async move {
+        for i in 0..ROUNDS {
+            let body = body(c, i);
+            req.send(body.clone()).await.unwrap();
+            assert_eq!(
+                req.recv().await.unwrap(),
+                Message::from(format!("re {body}"))
+            );
+        }
+    }))
+    .await;
+}
+
 async fn bounded<F: Future>(f: F) -> F::Output {
     timeout(TEST_TIMEOUT, f).await.expect("test timed out")
 }
@@ -497,19 +520,9 @@ async fn libzmq_rep_answers_each_of_several_ferromq_reqs() {
             }
         });
         let clients: Vec<Req> = (0..REQUESTERS).map(|_| Req::new()).collect();
-        for c in &clients {
-            c.connect(endpoint.as_str()).unwrap();
-        }
-        futures::future::join_all(clients.iter().enumerate().map(|(c, req)| async move {
-            for i in 0..ROUNDS {
-                let body = format!("client {c} request {i}");
-                req.send(body.clone()).await.unwrap();
-                assert_eq!(
-                    req.recv().await.unwrap(),
-                    Message::from(format!("re {body}"))
-                );
-            }
-        }))
+        converse_concurrently(&clients, &endpoint, |c, i| {
+            format!("client {c} request {i}")
+        })
         .await;
         server.await.unwrap();
     })
@@ -577,20 +590,7 @@ async fn libzmq_router_routes_to_each_of_several_ferromq_reqs() {
         let clients: Vec<Req> = (0..REQUESTERS)
             .map(|c| Req::with_options(with_id(&format!("ferro-{c}"))).unwrap())
             .collect();
-        for c in &clients {
-            c.connect(endpoint.as_str()).unwrap();
-        }
-        futures::future::join_all(clients.iter().enumerate().map(|(c, req)| async move {
-            for i in 0..ROUNDS {
-                let body = format!("ferro-{c} {i}");
-                req.send(body.clone()).await.unwrap();
-                assert_eq!(
-                    req.recv().await.unwrap(),
-                    Message::from(format!("re {body}"))
-                );
-            }
-        }))
-        .await;
+        converse_concurrently(&clients, &endpoint, |c, i| format!("ferro-{c} {i}")).await;
         server.await.unwrap();
     })
     .await;
