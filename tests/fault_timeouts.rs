@@ -298,6 +298,41 @@ async fn silent_peer_is_dropped_after_the_heartbeat_timeout() {
     .unwrap();
 }
 
+/// RFC 37: a connecting socket whose peer stops answering PINGs drops the connection after
+/// the heartbeat timeout and then reconnects, as libzmq does.
+#[tokio::test]
+async fn connecting_side_reconnects_after_its_heartbeat_times_out() {
+    timeout(TEST_TIMEOUT, async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("tcp://{}", listener.local_addr().unwrap());
+        let push = push_with(|o| {
+            o.heartbeat_ivl = Some(HEARTBEAT_IVL);
+            o.heartbeat_timeout = Some(HEARTBEAT_TIMEOUT);
+            o.reconnect_ivl = Some(Duration::from_millis(10));
+        });
+        push.connect(endpoint.as_str()).unwrap();
+
+        let (mut first, _) = listener.accept().await.unwrap();
+        let leftover = raw_handshake(&mut first, SocketType::Pull).await;
+        let ready_at = Instant::now();
+        // Never answer the PINGs: the PUSH must give up on this connection...
+        let received = read_to_eof(&mut first, leftover).await;
+        assert!(
+            ready_at.elapsed() >= HEARTBEAT_IVL + HEARTBEAT_TIMEOUT,
+            "dropped before the first PING could time out"
+        );
+        assert!(
+            frames(&received).iter().any(|f| is_command(f, b"PING")),
+            "no PING before the drop"
+        );
+        // ...and come back on its own, completing a new handshake.
+        let (mut second, _) = listener.accept().await.unwrap();
+        raw_handshake(&mut second, SocketType::Pull).await;
+    })
+    .await
+    .unwrap();
+}
+
 const SNDHWM: usize = 10;
 const BIG_MSG_BYTES: usize = 64 * 1024;
 /// More 64 KiB messages than kernel socket buffers can absorb (several MiB) plus the HWM: if

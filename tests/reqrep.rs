@@ -2,7 +2,7 @@
 //! routing ids, relaxed/correlated REQ, timeouts.
 
 use bytes::Bytes;
-use ferromq::{Dealer, Error, Message, Rep, Req, Router, SocketOptions};
+use ferromq::{Dealer, Error, Message, Pair, Pull, Push, Rep, Req, Router, SocketOptions};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -339,6 +339,46 @@ async fn dealer_round_robins_out_and_fair_queues_in() {
         let mut replies = vec![dealer.recv().await.unwrap(), dealer.recv().await.unwrap()];
         replies.sort_by(|a, b| a.frames().cmp(b.frames()));
         assert_eq!(replies, vec![msg(&["", "one"]), msg(&["", "two"])]);
+    })
+    .await;
+}
+
+/// RFC 37: only a ROUTER reads the identity a peer announces; every other receiver delivers
+/// the message exactly as sent, with no routing-id frame added.
+#[tokio::test]
+async fn identity_is_ignored_by_every_receiver_but_router() {
+    bounded(async {
+        let sent = msg(&["a", "b"]);
+
+        let pull = Pull::new();
+        let push = Push::with_options(with_id("pusher")).unwrap();
+        push.connect(pull.bind("tcp://127.0.0.1:0").unwrap())
+            .unwrap();
+        push.send(sent.clone()).await.unwrap();
+        assert_eq!(pull.recv().await.unwrap(), sent);
+
+        let pair_bound = Pair::new();
+        let pair_connected = Pair::with_options(with_id("pair")).unwrap();
+        pair_connected
+            .connect(pair_bound.bind("tcp://127.0.0.1:0").unwrap())
+            .unwrap();
+        pair_connected.send(sent.clone()).await.unwrap();
+        assert_eq!(pair_bound.recv().await.unwrap(), sent);
+
+        let dealer_bound = Dealer::new();
+        let dealer_connected = Dealer::with_options(with_id("dealer")).unwrap();
+        dealer_connected
+            .connect(dealer_bound.bind("tcp://127.0.0.1:0").unwrap())
+            .unwrap();
+        dealer_connected.send(sent.clone()).await.unwrap();
+        assert_eq!(dealer_bound.recv().await.unwrap(), sent);
+
+        // REP strips only the envelope the REQ put there; the identity adds nothing to it.
+        let rep = Rep::new();
+        let req = Req::with_options(with_id("requester")).unwrap();
+        req.connect(rep.bind("tcp://127.0.0.1:0").unwrap()).unwrap();
+        req.send(sent.clone()).await.unwrap();
+        assert_eq!(rep.recv().await.unwrap(), sent);
     })
     .await;
 }
