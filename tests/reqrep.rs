@@ -349,36 +349,22 @@ async fn dealer_round_robins_out_and_fair_queues_in() {
 async fn identity_is_ignored_by_every_receiver_but_router() {
     bounded(async {
         let sent = msg(&["a", "b"]);
-
-        let pull = Pull::new();
-        let push = Push::with_options(with_id("pusher")).unwrap();
-        push.connect(pull.bind("tcp://127.0.0.1:0").unwrap())
-            .unwrap();
-        push.send(sent.clone()).await.unwrap();
-        assert_eq!(pull.recv().await.unwrap(), sent);
-
-        let pair_bound = Pair::new();
-        let pair_connected = Pair::with_options(with_id("pair")).unwrap();
-        pair_connected
-            .connect(pair_bound.bind("tcp://127.0.0.1:0").unwrap())
-            .unwrap();
-        pair_connected.send(sent.clone()).await.unwrap();
-        assert_eq!(pair_bound.recv().await.unwrap(), sent);
-
-        let dealer_bound = Dealer::new();
-        let dealer_connected = Dealer::with_options(with_id("dealer")).unwrap();
-        dealer_connected
-            .connect(dealer_bound.bind("tcp://127.0.0.1:0").unwrap())
-            .unwrap();
-        dealer_connected.send(sent.clone()).await.unwrap();
-        assert_eq!(dealer_bound.recv().await.unwrap(), sent);
-
+        // Binds `receiver`, connects `sender` (which announces an identity), sends one message.
+        macro_rules! arrives_unchanged {
+            ($receiver:expr, $sender:expr) => {{
+                let (receiver, sender) = ($receiver, $sender.unwrap());
+                sender
+                    .connect(receiver.bind("tcp://127.0.0.1:0").unwrap())
+                    .unwrap();
+                sender.send(sent.clone()).await.unwrap();
+                assert_eq!(receiver.recv().await.unwrap(), sent);
+            }};
+        }
+        arrives_unchanged!(Pull::new(), Push::with_options(with_id("pusher")));
+        arrives_unchanged!(Pair::new(), Pair::with_options(with_id("pair")));
+        arrives_unchanged!(Dealer::new(), Dealer::with_options(with_id("dealer")));
         // REP strips only the envelope the REQ put there; the identity adds nothing to it.
-        let rep = Rep::new();
-        let req = Req::with_options(with_id("requester")).unwrap();
-        req.connect(rep.bind("tcp://127.0.0.1:0").unwrap()).unwrap();
-        req.send(sent.clone()).await.unwrap();
-        assert_eq!(rep.recv().await.unwrap(), sent);
+        arrives_unchanged!(Rep::new(), Req::with_options(with_id("requester")));
     })
     .await;
 }
