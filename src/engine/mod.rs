@@ -508,6 +508,25 @@ impl<P: Pattern> SocketCore<P> {
         self.lock().core.dropped_msgs
     }
 
+    /// One try under the socket lock: `Closed` once the socket is closing, else `attempt`.
+    fn attempt_send(
+        &self,
+        slot: &mut Option<Message>,
+        cx: &mut Context<'_>,
+        attempt: &mut impl FnMut(
+            &mut State<P>,
+            &mut Option<Message>,
+            &mut Context<'_>,
+        ) -> Poll<Result<()>>,
+    ) -> Poll<Result<()>> {
+        let mut state = self.lock();
+        if state.core.is_closing() {
+            Poll::Ready(Err(Error::Closed))
+        } else {
+            attempt(&mut state, slot, cx)
+        }
+    }
+
     /// Runs `attempt` until it places the message, honouring the send timeout; on failure the
     /// message comes back inside the error.
     pub async fn send_with(
@@ -522,25 +541,15 @@ impl<P: Pattern> SocketCore<P> {
         let mut slot = Some(message);
         let timeout = self.shared.options.send_timeout;
         let mut sleep = timeout.map(|t| Box::pin(tokio::time::sleep(t)));
-        poll_fn(|cx| {
-            let result = {
-                let mut state = self.lock();
-                if state.core.is_closing() {
-                    Poll::Ready(Err(Error::Closed))
-                } else {
-                    attempt(&mut state, &mut slot, cx)
+        poll_fn(|cx| match self.attempt_send(&mut slot, cx, &mut attempt) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => match sleep.as_mut().map(|s| s.as_mut().poll(cx)) {
+                Some(Poll::Ready(())) => {
+                    Poll::Ready(Err(Error::Timeout(timeout.unwrap_or_default())))
                 }
-            };
-            match result {
-                Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
-                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                Poll::Pending => match sleep.as_mut().map(|s| s.as_mut().poll(cx)) {
-                    Some(Poll::Ready(())) => {
-                        Poll::Ready(Err(Error::Timeout(timeout.unwrap_or_default())))
-                    }
-                    _ => Poll::Pending,
-                },
-            }
+                _ => Poll::Pending,
+            },
         })
         .await
         .map_err(|error| SendError::new(error, slot.take().unwrap_or_default()))
@@ -559,15 +568,7 @@ impl<P: Pattern> SocketCore<P> {
     ) -> Result<(), SendError> {
         let mut slot = Some(message);
         let mut cx = Context::from_waker(Waker::noop());
-        let result = {
-            let mut state = self.lock();
-            if state.core.is_closing() {
-                Poll::Ready(Err(Error::Closed))
-            } else {
-                attempt(&mut state, &mut slot, &mut cx)
-            }
-        };
-        match result {
+        match self.attempt_send(&mut slot, &mut cx, &mut attempt) {
             Poll::Ready(Ok(())) => Ok(()),
             Poll::Ready(Err(e)) => Err(SendError::new(e, slot.take().unwrap_or_default())),
             Poll::Pending => Err(SendError::new(
