@@ -140,14 +140,9 @@ impl<T> FairQueue<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pattern::peer::PeerSlab;
+    use crate::pattern::peer::{PeerSlab, test_peer_ids as ids};
     use proptest::prelude::*;
     use std::collections::HashMap;
-
-    fn ids(n: usize) -> Vec<PeerId> {
-        let mut slab = PeerSlab::new();
-        (0..n).map(|_| slab.insert(())).collect()
-    }
 
     #[test]
     fn fq_alternates_between_two_full_peers() {

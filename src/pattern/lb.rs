@@ -82,14 +82,9 @@ impl LoadBalancer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pattern::peer::PeerSlab;
+    use crate::pattern::peer::test_peer_ids as ids;
     use proptest::prelude::*;
     use std::collections::{HashMap, HashSet};
-
-    fn ids(n: usize) -> Vec<PeerId> {
-        let mut slab = PeerSlab::new();
-        (0..n).map(|_| slab.insert(())).collect()
-    }
 
     fn lb_with(peers: &[PeerId]) -> LoadBalancer {
         let mut lb = LoadBalancer::new();

@@ -255,6 +255,13 @@ impl<T> Default for PeerMap<T> {
     }
 }
 
+/// `n` distinct live peer ids, for the pattern modules' unit tests.
+#[cfg(test)]
+pub(crate) fn test_peer_ids(n: usize) -> Vec<PeerId> {
+    let mut slab = PeerSlab::new();
+    (0..n).map(|_| slab.insert(())).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

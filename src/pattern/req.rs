@@ -325,12 +325,7 @@ impl RepState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pattern::peer::PeerSlab;
-
-    fn ids(n: usize) -> Vec<PeerId> {
-        let mut slab = PeerSlab::new();
-        (0..n).map(|_| slab.insert(())).collect()
-    }
+    use crate::pattern::peer::test_peer_ids as ids;
 
     fn msg(frames: &[&'static str]) -> Message {
         frames

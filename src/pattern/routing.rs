@@ -128,12 +128,7 @@ impl RoutingTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pattern::peer::PeerSlab;
-
-    fn ids(n: usize) -> Vec<PeerId> {
-        let mut slab = PeerSlab::new();
-        (0..n).map(|_| slab.insert(())).collect()
-    }
+    use crate::pattern::peer::{PeerSlab, test_peer_ids as ids};
 
     #[test]
     fn routing_generated_id_is_zero_then_big_endian_counter() {

@@ -429,14 +429,9 @@ impl LocalSubscriptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pattern::peer::PeerSlab;
+    use crate::pattern::peer::test_peer_ids as ids;
     use proptest::prelude::*;
     use std::collections::BTreeSet;
-
-    fn ids(n: usize) -> Vec<PeerId> {
-        let mut slab = PeerSlab::new();
-        (0..n).map(|_| slab.insert(())).collect()
-    }
 
     fn matches(trie: &SubscriptionTrie, data: &[u8]) -> Vec<PeerId> {
         let mut out = Vec::new();
