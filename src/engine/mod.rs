@@ -171,6 +171,19 @@ impl Peer {
     }
 }
 
+/// One attempt to place a message under the socket lock: a socket type's sending rule
+/// (round robin, routing by id, REQ/REP alternation), given to
+/// [`SocketCore::send_with`] and [`SocketCore::try_send_with`].
+pub(crate) trait SendAttempt<P>:
+    FnMut(&mut State<P>, &mut Option<Message>, &mut Context<'_>) -> Poll<Result<()>>
+{
+}
+
+impl<P, F> SendAttempt<P> for F where
+    F: FnMut(&mut State<P>, &mut Option<Message>, &mut Context<'_>) -> Poll<Result<()>>
+{
+}
+
 /// A set of wakers for tasks blocked in send or recv.
 #[derive(Debug, Default)]
 pub(crate) struct WakerList(Vec<Waker>);
@@ -513,11 +526,7 @@ impl<P: Pattern> SocketCore<P> {
         &self,
         slot: &mut Option<Message>,
         cx: &mut Context<'_>,
-        attempt: &mut impl FnMut(
-            &mut State<P>,
-            &mut Option<Message>,
-            &mut Context<'_>,
-        ) -> Poll<Result<()>>,
+        attempt: &mut impl SendAttempt<P>,
     ) -> Poll<Result<()>> {
         let mut state = self.lock();
         if state.core.is_closing() {
@@ -532,11 +541,7 @@ impl<P: Pattern> SocketCore<P> {
     pub async fn send_with(
         &self,
         message: Message,
-        mut attempt: impl FnMut(
-            &mut State<P>,
-            &mut Option<Message>,
-            &mut Context<'_>,
-        ) -> Poll<Result<()>>,
+        mut attempt: impl SendAttempt<P>,
     ) -> Result<(), SendError> {
         let mut slot = Some(message);
         let timeout = self.shared.options.send_timeout;
@@ -560,11 +565,7 @@ impl<P: Pattern> SocketCore<P> {
     pub fn try_send_with(
         &self,
         message: Message,
-        mut attempt: impl FnMut(
-            &mut State<P>,
-            &mut Option<Message>,
-            &mut Context<'_>,
-        ) -> Poll<Result<()>>,
+        mut attempt: impl SendAttempt<P>,
     ) -> Result<(), SendError> {
         let mut slot = Some(message);
         let mut cx = Context::from_waker(Waker::noop());
