@@ -29,24 +29,35 @@ pub async fn run(config: Config) -> Result<(), Failure> {
     let input = &mut input;
     let codec = &config.codec;
     let timeout = config.timeout;
+    // The sending types, and the two-way ones that send stdin and print what arrives, differ
+    // only in their socket type and in what they wait for before the first send.
+    macro_rules! send_only {
+        ($s:ident: $ty:ty, $wait_for_subscribers:expr) => {{
+            let $s: $ty = open(&config)?;
+            let ready = get_ready(&config, $wait_for_subscribers);
+            let send = async |m| send_within(timeout, $s.send(m)).await;
+            let result = send_lines(input, codec, config.count, ready, send).await;
+            finish($s, result).await
+        }};
+    }
+    macro_rules! two_way {
+        ($s:ident: $ty:ty, $wait_for_subscribers:expr) => {{
+            let $s: $ty = open(&config)?;
+            let ready = get_ready(&config, $wait_for_subscribers);
+            let send = async |m| send_within(timeout, $s.send(m)).await;
+            let result = duplex(&config, input, &output, ready, send, async || {
+                $s.recv().await
+            })
+            .await;
+            finish($s, result).await
+        }};
+    }
     match config.kind {
-        SocketKind::Push => {
-            let s: Push = open(&config)?;
-            let ready = get_ready(&config, no_subscriber_wait());
-            let send = async |m| send_within(timeout, s.send(m)).await;
-            let result = send_lines(input, codec, config.count, ready, send).await;
-            finish(s, result).await
-        }
-        SocketKind::Pub => {
-            let s: Pub = open(&config)?;
-            let ready = get_ready(
-                &config,
-                config.wait_subscribers.map(|n| s.wait_for_subscriptions(n)),
-            );
-            let send = async |m| send_within(timeout, s.send(m)).await;
-            let result = send_lines(input, codec, config.count, ready, send).await;
-            finish(s, result).await
-        }
+        SocketKind::Push => send_only!(s: Push, no_subscriber_wait()),
+        SocketKind::Pub => send_only!(
+            s: Pub,
+            config.wait_subscribers.map(|n| s.wait_for_subscriptions(n))
+        ),
         SocketKind::Pull => {
             let s: Pull = open(&config)?;
             let result =
@@ -92,26 +103,8 @@ pub async fn run(config: Config) -> Result<(), Failure> {
             let result = reply_to_requests(&config, input, &output, &s).await;
             finish(s, result).await
         }
-        SocketKind::Pair => {
-            let s: Pair = open(&config)?;
-            let ready = get_ready(&config, no_subscriber_wait());
-            let send = async |m| send_within(timeout, s.send(m)).await;
-            let result = duplex(&config, input, &output, ready, send, async || {
-                s.recv().await
-            })
-            .await;
-            finish(s, result).await
-        }
-        SocketKind::Dealer => {
-            let s: Dealer = open(&config)?;
-            let ready = get_ready(&config, no_subscriber_wait());
-            let send = async |m| send_within(timeout, s.send(m)).await;
-            let result = duplex(&config, input, &output, ready, send, async || {
-                s.recv().await
-            })
-            .await;
-            finish(s, result).await
-        }
+        SocketKind::Pair => two_way!(s: Pair, no_subscriber_wait()),
+        SocketKind::Dealer => two_way!(s: Dealer, no_subscriber_wait()),
         SocketKind::Router => {
             let s: Router = open(&config)?;
             let ready = get_ready(&config, no_subscriber_wait());
@@ -140,19 +133,10 @@ pub async fn run(config: Config) -> Result<(), Failure> {
             .await;
             finish(s, result).await
         }
-        SocketKind::Xpub => {
-            let s: XPub = open(&config)?;
-            let ready = get_ready(
-                &config,
-                config.wait_subscribers.map(|n| s.wait_for_subscriptions(n)),
-            );
-            let send = async |m| send_within(timeout, s.send(m)).await;
-            let result = duplex(&config, input, &output, ready, send, async || {
-                s.recv().await
-            })
-            .await;
-            finish(s, result).await
-        }
+        SocketKind::Xpub => two_way!(
+            s: XPub,
+            config.wait_subscribers.map(|n| s.wait_for_subscriptions(n))
+        ),
     }
 }
 
