@@ -176,8 +176,8 @@ async fn three_libzmq_pushers_are_fair_queued() {
         options.rcvhwm = FAIR_RCVHWM;
         let pull = Pull::with_options(options).unwrap();
         let endpoint = pull.bind("tcp://127.0.0.1:0").unwrap().to_string();
-        // Every peer streams its whole share before we read anything, so that from the first
-        // recv on all three have messages waiting.
+        // Every peer streams its whole share into the kernel's buffers before we read
+        // anything, so all three have messages waiting for their connection tasks to take.
         let senders: Vec<_> = (0..3u8)
             .map(|peer| {
                 let endpoint = endpoint.clone();

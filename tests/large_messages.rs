@@ -69,6 +69,12 @@ async fn mixed_sizes_arrive_intact_over_ipc() {
         .unwrap();
 }
 
+/// Size of message `index` in [`kept_messages_are_never_overwritten`]: all large frames,
+/// each a different length so frame boundaries move through the read buffers.
+fn kept_message_size(index: usize) -> usize {
+    40 * 1024 + index * 97
+}
+
 /// A receiver that holds on to every message it got (so no read buffer can be reused) still
 /// receives everything: buffers the application keeps are never written over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,8 +87,9 @@ async fn kept_messages_are_never_overwritten() {
         const COUNT: usize = 400;
         let sender = tokio::spawn(async move {
             for index in 0..COUNT {
-                let size = 40 * 1024 + index * 97;
-                push.send(body(index, size)).await.unwrap();
+                push.send(body(index, kept_message_size(index)))
+                    .await
+                    .unwrap();
             }
             push
         });
@@ -91,9 +98,8 @@ async fn kept_messages_are_never_overwritten() {
             kept.push(pull.recv().await.unwrap());
         }
         for (index, message) in kept.iter().enumerate() {
-            let size = 40 * 1024 + index * 97;
             assert!(
-                message.frames()[0] == body(index, size),
+                message.frames()[0] == body(index, kept_message_size(index)),
                 "message {index} changed after delivery"
             );
         }
