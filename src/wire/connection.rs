@@ -31,12 +31,33 @@ use std::time::{Duration, Instant};
 /// sends, whatever the maximum message size.
 pub const MAX_FRAMES_PER_MESSAGE: usize = 1 << 16;
 
+/// Largest frame accepted before the handshake completes (greeting, READY, ERROR). A READY
+/// carries a socket type, an identity of at most 255 bytes and perhaps a few application
+/// properties: a few hundred bytes. libzmq bounds handshake commands only by MAXMSGSIZE
+/// (unlimited by default); ferromq fails a larger frame as soon as its header arrives, so that
+/// a connection that has not identified itself can make us hold at most this much (1,000 such
+/// connections: 64 MiB). See spec/zmtp.md.
+pub const MAX_HANDSHAKE_FRAME_BYTES: usize = 64 * 1024;
+
+/// Fails a frame of `len` bytes that arrives before the handshake completed and is larger
+/// than any handshake command needs to be.
+fn check_handshake_frame(len: usize) -> Result<(), ProtocolError> {
+    if len > MAX_HANDSHAKE_FRAME_BYTES {
+        return Err(ProtocolError::HandshakeFrameTooLarge {
+            len,
+            max: MAX_HANDSHAKE_FRAME_BYTES,
+        });
+    }
+    Ok(())
+}
+
 /// Heartbeat settings (ZMTP 3.1 PING/PONG), as libzmq's `ZMQ_HEARTBEAT_*` options.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HeartbeatConfig {
-    /// Send a PING after this long (`None`: no heartbeats, libzmq's default).
+    /// Send a PING after this long (`None` or zero: no heartbeats, libzmq's default).
     pub interval: Option<Duration>,
-    /// Drop the peer if nothing arrives this long after a PING (`None`: the interval).
+    /// Drop the peer if nothing arrives this long after a PING (`None`: the interval; zero:
+    /// never, as libzmq's 0).
     pub timeout: Option<Duration>,
     /// Ask the peer to drop us if it hears nothing from us for this long (sent in PING).
     pub ttl: Option<Duration>,
@@ -114,6 +135,12 @@ pub struct Connection {
     version: (u8, u8),
     decoder: FrameDecoder,
     out: BytesMut,
+    /// The context of the newest PING not yet answered. Answers coalesce: however many PINGs
+    /// a peer sends while we cannot write, one PONG waits (as h2 does), so a peer that pings
+    /// and never reads cannot grow our output.
+    pong_due: Option<Bytes>,
+    /// The TTL field of our own PING, due but not yet taken for sending (coalesced alike).
+    ping_due: Option<u16>,
     events: VecDeque<Event>,
     partial: Message,
     partial_bytes: u64,
@@ -125,16 +152,25 @@ pub struct Connection {
 
 impl Connection {
     /// Starts a session at time `now`, queueing our greeting.
-    pub fn new(config: ConnectionConfig, now: Instant) -> Self {
+    ///
+    /// Zero intervals mean "off", as in libzmq: no handshake timeout, no heartbeats, and
+    /// with a zero heartbeat timeout no deadline after a PING. A deadline too far ahead for
+    /// the clock to represent is never reached.
+    pub fn new(mut config: ConnectionConfig, now: Instant) -> Self {
+        let positive = |d: Option<Duration>| d.filter(|d| !d.is_zero());
+        config.handshake_timeout = positive(config.handshake_timeout);
+        config.heartbeat.interval = positive(config.heartbeat.interval);
         let mut out = BytesMut::with_capacity(128);
         out.put_slice(&Greeting::null().encode());
         Connection {
             decoder: FrameDecoder::new(config.max_msg_size),
-            handshake_deadline: config.handshake_timeout.map(|t| now + t),
+            handshake_deadline: config.handshake_timeout.and_then(|t| now.checked_add(t)),
             config,
             phase: Phase::Greeting,
             version: OUR_VERSION,
             out,
+            pong_due: None,
+            ping_due: None,
             events: VecDeque::new(),
             partial: Message::new(),
             partial_bytes: 0,
@@ -195,6 +231,9 @@ impl Connection {
             // Any traffic proves the peer alive (libzmq cancels both timers on any frame).
             self.ping_timeout_deadline = None;
             self.peer_ttl_deadline = None;
+            if self.phase != Phase::Traffic {
+                check_handshake_frame(frame.body.len())?;
+            }
             if frame.command {
                 self.on_command(Command::decode(frame.body)?, now)?;
                 continue;
@@ -203,6 +242,12 @@ impl Connection {
                 return Err(ProtocolError::MessageBeforeReady);
             }
             self.on_data_frame(frame.body, frame.more)?;
+        }
+        if self.phase != Phase::Traffic
+            && let Some(len) = self.decoder.pending_body_len()
+        {
+            // Refused from its header alone, before the engine makes room for its body.
+            check_handshake_frame(len)?;
         }
         Ok(())
     }
@@ -245,10 +290,11 @@ impl Connection {
                 ttl_deciseconds,
                 context,
             } => {
-                Command::Pong { context }.encode(&mut self.out);
+                // The context is at most 16 bytes: copied, so it pins no read buffer.
+                self.pong_due = Some(Bytes::copy_from_slice(&context));
                 if ttl_deciseconds > 0 && self.peer_ttl_deadline.is_none() {
                     self.peer_ttl_deadline =
-                        Some(now + Duration::from_millis(u64::from(ttl_deciseconds) * 100));
+                        now.checked_add(Duration::from_millis(u64::from(ttl_deciseconds) * 100));
                 }
             }
             Command::Pong { .. } => {}
@@ -263,21 +309,23 @@ impl Connection {
         let ours = self.config.socket_type;
         let theirs = match metadata.get("Socket-Type") {
             None => return Err(ProtocolError::MissingSocketType),
-            Some(name) => SocketType::from_wire(name)
-                .ok_or_else(|| ProtocolError::UnknownSocketType(name.clone()))?,
+            Some(name) => {
+                SocketType::from_wire(&name).ok_or(ProtocolError::UnknownSocketType(name))?
+            }
         };
         if !ours.is_compatible_with(theirs) {
             return Err(ProtocolError::IncompatibleSocketType { ours, theirs });
         }
-        let identity = metadata
-            .get("Identity")
-            .filter(|id| !id.is_empty())
-            .cloned();
+        let identity = metadata.get("Identity").filter(|id| !id.is_empty());
         self.phase = Phase::Traffic;
         self.handshake_deadline = None;
         // PING and PONG are ZMTP 3.1 commands: a 3.0 peer would not know them.
         if self.version >= (3, 1) {
-            self.next_ping = self.config.heartbeat.interval.map(|ivl| now + ivl);
+            self.next_ping = self
+                .config
+                .heartbeat
+                .interval
+                .and_then(|ivl| now.checked_add(ivl));
         }
         self.events.push_back(Event::Ready(PeerInfo {
             socket_type: theirs,
@@ -399,8 +447,21 @@ impl Connection {
         self.out.put_slice(&buf.to_bytes());
     }
 
-    /// Takes every byte queued for the peer.
+    /// Takes every byte queued for the peer, with the PONG and PING that are due.
+    ///
+    /// Call it only when those bytes can be written soon: while it is not called, heartbeat
+    /// answers coalesce here instead of piling up.
     pub fn take_transmit(&mut self) -> Option<Bytes> {
+        if let Some(context) = self.pong_due.take() {
+            Command::Pong { context }.encode(&mut self.out);
+        }
+        if let Some(ttl_deciseconds) = self.ping_due.take() {
+            Command::Ping {
+                ttl_deciseconds,
+                context: Bytes::new(),
+            }
+            .encode(&mut self.out);
+        }
         if self.out.is_empty() {
             None
         } else {
@@ -410,7 +471,7 @@ impl Connection {
 
     /// Whether bytes are queued for the peer.
     pub fn has_transmit(&self) -> bool {
-        !self.out.is_empty()
+        !self.out.is_empty() || self.pong_due.is_some() || self.ping_due.is_some()
     }
 
     /// When [`Connection::handle_timeout`] must next be called.
@@ -447,15 +508,11 @@ impl Connection {
             let ttl_deciseconds = self.config.heartbeat.ttl.map_or(0, |ttl| {
                 (ttl.as_millis() / 100).min(u128::from(u16::MAX)) as u16
             });
-            Command::Ping {
-                ttl_deciseconds,
-                context: Bytes::new(),
-            }
-            .encode(&mut self.out);
-            self.next_ping = Some(now + interval);
-            if self.ping_timeout_deadline.is_none() {
-                let timeout = self.config.heartbeat.timeout.unwrap_or(interval);
-                self.ping_timeout_deadline = Some(now + timeout);
+            self.ping_due = Some(ttl_deciseconds);
+            self.next_ping = now.checked_add(interval);
+            let timeout = self.config.heartbeat.timeout.unwrap_or(interval);
+            if self.ping_timeout_deadline.is_none() && !timeout.is_zero() {
+                self.ping_timeout_deadline = now.checked_add(timeout);
             }
         }
         Ok(())
@@ -707,7 +764,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            info.metadata.get("x-custom").map(|v| &v[..]),
+            info.metadata.get("x-custom").as_deref(),
             Some(&b"\x00\xffbinary"[..])
         );
     }

@@ -37,6 +37,17 @@ pub struct Frame {
     pub body: Bytes,
 }
 
+/// Largest frame any decoder accepts, whatever the maximum message size: no allocation can
+/// hold more. 2⁴⁷ bytes (128 TiB) is the whole user address space of a 64-bit Linux process
+/// with 4-level page tables, and on 32-bit targets `isize::MAX` bounds every allocation. A
+/// header announcing more is a protocol fault at once, as libzmq drops a peer whose frame it
+/// cannot allocate, instead of a connection left waiting for bytes it could never hold.
+pub const MAX_FRAME_BYTES: u64 = if usize::BITS >= 64 {
+    1 << 47
+} else {
+    isize::MAX as u64
+};
+
 /// Incremental frame decoder.
 ///
 /// Feed it the receive buffer as bytes arrive; every split of the stream decodes to the same
@@ -151,11 +162,13 @@ impl FrameDecoder {
         {
             return Err(ProtocolError::MessageTooLarge { len, max });
         }
-        // On a 64-bit target every u64 fits; elsewhere a frame past usize can never be held.
-        let len = usize::try_from(len).map_err(|_| ProtocolError::MessageTooLarge {
-            len,
-            max: usize::MAX as u64,
-        })?;
+        if len > MAX_FRAME_BYTES {
+            return Err(ProtocolError::MessageTooLarge {
+                len,
+                max: MAX_FRAME_BYTES,
+            });
+        }
+        let len = len as usize;
         buf.advance(header_len);
         Ok(Some((flags, len)))
     }
@@ -467,14 +480,30 @@ mod tests {
     }
 
     #[test]
-    fn huge_announced_length_allocates_nothing() {
-        let mut buf = BytesMut::from(&[0x02, 0x40, 0, 0, 0, 0, 0, 0, 0][..]);
+    fn large_announced_length_allocates_nothing() {
+        // 2^40 bytes: possible in principle, so the body is awaited, but nothing is reserved.
+        let mut buf = BytesMut::from(&[0x02, 0, 0, 0x01, 0, 0, 0, 0, 0][..]);
         let capacity = buf.capacity();
         let mut decoder = FrameDecoder::new(None);
         assert_eq!(decoder.decode(&mut buf), Ok(None));
         assert!(buf.capacity() <= capacity);
-        assert_eq!(decoder.pending_body_len(), Some(0x40 << 56));
+        assert_eq!(decoder.pending_body_len(), Some(1 << 40));
         assert!(!decoder.is_idle());
+    }
+
+    #[test]
+    fn impossible_announced_length_is_a_fault_at_once() {
+        // 2^62 bytes: more than any address space can hold, even with no maximum size set.
+        let mut buf = BytesMut::from(&[0x02, 0x40, 0, 0, 0, 0, 0, 0, 0][..]);
+        assert_eq!(
+            FrameDecoder::new(None).decode(&mut buf),
+            Err(ProtocolError::MessageTooLarge {
+                len: 1 << 62,
+                max: MAX_FRAME_BYTES
+            })
+        );
+        let mut just_possible = BytesMut::from(&[0x02, 0, 0, 0x80, 0, 0, 0, 0, 0][..]);
+        assert_eq!(FrameDecoder::new(None).decode(&mut just_possible), Ok(None));
     }
 
     #[test]

@@ -76,6 +76,15 @@ pub enum ProtocolError {
         /// The configured maximum.
         max: u64,
     },
+    /// A frame before the end of the handshake is larger than any handshake command needs
+    /// (see [`connection::MAX_HANDSHAKE_FRAME_BYTES`]).
+    #[error("{len}-byte frame during the handshake: handshake frames are at most {max} bytes")]
+    HandshakeFrameTooLarge {
+        /// The announced size.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A multipart message has more frames than ferromq accepts.
     #[error("message has more than {max} frames")]
     TooManyFrames {
