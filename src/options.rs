@@ -12,6 +12,9 @@ pub const DEFAULT_RECONNECT_IVL: Duration = Duration::from_millis(100);
 pub const DEFAULT_HANDSHAKE_IVL: Duration = Duration::from_secs(30);
 /// libzmq's default listen backlog (ZMQ_BACKLOG).
 pub const DEFAULT_BACKLOG: u32 = 100;
+/// Longest duration any option takes: libzmq's options are `int` milliseconds, and a clock
+/// deadline this far ahead can never overflow.
+pub const MAX_DURATION: Duration = Duration::from_millis(i32::MAX as u64);
 
 /// Settings for one socket. Fields are public; start from [`SocketOptions::default`], whose
 /// values are libzmq 4.3's defaults, and change what you need.
@@ -44,14 +47,16 @@ pub struct SocketOptions {
     /// backoff, always `reconnect_ivl`, as libzmq's 0).
     pub reconnect_ivl_max: Option<Duration>,
     /// Drop a connection whose handshake has not completed in this time (ZMQ_HANDSHAKE_IVL;
-    /// `None`: never).
+    /// `None` or zero: never, as libzmq's 0).
     pub handshake_ivl: Option<Duration>,
-    /// Send a PING after this much time (ZMQ_HEARTBEAT_IVL; `None`: no heartbeats).
+    /// Send a PING after this much time (ZMQ_HEARTBEAT_IVL; `None` or zero: no heartbeats,
+    /// as libzmq's 0).
     pub heartbeat_ivl: Option<Duration>,
     /// Drop the peer if nothing arrives this long after a PING (ZMQ_HEARTBEAT_TIMEOUT; `None`:
-    /// the heartbeat interval).
+    /// the heartbeat interval, as libzmq's -1; zero: never, as libzmq's 0).
     pub heartbeat_timeout: Option<Duration>,
-    /// Ask peers to drop us after this much silence (ZMQ_HEARTBEAT_TTL, sent in our PINGs).
+    /// Ask peers to drop us after this much silence (ZMQ_HEARTBEAT_TTL, sent in our PINGs in
+    /// deciseconds; `None`, zero or under 100 ms: no TTL, as libzmq's 0).
     pub heartbeat_ttl: Option<Duration>,
     /// Largest inbound frame and message; a peer sending more is disconnected
     /// (ZMQ_MAXMSGSIZE; `None`: no limit).
@@ -59,9 +64,11 @@ pub struct SocketOptions {
     /// Our routing id, announced to peers as `Identity` (ZMQ_ROUTING_ID): 1–255 bytes, not
     /// starting with a zero byte (those are reserved for generated ids).
     pub routing_id: Option<Bytes>,
-    /// How long `send` waits for room (ZMQ_SNDTIMEO; `None`: forever).
+    /// How long `send` waits for room (ZMQ_SNDTIMEO; `None`: forever; zero: not at all, the
+    /// send fails with `Error::Timeout` at once when it cannot be placed, as libzmq's 0).
     pub send_timeout: Option<Duration>,
-    /// How long `recv` waits for a message (ZMQ_RCVTIMEO; `None`: forever).
+    /// How long `recv` waits for a message (ZMQ_RCVTIMEO; `None`: forever; zero: not at all,
+    /// as libzmq's 0).
     pub recv_timeout: Option<Duration>,
     /// TCP keepalive (ZMQ_TCP_KEEPALIVE): `None` leaves the OS default.
     pub tcp_keepalive: Option<bool>,
@@ -132,7 +139,11 @@ impl Default for SocketOptions {
 }
 
 impl SocketOptions {
-    /// Checks every value, naming the first bad one.
+    /// Checks every value, naming the first bad one. Every socket constructor calls it.
+    ///
+    /// Zero durations take libzmq's meaning (see each field); durations past
+    /// [`MAX_DURATION`], a zero reconnect interval, backlog or buffer size, and malformed
+    /// routing ids are refused. spec/sockets.md lists every rule.
     pub fn validate(&self) -> Result<()> {
         let bad = |option, reason| Err(Error::InvalidOption { option, reason });
         if let Some(id) = &self.routing_id {
@@ -154,6 +165,25 @@ impl SocketOptions {
                 "heartbeat_ttl",
                 "must be at most 6553.5 s (16-bit deciseconds)",
             );
+        }
+        for (option, value) in [
+            ("linger", self.linger),
+            ("reconnect_ivl", self.reconnect_ivl),
+            ("reconnect_ivl_max", self.reconnect_ivl_max),
+            ("handshake_ivl", self.handshake_ivl),
+            ("heartbeat_ivl", self.heartbeat_ivl),
+            ("heartbeat_timeout", self.heartbeat_timeout),
+            ("send_timeout", self.send_timeout),
+            ("recv_timeout", self.recv_timeout),
+            ("tcp_keepalive_idle", self.tcp_keepalive_idle),
+            ("tcp_keepalive_intvl", self.tcp_keepalive_intvl),
+        ] {
+            if value.is_some_and(|d| d > MAX_DURATION) {
+                return bad(
+                    option,
+                    "must be at most 2147483647 ms (about 24.8 days, libzmq's int milliseconds)",
+                );
+            }
         }
         if self.reconnect_ivl == Some(Duration::ZERO) {
             return bad(
@@ -184,6 +214,47 @@ mod tests {
         assert_eq!((o.sndhwm, o.rcvhwm), (1000, 1000));
         assert_eq!(o.linger, None);
         assert_eq!(o.reconnect_ivl, Some(Duration::from_millis(100)));
+        assert!(o.validate().is_ok());
+    }
+
+    #[test]
+    fn rejects_durations_past_libzmqs_range() {
+        let too_long = MAX_DURATION + Duration::from_millis(1);
+        let o = SocketOptions {
+            heartbeat_ivl: Some(too_long),
+            ..SocketOptions::default()
+        };
+        assert!(matches!(
+            o.validate(),
+            Err(Error::InvalidOption {
+                option: "heartbeat_ivl",
+                ..
+            })
+        ));
+        let o = SocketOptions {
+            linger: Some(Duration::MAX),
+            ..SocketOptions::default()
+        };
+        assert!(matches!(
+            o.validate(),
+            Err(Error::InvalidOption {
+                option: "linger",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn zero_intervals_are_valid_and_mean_off() {
+        let o = SocketOptions {
+            heartbeat_ivl: Some(Duration::ZERO),
+            heartbeat_timeout: Some(Duration::ZERO),
+            heartbeat_ttl: Some(Duration::ZERO),
+            handshake_ivl: Some(Duration::ZERO),
+            send_timeout: Some(Duration::ZERO),
+            recv_timeout: Some(Duration::ZERO),
+            ..SocketOptions::default()
+        };
         assert!(o.validate().is_ok());
     }
 
