@@ -88,7 +88,7 @@ async fn push_with_queue(linger: Option<Duration>) -> (Push, SlowPeer, usize) {
 async fn close_waits_until_a_slow_peer_has_everything() {
     timeout(TEST_TIMEOUT, async {
         let (push, peer, queued) = push_with_queue(None).await;
-        let closing = tokio::spawn(push.close());
+        let closing = tokio::spawn(async move { push.close().await });
         // The peer starts reading only once the close has begun.
         tokio::task::yield_now().await;
         peer.go.send(()).unwrap();

@@ -9,7 +9,7 @@
 //! [`wire::Connection`]: crate::wire::Connection
 
 use super::transport::Stream;
-use super::{Pattern, Peer, Shared, State, now};
+use super::{EndpointId, Pattern, Peer, Shared, State, now};
 use crate::error::Error;
 use crate::pattern::PeerId;
 use crate::wire::ProtocolError;
@@ -57,19 +57,22 @@ const TRICKLE_BYTES: usize = 4 * 1024;
 /// same runtime thread.
 const MAX_ROUNDS_PER_WAKE: usize = 16;
 
-/// Runs a connection until the peer goes away, a fault, or the socket closes (after linger).
-pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, stream: Stream) -> Ended {
+/// Runs a connection from `endpoint` until the peer goes away, a fault, or the socket
+/// closes or the endpoint is removed (after linger).
+pub(super) async fn run<P: Pattern>(
+    shared: Arc<Shared<P>>,
+    stream: Stream,
+    endpoint: EndpointId,
+) -> Ended {
     let stream = Arc::new(stream);
     let id = {
         let mut state = shared.lock();
-        if state.core.is_closing() {
-            return Ended {
-                handshake_done: false,
-                peer_error: false,
-            };
+        if state.core.is_closing() || !state.core.has_endpoint(endpoint) {
+            return Ended::default();
         }
         state.core.peers.insert(Peer {
             alive: true,
+            endpoint,
             ..Peer::default()
         })
     };
@@ -127,6 +130,7 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, stream: Stream) -> E
 }
 
 /// How a connection ended, for the connector's reconnect decision.
+#[derive(Debug, Default)]
 pub(super) struct Ended {
     /// The handshake completed (the connector resets its backoff).
     pub handshake_done: bool,
@@ -158,10 +162,7 @@ impl<P: Pattern> Drop for PeerGuard<'_, P> {
         peer.task = None;
         // Release the socket now, not when the slot's last inbound message is read.
         peer.stream = None;
-        let was_ready = peer.info.is_some();
-        if was_ready {
-            pattern.detach(core, self.id);
-        }
+        core.detach_peer(pattern, self.id);
         if core.inbox.queued(self.id) == 0 {
             core.inbox.remove_peer(self.id);
             core.peers.remove(self.id);
@@ -264,6 +265,14 @@ impl<P: Pattern> Driver<'_, P> {
         Poll::Pending
     }
 
+    /// When this connection must be gone once the socket closes or its endpoint is removed
+    /// (`None`: not closing, or lingering forever).
+    fn linger_deadline(&self) -> Option<Instant> {
+        let state = self.shared.lock();
+        let leaving = state.core.peers.get(self.id).and_then(|p| p.leaving);
+        state.core.closing.or(leaving).flatten()
+    }
+
     fn peer_queue_empty(&self) -> bool {
         let state = self.shared.lock();
         state
@@ -275,7 +284,7 @@ impl<P: Pattern> Driver<'_, P> {
 
     /// Fires due handshake, heartbeat and linger timers and re-arms the sleep.
     fn poll_timers(&mut self, cx: &mut Context<'_>, now: Instant) -> Result<(), Error> {
-        let linger = self.shared.lock().core.closing.flatten();
+        let linger = self.linger_deadline();
         loop {
             let deadline = match (self.conn.poll_timeout(), linger) {
                 (Some(a), Some(b)) => a.min(b),
@@ -317,15 +326,21 @@ impl<P: Pattern> Driver<'_, P> {
         let State { core, pattern } = &mut *state;
         let mut delivered = false;
         let mut all = true;
+        let mut refused = None;
         while let Some(event) = self.stash.take().or_else(|| self.conn.poll_event()) {
             match event {
                 Event::Ready(info) => {
-                    if let Some(peer) = core.peers.get_mut(self.id) {
-                        tracing::debug!(peer_type = %info.socket_type, "handshake complete");
-                        peer.info = Some(info);
-                        if core.direct_write {
-                            peer.stream = Some(self.stream.clone());
-                        }
+                    let Some(peer) = core.peers.get_mut(self.id) else {
+                        continue;
+                    };
+                    if peer.leaving.is_some() {
+                        // Its endpoint went away during the handshake: never routable.
+                        continue;
+                    }
+                    tracing::debug!(peer_type = %info.socket_type, "handshake complete");
+                    peer.info = Some(info);
+                    if core.direct_write {
+                        peer.stream = Some(self.stream.clone());
                     }
                     if !pattern.attach(core, self.id) {
                         if let Some(peer) = core.peers.get_mut(self.id) {
@@ -333,29 +348,42 @@ impl<P: Pattern> Driver<'_, P> {
                         }
                         return Err(Error::PeerRefused);
                     }
+                    if let Some(peer) = core.peers.get_mut(self.id) {
+                        peer.attached = true;
+                    }
                     self.ready = true;
                     core.send_wakers.wake_all();
                 }
                 Event::Message(message) => match pattern.deliver(core, self.id, message) {
                     Ok(()) => delivered = true,
-                    Err(message) => {
-                        self.stash = Some(Event::Message(message));
-                        if let Some(peer) = core.peers.get_mut(self.id) {
-                            peer.wants_room = true;
-                            // Register before the lock is released: a reader that frees room
-                            // in between would otherwise find no waker (this task was woken
-                            // and has not re-registered yet) and the connection would stall.
-                            peer.task = Some(cx.waker().clone());
-                        }
-                        all = false;
-                        break;
-                    }
+                    Err(message) => refused = Some(Event::Message(message)),
                 },
-                Event::Subscribe(prefix) => pattern.subscription(core, self.id, true, prefix),
-                Event::Cancel(prefix) => pattern.subscription(core, self.id, false, prefix),
+                Event::Subscribe(prefix) => {
+                    if let Err(prefix) = pattern.subscription(core, self.id, true, prefix) {
+                        refused = Some(Event::Subscribe(prefix));
+                    }
+                }
+                Event::Cancel(prefix) => {
+                    if let Err(prefix) = pattern.subscription(core, self.id, false, prefix) {
+                        refused = Some(Event::Cancel(prefix));
+                    }
+                }
                 Event::Command(command) => {
                     tracing::debug!(command = ?command.name(), "ignoring unknown command")
                 }
+            }
+            if let Some(event) = refused.take() {
+                // No room for what this event would queue: keep it and stop reading.
+                self.stash = Some(event);
+                if let Some(peer) = core.peers.get_mut(self.id) {
+                    peer.wants_room = true;
+                    // Register before the lock is released: a reader that frees room in
+                    // between would otherwise find no waker (this task was woken and has not
+                    // re-registered yet) and the connection would stall.
+                    peer.task = Some(cx.waker().clone());
+                }
+                all = false;
+                break;
             }
         }
         if delivered {
@@ -377,13 +405,30 @@ impl<P: Pattern> Driver<'_, P> {
                 Ok(0) => return Poll::Ready(Ok(ReadOutcome::Eof)),
                 Ok(n) => {
                     self.read_this_wake += n;
-                    self.conn.handle_input(&mut self.read_buf, now)?;
+                    self.decode(now)?;
                     return Poll::Ready(Ok(ReadOutcome::Data));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Poll::Ready(Err(e.into())),
             }
         }
+    }
+
+    /// Decodes what the read buffer holds. A few buffered bytes (a trickle: one request, a
+    /// heartbeat) are decoded from an exact-size copy instead, so the messages they hold pin
+    /// what they weigh rather than the whole read buffer: 1,000 one-byte messages read one at
+    /// a time pinned a 120 KiB buffer each. The buffer itself is then reused in place.
+    fn decode(&mut self, now: Instant) -> Result<(), Error> {
+        if self.read_buf.len() >= TRICKLE_BYTES {
+            self.conn.handle_input(&mut self.read_buf, now)?;
+            return Ok(());
+        }
+        let mut exact = BytesMut::from(&self.read_buf[..]);
+        self.read_buf.clear();
+        self.conn.handle_input(&mut exact, now)?;
+        // A partial frame goes back to wait for its rest.
+        self.read_buf.extend_from_slice(&exact);
+        Ok(())
     }
 
     /// Makes room to read into, reusing the current allocation when the messages split off it
@@ -464,27 +509,30 @@ impl<P: Pattern> Driver<'_, P> {
         let mut state = shared.lock();
         let core = &mut state.core;
         let closing = core.closing;
+        // Take new output only once the last is written: while the kernel pushes back,
+        // messages stay in the peer's queue, where the HWM counts (and caps) them, and our own
+        // commands stay in the connection, where heartbeat answers coalesce.
+        let idle = self.out.is_empty();
         let Some(peer) = core.peers.get_mut(self.id) else {
-            if let Some(bytes) = self.conn.take_transmit() {
+            if idle && let Some(bytes) = self.conn.take_transmit() {
                 self.out.push_bytes(&bytes);
             }
             return closing;
         };
-        // Take a new batch only once the last one is written: while the kernel pushes back,
-        // messages stay in the peer's queue, where the HWM counts (and caps) them. The batch
-        // goes before our own commands, as its front may be the rest of a message a sender
-        // started writing directly.
+        // The batch goes before our own commands, as its front may be the rest of a message
+        // a sender started writing directly.
         let mut freed = false;
-        if self.ready && self.out.is_empty() && !peer.out.is_empty() {
+        if self.ready && idle && !peer.out.is_empty() {
             self.last_batch = peer.out.len();
             self.out.append(&mut peer.out);
             freed = std::mem::take(&mut peer.out_msgs) > 0;
         }
-        if let Some(bytes) = self.conn.take_transmit() {
+        if idle && let Some(bytes) = self.conn.take_transmit() {
             self.out.push_bytes(&bytes);
         }
         // From here until the next call, only this task writes to the stream.
         peer.writer_busy = !self.out.is_empty();
+        let closing = closing.or(peer.leaving);
         match &peer.task {
             Some(w) if w.will_wake(cx.waker()) => {}
             _ => peer.task = Some(cx.waker().clone()),

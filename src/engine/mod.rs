@@ -11,10 +11,15 @@
 //!   whole batch to the socket under one lock; it takes everything queued for its peer in
 //!   one swap and writes it with vectored writes.
 //! * REQ and REP senders write to an idle peer's stream themselves (see `Peer::write_now`).
-//! * A **listener task** per bound endpoint accepts and spawns connection tasks (its
-//!   children: unbinding ends them, as in libzmq). A **connector task** per connected endpoint
-//!   connects, runs the connection inline and reconnects with backoff when it ends, unless the
-//!   peer closed with an ERROR command (RFC 23: fatal, do not reconnect).
+//! * A **listener task** per bound endpoint accepts and spawns connection tasks; the
+//!   listening socket itself sits in the socket state, so `unbind` and `close` close it before
+//!   they return (see `listener.rs`). A **connector task** per connected endpoint connects,
+//!   waits for the connection task and reconnects with backoff when it ends, unless the peer
+//!   closed with an ERROR command (RFC 23: fatal, do not reconnect).
+//! * Lifecycle calls are synchronous in effect: `disconnect` and `unbind` detach the
+//!   endpoint's peers from the routing structures under the lock before returning, so no later
+//!   send can choose them; their connection tasks then write what was already queued for them
+//!   (up to the linger period, as libzmq's terminating pipes do) and end.
 //! * The socket's state sits behind one `std::sync::Mutex` held only for short, non-async
 //!   critical sections. Sending encodes the message straight into the chosen peer's
 //!   [`WriteBuf`] (so the connection task never re-encodes, and small messages cost no
@@ -27,7 +32,10 @@
 //! [`wire::Connection`]: crate::wire::Connection
 
 mod connection;
+mod connector;
+mod listener;
 pub(crate) mod transport;
+mod waker;
 
 use crate::endpoint::{Endpoint, ToEndpoint};
 use crate::error::{Error, Result, SendError};
@@ -42,9 +50,9 @@ use std::io::IoSlice;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
-use tokio::task::{AbortHandle, JoinSet};
+use tokio::task::AbortHandle;
 use transport::Stream;
+pub(crate) use waker::{WaitKey, WakerList};
 
 /// Socket-type behaviour the engine calls into, under the socket lock.
 pub(crate) trait Pattern: Send + 'static {
@@ -58,7 +66,20 @@ pub(crate) trait Pattern: Send + 'static {
         core.push_inbox(peer, message)
     }
     /// A subscription or cancellation arrived (publishers act on it; others ignore it).
-    fn subscription(&mut self, _core: &mut Core, _peer: PeerId, _subscribe: bool, _prefix: Bytes) {}
+    /// `Err` hands the prefix back when the pattern cannot queue what it would tell the
+    /// application (XPUB's notifications, at the RCVHWM): the connection stops reading until
+    /// [`Core::room_freed`] is called for the peer.
+    fn subscription(
+        &mut self,
+        _core: &mut Core,
+        _peer: PeerId,
+        _subscribe: bool,
+        _prefix: Bytes,
+    ) -> Result<(), Bytes> {
+        Ok(())
+    }
+    /// A call waiting on a wake-up list of the pattern's own ended: forget its waker.
+    fn forget_waiter(&mut self, _key: WaitKey) {}
 }
 
 /// One connection's slot in the socket state.
@@ -83,6 +104,14 @@ pub(crate) struct Peer {
     /// The connection task owns the stream's write side (it has bytes in flight); nobody else
     /// may write until it gives it back under the lock.
     writer_busy: bool,
+    /// The bound or connected endpoint this connection came from.
+    endpoint: EndpointId,
+    /// The pattern knows this peer (attached after the handshake, until detached).
+    attached: bool,
+    /// `Some(linger deadline)` once its endpoint was unbound or disconnected: the peer is
+    /// detached, and its task writes what is queued (the inner `None` lingers forever) and
+    /// ends.
+    leaving: Option<Option<Instant>>,
 }
 
 /// Encoded bytes queued for one peer beyond which blocking senders wait for the connection
@@ -184,24 +213,6 @@ impl<P, F> SendAttempt<P> for F where
 {
 }
 
-/// A set of wakers for tasks blocked in send or recv.
-#[derive(Debug, Default)]
-pub(crate) struct WakerList(Vec<Waker>);
-
-impl WakerList {
-    pub fn register(&mut self, waker: &Waker) {
-        if !self.0.iter().any(|w| w.will_wake(waker)) {
-            self.0.push(waker.clone());
-        }
-    }
-
-    pub fn wake_all(&mut self) {
-        for w in self.0.drain(..) {
-            w.wake();
-        }
-    }
-}
-
 /// The socket-type independent part of the socket state.
 #[derive(Debug)]
 pub(crate) struct Core {
@@ -212,9 +223,15 @@ pub(crate) struct Core {
     pub recv_wakers: WakerList,
     pub send_wakers: WakerList,
     close_wakers: WakerList,
+    /// The call being polled under the lock, whose waker `park_*` registers.
+    waiter: WaitKey,
+    /// The last key handed to a waiting call.
+    last_wait_key: u64,
     /// `Some(deadline)` once closing; the inner `None` lingers forever.
     closing: Option<Option<Instant>>,
     endpoints: Vec<BoundOrConnected>,
+    /// The last id handed to an endpoint.
+    last_endpoint_id: u64,
     last_endpoint: Option<Endpoint>,
     /// Messages dropped because a peer was at its HWM (PUB/XPUB/ROUTER never block).
     pub dropped_msgs: u64,
@@ -222,12 +239,27 @@ pub(crate) struct Core {
     direct_write: bool,
 }
 
+/// Names one bound or connected endpoint for the lifetime of the socket (never reused), so a
+/// connection can tell whether the endpoint it came from is still there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct EndpointId(u64);
+
 #[derive(Debug)]
 struct BoundOrConnected {
+    id: EndpointId,
     /// The endpoint as bound (real port) or as given to connect.
     endpoint: Endpoint,
-    bound: bool,
-    task: AbortHandle,
+    /// The listening socket of a bound endpoint: it lives here, not in the listener task, so
+    /// that removing the entry closes it at once (and unlinks its ipc path if still ours).
+    listener: Option<transport::Listener>,
+    /// The listener or connector task.
+    task: Option<AbortHandle>,
+}
+
+impl BoundOrConnected {
+    fn is_bound(&self) -> bool {
+        self.listener.is_some()
+    }
 }
 
 impl Core {
@@ -240,8 +272,11 @@ impl Core {
             recv_wakers: WakerList::default(),
             send_wakers: WakerList::default(),
             close_wakers: WakerList::default(),
+            waiter: WaitKey::NOBODY,
+            last_wait_key: 0,
             closing: None,
             endpoints: Vec::new(),
+            last_endpoint_id: 0,
             last_endpoint: None,
             dropped_msgs: 0,
             direct_write: false,
@@ -251,6 +286,41 @@ impl Core {
     /// Whether the socket is closing.
     pub fn is_closing(&self) -> bool {
         self.closing.is_some()
+    }
+
+    /// Parks the call being polled until a message may be there to receive.
+    pub fn park_recv(&mut self, cx: &Context<'_>) {
+        self.recv_wakers.register(self.waiter, cx.waker());
+    }
+
+    /// Parks the call being polled until a peer may have room.
+    pub fn park_send(&mut self, cx: &Context<'_>) {
+        self.send_wakers.register(self.waiter, cx.waker());
+    }
+
+    /// The key of the call being polled, for wake-up lists kept outside the core.
+    pub fn waiter(&self) -> WaitKey {
+        self.waiter
+    }
+
+    fn forget_waiter(&mut self, key: WaitKey) {
+        self.recv_wakers.remove(key);
+        self.send_wakers.remove(key);
+        self.close_wakers.remove(key);
+    }
+
+    /// Whether `id` is still bound or connected.
+    fn has_endpoint(&self, id: EndpointId) -> bool {
+        self.endpoints.iter().any(|e| e.id == id)
+    }
+
+    /// Takes the peer out of the pattern's routing, if it is in it.
+    fn detach_peer<P: Pattern>(&mut self, pattern: &mut P, id: PeerId) {
+        if let Some(peer) = self.peers.get_mut(id)
+            && std::mem::take(&mut peer.attached)
+        {
+            pattern.detach(self, id);
+        }
     }
 
     /// Runs `encode` on `peer`'s queue, counts one message against the HWM if `is_message`,
@@ -319,19 +389,22 @@ impl Core {
                 Poll::Ready(Ok(peer))
             }
             None => {
-                self.send_wakers.register(cx.waker());
+                self.park_send(cx);
                 Poll::Pending
             }
         }
     }
 
     /// Fair-queued receive (PULL, DEALER, ROUTER, SUB, …): the next message and its peer.
+    /// A closed socket receives nothing more, whatever is still queued (as libzmq's).
     pub fn recv_fair(&mut self, cx: &mut Context<'_>) -> Poll<Result<(PeerId, Message)>> {
+        if self.is_closing() {
+            return Poll::Ready(Err(Error::Closed));
+        }
         match self.pop_inbox() {
             Some(item) => Poll::Ready(Ok(item)),
-            None if self.is_closing() => Poll::Ready(Err(Error::Closed)),
             None => {
-                self.recv_wakers.register(cx.waker());
+                self.park_recv(cx);
                 Poll::Pending
             }
         }
@@ -350,6 +423,16 @@ impl Core {
         self.inbox.push(peer, message)?;
         p.inbox_bytes += bytes;
         Ok(())
+    }
+
+    /// Wakes `peer`'s connection task if it stopped reading for want of room in what the
+    /// application has not received yet.
+    pub fn room_freed(&mut self, peer: PeerId) {
+        if let Some(p) = self.peers.get_mut(peer)
+            && std::mem::take(&mut p.wants_room)
+        {
+            p.wake_task();
+        }
     }
 
     /// Pops one message, waking a connection task that waits for room and releasing the slot
@@ -379,8 +462,71 @@ impl Core {
         self.send_wakers.wake_all();
     }
 
+    /// The listening socket of bound endpoint `id`, while it is bound.
+    fn listener(&self, id: EndpointId) -> Option<&transport::Listener> {
+        self.endpoints
+            .iter()
+            .find(|e| e.id == id)
+            .and_then(|e| e.listener.as_ref())
+    }
+
+    fn set_task(&mut self, id: EndpointId, task: AbortHandle) {
+        if let Some(entry) = self.endpoints.iter_mut().find(|e| e.id == id) {
+            entry.task = Some(task);
+        }
+    }
+
     fn live_connections(&self) -> usize {
         self.peers.iter().filter(|(_, p)| p.alive).count()
+    }
+
+    /// Registers a bound or connected endpoint; its task is added once spawned.
+    fn add_endpoint(
+        &mut self,
+        endpoint: Endpoint,
+        listener: Option<transport::Listener>,
+    ) -> EndpointId {
+        self.last_endpoint_id += 1;
+        let id = EndpointId(self.last_endpoint_id);
+        self.endpoints.push(BoundOrConnected {
+            id,
+            endpoint: endpoint.clone(),
+            listener,
+            task: None,
+        });
+        self.last_endpoint = Some(endpoint);
+        id
+    }
+
+    /// Removes the endpoint's entry (closing its listening socket), stops its task, and
+    /// detaches its peers, which write what is queued for them within the linger period and
+    /// then close.
+    fn remove_endpoint<P: Pattern>(
+        &mut self,
+        pattern: &mut P,
+        index: usize,
+        linger: Option<Instant>,
+    ) {
+        let entry = self.endpoints.remove(index);
+        let id = entry.id;
+        if let Some(task) = &entry.task {
+            task.abort();
+        }
+        // Closes the listening socket now, before the caller returns.
+        drop(entry);
+        let leaving: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.alive && p.endpoint == id && p.leaving.is_none())
+            .map(|(id, _)| id)
+            .collect();
+        for id in leaving {
+            self.detach_peer(pattern, id);
+            if let Some(peer) = self.peers.get_mut(id) {
+                peer.leaving = Some(linger);
+                peer.wake_task();
+            }
+        }
     }
 }
 
@@ -397,7 +543,6 @@ pub(crate) struct Shared<P> {
     pub socket_type: SocketType,
     pub options: SocketOptions,
     state: Mutex<State<P>>,
-    closed: watch::Sender<bool>,
 }
 
 impl<P> Shared<P> {
@@ -424,7 +569,6 @@ impl<P: Pattern> SocketCore<P> {
                 socket_type,
                 options,
                 state: Mutex::new(State { core, pattern }),
-                closed: watch::Sender::new(false),
             }),
         })
     }
@@ -441,14 +585,13 @@ impl<P: Pattern> SocketCore<P> {
         let endpoint = endpoint.to_endpoint()?;
         let runtime = runtime()?;
         let (listener, bound) = transport::bind(&endpoint, &self.shared.options)?;
-        let task = runtime.spawn(run_listener(self.shared.clone(), listener));
         let mut state = self.lock();
-        state.core.endpoints.push(BoundOrConnected {
-            endpoint: bound.clone(),
-            bound: true,
-            task: task.abort_handle(),
-        });
-        state.core.last_endpoint = Some(bound.clone());
+        if state.core.is_closing() {
+            return Err(Error::Closed);
+        }
+        let id = state.core.add_endpoint(bound.clone(), Some(listener));
+        let task = runtime.spawn(listener::run(self.shared.clone(), id));
+        state.core.set_task(id, task.abort_handle());
         Ok(bound)
     }
 
@@ -466,41 +609,46 @@ impl<P: Pattern> SocketCore<P> {
             });
         }
         let runtime = runtime()?;
-        let task = runtime.spawn(run_connector(self.shared.clone(), endpoint.clone()));
         let mut state = self.lock();
-        state.core.endpoints.push(BoundOrConnected {
-            endpoint: endpoint.clone(),
-            bound: false,
-            task: task.abort_handle(),
-        });
-        state.core.last_endpoint = Some(endpoint);
+        if state.core.is_closing() {
+            return Err(Error::Closed);
+        }
+        let id = state.core.add_endpoint(endpoint.clone(), None);
+        let task = runtime.spawn(connector::run(self.shared.clone(), endpoint, id));
+        state.core.set_task(id, task.abort_handle());
         Ok(())
     }
 
+    /// Removes the first endpoint equal to `endpoint` that is bound (or connected); see
+    /// [`Core::remove_endpoint`].
     fn remove_endpoint(&self, endpoint: impl ToEndpoint, bound: bool) -> Result<()> {
         let endpoint = endpoint.to_endpoint()?;
+        let linger = self.linger_deadline();
         let mut state = self.lock();
-        let endpoints = &mut state.core.endpoints;
-        let before = endpoints.len();
-        endpoints.retain(|e| {
-            let hit = e.bound == bound && e.endpoint == endpoint;
-            if hit {
-                e.task.abort();
-            }
-            !hit
-        });
-        if endpoints.len() == before {
-            return Err(Error::EndpointNotFound(endpoint.to_string()));
-        }
+        let State { core, pattern } = &mut *state;
+        let index = core
+            .endpoints
+            .iter()
+            .position(|e| e.is_bound() == bound && e.endpoint == endpoint)
+            .ok_or_else(|| Error::EndpointNotFound(endpoint.to_string()))?;
+        core.remove_endpoint(pattern, index, linger);
         Ok(())
     }
 
+    /// Stops listening on `endpoint`: the listening socket is closed (its port free, its ipc
+    /// path unlinked) and its connections detached when this returns.
     pub fn unbind(&self, endpoint: impl ToEndpoint) -> Result<()> {
         self.remove_endpoint(endpoint, true)
     }
 
+    /// Stops connecting to `endpoint`: its connection is detached when this returns.
     pub fn disconnect(&self, endpoint: impl ToEndpoint) -> Result<()> {
         self.remove_endpoint(endpoint, false)
+    }
+
+    /// When a linger period starting now ends (`None`: never).
+    fn linger_deadline(&self) -> Option<Instant> {
+        self.shared.options.linger.map(|l| now() + l)
     }
 
     pub fn last_endpoint(&self) -> Option<Endpoint> {
@@ -513,7 +661,7 @@ impl<P: Pattern> SocketCore<P> {
             .core
             .peers
             .iter()
-            .filter(|(_, p)| p.alive && p.info.is_some())
+            .filter(|(_, p)| p.attached)
             .count()
     }
 
@@ -523,16 +671,15 @@ impl<P: Pattern> SocketCore<P> {
 
     /// One try under the socket lock: `Closed` once the socket is closing, else `attempt`.
     fn attempt_send(
-        &self,
+        state: &mut State<P>,
         slot: &mut Option<Message>,
         cx: &mut Context<'_>,
         attempt: &mut impl SendAttempt<P>,
     ) -> Poll<Result<()>> {
-        let mut state = self.lock();
         if state.core.is_closing() {
             Poll::Ready(Err(Error::Closed))
         } else {
-            attempt(&mut state, slot, cx)
+            attempt(state, slot, cx)
         }
     }
 
@@ -546,15 +693,14 @@ impl<P: Pattern> SocketCore<P> {
         let mut slot = Some(message);
         let timeout = self.shared.options.send_timeout;
         let mut sleep = timeout.map(|t| Box::pin(tokio::time::sleep(t)));
-        poll_fn(|cx| match self.attempt_send(&mut slot, cx, &mut attempt) {
-            Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => match sleep.as_mut().map(|s| s.as_mut().poll(cx)) {
-                Some(Poll::Ready(())) => {
-                    Poll::Ready(Err(Error::Timeout(timeout.unwrap_or_default())))
-                }
-                _ => Poll::Pending,
-            },
+        let mut waiting = Waiting::new(self);
+        poll_fn(|cx| {
+            match waiting.poll(cx, |state, cx| {
+                Self::attempt_send(state, &mut slot, cx, &mut attempt)
+            }) {
+                Poll::Pending => poll_timeout(&mut sleep, timeout, cx),
+                ready => ready,
+            }
         })
         .await
         .map_err(|error| SendError::new(error, slot.take().unwrap_or_default()))
@@ -569,7 +715,8 @@ impl<P: Pattern> SocketCore<P> {
     ) -> Result<(), SendError> {
         let mut slot = Some(message);
         let mut cx = Context::from_waker(Waker::noop());
-        match self.attempt_send(&mut slot, &mut cx, &mut attempt) {
+        let result = Self::attempt_send(&mut self.lock(), &mut slot, &mut cx, &mut attempt);
+        match result {
             Poll::Ready(Ok(())) => Ok(()),
             Poll::Ready(Err(e)) => Err(SendError::new(e, slot.take().unwrap_or_default())),
             Poll::Pending => Err(SendError::new(
@@ -586,17 +733,10 @@ impl<P: Pattern> SocketCore<P> {
     ) -> Result<T> {
         let timeout = self.shared.options.recv_timeout;
         let mut sleep = timeout.map(|t| Box::pin(tokio::time::sleep(t)));
-        poll_fn(|cx| {
-            let result = attempt(&mut self.lock(), cx);
-            match result {
-                Poll::Pending => match sleep.as_mut().map(|s| s.as_mut().poll(cx)) {
-                    Some(Poll::Ready(())) => {
-                        Poll::Ready(Err(Error::Timeout(timeout.unwrap_or_default())))
-                    }
-                    _ => Poll::Pending,
-                },
-                ready => ready,
-            }
+        let mut waiting = Waiting::new(self);
+        poll_fn(|cx| match waiting.poll(cx, &mut attempt) {
+            Poll::Pending => poll_timeout(&mut sleep, timeout, cx),
+            ready => ready,
         })
         .await
     }
@@ -613,35 +753,123 @@ impl<P: Pattern> SocketCore<P> {
         }
     }
 
-    /// Starts closing: stop accepting and connecting, let connection tasks flush for the
-    /// linger period. Idempotent.
+    /// Waits, as a socket call that can be cancelled, until `ready` holds.
+    pub async fn wait_until(&self, mut ready: impl FnMut(&mut State<P>, &Context<'_>) -> bool) {
+        let mut waiting = Waiting::new(self);
+        poll_fn(|cx| {
+            waiting.poll(cx, |state, cx| {
+                if ready(state, cx) {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+        })
+        .await
+    }
+
+    /// Starts closing: closes every listening socket, stops connecting, wakes every waiting
+    /// call (they return [`Error::Closed`]) and lets connection tasks flush for the linger
+    /// period. Idempotent.
     fn begin_close(&self) {
+        let deadline = self.linger_deadline();
         let mut state = self.lock();
-        if state.core.closing.is_some() {
+        let State { core, pattern } = &mut *state;
+        if core.closing.is_some() {
             return;
         }
-        let deadline = self.shared.options.linger.map(|l| now() + l);
-        state.core.closing = Some(deadline);
-        state.core.wake_all_tasks();
-        drop(state);
-        self.shared.closed.send_replace(true);
+        core.closing = Some(deadline);
+        while !core.endpoints.is_empty() {
+            core.remove_endpoint(pattern, 0, deadline);
+        }
+        core.wake_all_tasks();
+        core.close_wakers.wake_all();
     }
 
     /// Closes the socket and waits until every queued message is written or the linger
-    /// period has passed.
+    /// period has passed. Calls waiting on the socket, and every later call, return
+    /// [`Error::Closed`].
     pub async fn close(&self) {
         self.begin_close();
-        poll_fn(|cx| {
-            let mut state = self.lock();
-            if state.core.live_connections() == 0 {
-                Poll::Ready(())
+        self.wait_until(|state, cx| {
+            let core = &mut state.core;
+            if core.live_connections() == 0 {
+                true
             } else {
-                state.core.close_wakers.register(cx.waker());
-                Poll::Pending
+                core.close_wakers.register(core.waiter, cx.waker());
+                false
             }
         })
-        .await;
+        .await
     }
+}
+
+/// The timeout half of a waiting socket call: `Timeout` once `sleep` fired.
+fn poll_timeout<T>(
+    sleep: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    timeout: Option<Duration>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<T>> {
+    if timeout == Some(Duration::ZERO) {
+        // libzmq's 0: fail at once rather than after a turn of the timer.
+        return Poll::Ready(Err(Error::Timeout(Duration::ZERO)));
+    }
+    match sleep.as_mut().map(|s| s.as_mut().poll(cx)) {
+        Some(Poll::Ready(())) => Poll::Ready(Err(Error::Timeout(timeout.unwrap_or_default()))),
+        _ => Poll::Pending,
+    }
+}
+
+/// One socket call that may park: each poll runs under the lock with the call's key as the
+/// core's current waiter, and a call dropped while parked (cancelled) removes its wakers.
+struct Waiting<'a, P: Pattern> {
+    core: &'a SocketCore<P>,
+    key: WaitKey,
+    parked: bool,
+}
+
+impl<'a, P: Pattern> Waiting<'a, P> {
+    fn new(core: &'a SocketCore<P>) -> Self {
+        Waiting {
+            core,
+            key: WaitKey::NOBODY,
+            parked: false,
+        }
+    }
+
+    fn poll<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        attempt: impl FnOnce(&mut State<P>, &mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        let mut state = self.core.lock();
+        if self.key == WaitKey::NOBODY {
+            state.core.last_wait_key += 1;
+            self.key = WaitKey(state.core.last_wait_key);
+        }
+        state.core.waiter = self.key;
+        let result = attempt(&mut state, cx);
+        state.core.waiter = WaitKey::NOBODY;
+        if result.is_pending() {
+            self.parked = true;
+        } else if std::mem::take(&mut self.parked) {
+            forget(&mut state, self.key);
+        }
+        result
+    }
+}
+
+impl<P: Pattern> Drop for Waiting<'_, P> {
+    fn drop(&mut self) {
+        if self.parked {
+            forget(&mut self.core.lock(), self.key);
+        }
+    }
+}
+
+fn forget<P: Pattern>(state: &mut State<P>, key: WaitKey) {
+    state.core.forget_waiter(key);
+    state.pattern.forget_waiter(key);
 }
 
 #[cfg(test)]
@@ -688,74 +916,6 @@ pub(crate) fn now() -> Instant {
 
 fn runtime() -> Result<tokio::runtime::Handle> {
     tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)
-}
-
-async fn run_listener<P: Pattern>(shared: Arc<Shared<P>>, listener: transport::Listener) {
-    let mut closed = shared.closed.subscribe();
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept(&shared.options) => match accepted {
-                Ok(stream) => {
-                    connections.spawn(connection::run(shared.clone(), stream));
-                }
-                Err(e) => {
-                    // Usually EMFILE: back off briefly instead of spinning on the error.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            _ = wait_closed(&mut closed) => break,
-        }
-    }
-    drop(listener);
-    while connections.join_next().await.is_some() {}
-}
-
-/// Resolves once the socket starts closing.
-async fn wait_closed(closed: &mut watch::Receiver<bool>) {
-    // An error means the socket is gone altogether, which is closed too.
-    let _ = closed.wait_for(|c| *c).await;
-}
-
-async fn run_connector<P: Pattern>(shared: Arc<Shared<P>>, endpoint: Endpoint) {
-    let mut closed = shared.closed.subscribe();
-    let options = &shared.options;
-    let mut backoff = options.reconnect_ivl;
-    loop {
-        let attempt = tokio::select! {
-            attempt = transport::connect(&endpoint, options) => attempt,
-            _ = wait_closed(&mut closed) => return,
-        };
-        match attempt {
-            Ok(stream) => {
-                let ended = connection::run(shared.clone(), stream).await;
-                if ended.peer_error {
-                    tracing::warn!(%endpoint, "peer sent ERROR; not reconnecting (RFC 23)");
-                    return;
-                }
-                if ended.handshake_done {
-                    backoff = options.reconnect_ivl;
-                }
-            }
-            Err(e) => tracing::debug!(%endpoint, error = %e, "connect failed"),
-        }
-        if *closed.borrow() {
-            return;
-        }
-        let Some(ivl) = backoff else { return };
-        let jitter = Duration::from_millis(random_u64() % (ivl.as_millis() as u64).max(1));
-        tokio::select! {
-            _ = tokio::time::sleep(ivl + jitter) => {}
-            _ = wait_closed(&mut closed) => return,
-        }
-        if let Some(max) = options.reconnect_ivl_max
-            && max > ivl
-        {
-            backoff = Some((ivl * 2).min(max));
-        }
-    }
 }
 
 /// A random number from the standard library's per-process hash seeds (no `rand` dependency

@@ -11,7 +11,8 @@ use bytes::BytesMut;
 use socket2::{SockRef, TcpKeepalive};
 use std::io::{self, IoSlice};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::task::{Context, Poll};
 use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UnixListener, UnixStream};
@@ -89,35 +90,67 @@ fn short_read_clears(read: usize, room: usize) -> io::Result<usize> {
     }
 }
 
-/// A bound, listening endpoint.
+/// A bound, listening endpoint. Dropping it closes the listening socket at once.
 #[derive(Debug)]
 pub(crate) enum Listener {
     Tcp(TcpListener),
-    /// The path is unlinked when the listener stops, as libzmq does.
-    Ipc(UnixListener, Option<PathBuf>),
+    /// The path, if any, is unlinked when the listener is dropped, as libzmq does.
+    Ipc(UnixListener, Option<IpcPath>),
+}
+
+/// The file an ipc listener created, identified by device and inode so that only that file
+/// is ever unlinked: a newer socket bound to the same path after this one stopped owns a
+/// different file, which must survive this listener's cleanup (libzmq #2764).
+#[derive(Debug)]
+pub(crate) struct IpcPath {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl IpcPath {
+    fn of(path: &Path) -> io::Result<IpcPath> {
+        let meta = std::fs::symlink_metadata(path)?;
+        Ok(IpcPath {
+            path: path.to_owned(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+
+    /// Whether the path still names the file we created.
+    fn is_ours(&self) -> bool {
+        std::fs::symlink_metadata(&self.path)
+            .is_ok_and(|meta| meta.dev() == self.dev && meta.ino() == self.ino)
+    }
 }
 
 impl Listener {
-    pub(crate) async fn accept(&self, options: &SocketOptions) -> io::Result<Stream> {
+    /// Accepts one connection, if one is waiting; configure it with [`Stream::configure`].
+    pub(crate) fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<Stream>> {
         match self {
-            Listener::Tcp(l) => {
-                let (stream, _) = l.accept().await?;
-                configure_tcp(&stream, options)?;
-                Ok(Stream::Tcp(stream))
-            }
-            Listener::Ipc(l, _) => {
-                let stream = l.accept().await?.0;
-                configure_ipc(&stream, options)?;
-                Ok(Stream::Ipc(stream))
-            }
+            Listener::Tcp(l) => l.poll_accept(cx).map_ok(|(s, _)| Stream::Tcp(s)),
+            Listener::Ipc(l, _) => l.poll_accept(cx).map_ok(|(s, _)| Stream::Ipc(s)),
+        }
+    }
+}
+
+impl Stream {
+    /// Applies the socket options to an accepted stream.
+    pub(crate) fn configure(&self, options: &SocketOptions) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => configure_tcp(s, options),
+            Stream::Ipc(s) => configure_ipc(s, options),
         }
     }
 }
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        if let Listener::Ipc(_, Some(path)) = self {
-            let _ = std::fs::remove_file(path);
+        if let Listener::Ipc(_, Some(path)) = self
+            && path.is_ours()
+        {
+            let _ = std::fs::remove_file(&path.path);
         }
     }
 }
@@ -161,10 +194,8 @@ pub(crate) fn bind(endpoint: &Endpoint, options: &SocketOptions) -> Result<(List
                 std::fs::remove_file(path)?;
             }
             let listener = UnixListener::bind(path)?;
-            Ok((
-                Listener::Ipc(listener, Some(path.clone())),
-                endpoint.clone(),
-            ))
+            let owned = IpcPath::of(path)?;
+            Ok((Listener::Ipc(listener, Some(owned)), endpoint.clone()))
         }
         Endpoint::IpcAbstract(name) => {
             let addr = abstract_addr(name)?;

@@ -10,7 +10,11 @@
 //!   (share the socket with an `Arc`);
 //! * closes on drop, letting queued messages flush in the background for the linger period;
 //!   `close().await` does the same and waits for it, which a program must do before its
-//!   runtime shuts down if the last messages matter.
+//!   runtime shuts down if the last messages matter. `close` takes `&self`: any task holding
+//!   the socket can close it, and every task waiting in it then gets `Error::Closed`.
+//! * `unbind` and `disconnect` take effect before they return: the port or ipc path is free,
+//!   and no later send can choose a peer of that endpoint (what was already queued for it is
+//!   written within the linger period, as libzmq does).
 
 mod dealer;
 mod pair;
@@ -128,9 +132,12 @@ macro_rules! socket_common {
                 self.core.options()
             }
 
-            /// Closes the socket: stops accepting and connecting, writes what is queued for
-            /// up to the linger period, then returns.
-            pub async fn close(self) {
+            /// Closes the socket: stops accepting and connecting (the listening sockets are
+            /// closed at once), writes what is queued for up to the linger period, then
+            /// returns. Works through a shared reference, so a socket shared with an `Arc`
+            /// can be closed from any task: calls waiting on it, and every later call, return
+            /// [`Error::Closed`](crate::Error::Closed). Closing again waits again.
+            pub async fn close(&self) {
                 self.core.close().await
             }
         }

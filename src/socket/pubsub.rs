@@ -7,7 +7,7 @@
 //! for it. A publisher never waits: a subscriber at its send high-water mark loses the whole
 //! message, and the socket counts the loss. spec/pubsub.md lists every departure from libzmq.
 
-use crate::engine::{Core, Pattern, QUEUE_SOFT_LIMIT_BYTES, SocketCore, State, WakerList};
+use crate::engine::{Core, Pattern, QUEUE_SOFT_LIMIT_BYTES, SocketCore, State, WaitKey, WakerList};
 use crate::error::{Error, Result, SendError};
 use crate::message::Message;
 use crate::options::SocketOptions;
@@ -16,7 +16,6 @@ use crate::wire::frame::{FLAG_MORE, WRITE_FLATTEN_THRESHOLD_BYTES, encode_header
 use crate::wire::{Command, SocketType};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::VecDeque;
-use std::future::poll_fn;
 use std::task::{Context, Poll};
 
 /// First byte of a subscription sent as data (ZMTP 3.0 form, and XPUB/XSUB user messages).
@@ -166,15 +165,14 @@ async fn wait_for_publisher<P: Pattern>(
     publisher: impl Fn(&mut P) -> &mut Publisher,
     enough: impl Fn(&Publisher) -> bool,
 ) {
-    poll_fn(|cx| {
-        let mut state = core.lock();
+    core.wait_until(|state, cx| {
+        let key = state.core.waiter();
         let publisher = publisher(&mut state.pattern);
         if enough(publisher) {
-            Poll::Ready(())
-        } else {
-            publisher.subscriber_wakers.register(cx.waker());
-            Poll::Pending
+            return true;
         }
+        publisher.subscriber_wakers.register(key, cx.waker());
+        false
     })
     .await
 }
@@ -411,8 +409,19 @@ impl Pattern for PubPattern {
         Ok(())
     }
 
-    fn subscription(&mut self, _: &mut Core, peer: PeerId, subscribe: bool, prefix: Bytes) {
+    fn subscription(
+        &mut self,
+        _: &mut Core,
+        peer: PeerId,
+        subscribe: bool,
+        prefix: Bytes,
+    ) -> Result<(), Bytes> {
         self.publisher.apply(peer, subscribe, &prefix);
+        Ok(())
+    }
+
+    fn forget_waiter(&mut self, key: WaitKey) {
+        self.publisher.subscriber_wakers.remove(key);
     }
 }
 
@@ -569,8 +578,12 @@ pub(crate) struct XPubPattern {
     requested: Option<SubscriptionTrie>,
     welcome: Option<Message>,
     /// Notifications not yet received, with the peer they came from (`None`: a cancel caused
-    /// by a disconnect). Unbounded, as in libzmq: each costs a trie change.
+    /// by a disconnect, at most one per prefix the peer held).
     notifications: VecDeque<(Option<PeerId>, Message)>,
+    /// Notifications queued per peer: at the RCVHWM, a peer's further subscriptions wait in
+    /// its connection, which stops reading (libzmq's queue grows without bound instead).
+    notified: PeerMap<usize>,
+    rcvhwm: usize,
     /// The peer of the notification received last (manual mode).
     last_peer: Option<PeerId>,
 }
@@ -587,19 +600,46 @@ impl XPubPattern {
                 .filter(|w| !w.is_empty())
                 .map(Message::from),
             notifications: VecDeque::new(),
+            notified: PeerMap::new(),
+            rcvhwm: options.rcvhwm,
             last_peer: None,
         }
+    }
+
+    /// Whether `peer` may queue another notification.
+    fn may_notify(&self, peer: PeerId) -> bool {
+        self.rcvhwm == 0 || self.notified.get(peer).is_none_or(|&n| n < self.rcvhwm)
     }
 
     fn notify(&mut self, core: &mut Core, peer: Option<PeerId>, subscribe: bool, prefix: &[u8]) {
         self.notifications
             .push_back((peer, notification(subscribe, prefix)));
+        if let Some(peer) = peer {
+            match self.notified.get_mut(peer) {
+                Some(n) => *n += 1,
+                None => {
+                    self.notified.insert(peer, 1);
+                }
+            }
+        }
         core.recv_wakers.wake_all();
     }
 
     /// Notifications first, then messages sent upstream by subscribers.
     fn poll_recv(&mut self, core: &mut Core, cx: &mut Context<'_>) -> Poll<Result<Message>> {
+        if core.is_closing() {
+            return Poll::Ready(Err(Error::Closed));
+        }
         if let Some((peer, message)) = self.notifications.pop_front() {
+            if let Some(peer) = peer
+                && let Some(n) = self.notified.get_mut(peer)
+            {
+                *n -= 1;
+                if *n == 0 {
+                    self.notified.remove(peer);
+                }
+                core.room_freed(peer);
+            }
             if self.requested.is_some() {
                 self.last_peer = peer;
             }
@@ -625,6 +665,10 @@ impl XPubPattern {
 }
 
 impl Pattern for XPubPattern {
+    fn forget_waiter(&mut self, key: WaitKey) {
+        self.publisher.subscriber_wakers.remove(key);
+    }
+
     fn attach(&mut self, core: &mut Core, peer: PeerId) -> bool {
         core.inbox.add_peer(peer);
         if let Some(welcome) = &self.welcome {
@@ -647,12 +691,22 @@ impl Pattern for XPubPattern {
         if self.last_peer == Some(peer) {
             self.last_peer = None;
         }
+        self.notified.remove(peer);
         for prefix in gone {
             self.notify(core, None, false, &prefix);
         }
     }
 
-    fn subscription(&mut self, core: &mut Core, peer: PeerId, subscribe: bool, prefix: Bytes) {
+    fn subscription(
+        &mut self,
+        core: &mut Core,
+        peer: PeerId,
+        subscribe: bool,
+        prefix: Bytes,
+    ) -> Result<(), Bytes> {
+        if !self.may_notify(peer) {
+            return Err(prefix);
+        }
         let notify = match &mut self.requested {
             // Manual mode shows every request; the application decides.
             Some(requested) => {
@@ -671,6 +725,7 @@ impl Pattern for XPubPattern {
         if notify {
             self.notify(core, Some(peer), subscribe, &prefix);
         }
+        Ok(())
     }
 }
 

@@ -102,7 +102,7 @@ impl RouterPattern {
         };
         if pattern.mandatory {
             if !target.can_accept(hwm) {
-                core.send_wakers.register(cx.waker());
+                core.park_send(cx);
                 return Poll::Pending;
             }
         } else if !target.has_room(hwm) {

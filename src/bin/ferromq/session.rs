@@ -161,7 +161,7 @@ macro_rules! cli_socket {
                 $ty::connect(self, endpoint)
             }
             async fn close(self) {
-                $ty::close(self).await
+                $ty::close(&self).await
             }
         }
     )*};

@@ -1,0 +1,45 @@
+//! The connect-and-reconnect loop of one connected endpoint.
+//!
+//! The connection itself runs in a task of its own, so that `disconnect` (which aborts this
+//! loop) leaves it to write what was queued for the peer within the linger period, as libzmq
+//! does, instead of cutting it off.
+
+use super::{EndpointId, Pattern, Shared, connection, random_u64, transport};
+use crate::endpoint::Endpoint;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Connects to `endpoint` and reconnects with backoff whenever the connection ends, until the
+/// endpoint is removed (the task is then aborted) or the peer sends ERROR.
+pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, endpoint: Endpoint, id: EndpointId) {
+    let options = &shared.options;
+    let mut backoff = options.reconnect_ivl;
+    loop {
+        match transport::connect(&endpoint, options).await {
+            Ok(stream) => {
+                let connection = tokio::spawn(connection::run(shared.clone(), stream, id));
+                // A panicking connection task counts as one that ended without a handshake.
+                let ended = connection.await.unwrap_or_default();
+                if ended.peer_error {
+                    tracing::warn!(%endpoint, "peer sent ERROR; not reconnecting (RFC 23)");
+                    return;
+                }
+                if ended.handshake_done {
+                    backoff = options.reconnect_ivl;
+                }
+            }
+            Err(e) => tracing::debug!(%endpoint, error = %e, "connect failed"),
+        }
+        if !shared.lock().core.has_endpoint(id) {
+            return;
+        }
+        let Some(ivl) = backoff else { return };
+        let jitter = Duration::from_millis(random_u64() % (ivl.as_millis() as u64).max(1));
+        tokio::time::sleep(ivl + jitter).await;
+        if let Some(max) = options.reconnect_ivl_max
+            && max > ivl
+        {
+            backoff = Some((ivl * 2).min(max));
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! The accept loop of one bound endpoint.
+//!
+//! The listening socket is not this task's: it sits in the socket state's endpoint entry,
+//! and each poll borrows it under the lock. `unbind` and `close` remove the entry, which
+//! closes the socket before they return (the port is free and the ipc path gone at once), and
+//! abort this task; a poll that finds the entry gone ends it too.
+
+use super::{EndpointId, Pattern, Shared, connection};
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+/// Pause after a failed accept (usually EMFILE) instead of spinning on the error.
+const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(10);
+
+/// Accepts connections on endpoint `id` and spawns a connection task for each, until the
+/// endpoint is removed.
+pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, id: EndpointId) {
+    loop {
+        let accepted = poll_fn(|cx| {
+            let state = shared.lock();
+            match state.core.listener(id) {
+                None => Poll::Ready(None),
+                Some(listener) => listener.poll_accept(cx).map(Some),
+            }
+        })
+        .await;
+        let result = match accepted {
+            None => return,
+            Some(result) => result.and_then(|stream| {
+                stream.configure(&shared.options)?;
+                Ok(stream)
+            }),
+        };
+        match result {
+            Ok(stream) => {
+                tokio::spawn(connection::run(shared.clone(), stream, id));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
+            }
+        }
+    }
+}
