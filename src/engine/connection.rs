@@ -249,9 +249,13 @@ impl<P: Pattern> Driver<'_, P> {
                 }
             }
             if !progressed {
-                if self.read_buf.is_empty() && self.read_this_wake < TRICKLE_BYTES {
-                    // Idle connections pin no read buffer.
-                    self.read_buf = BytesMut::new();
+                if self.read_buf.len() < TRICKLE_BYTES && self.read_this_wake < TRICKLE_BYTES {
+                    // Idle connections pin no read buffer: a partial frame waits in a buffer
+                    // of its own size (a stalled handshake holds what it sent, not 120 KiB).
+                    self.read_buf = match self.read_buf.is_empty() {
+                        true => BytesMut::new(),
+                        false => BytesMut::from(&self.read_buf[..]),
+                    };
                     self.retired_read_bufs = VecDeque::new();
                     self.read_buf_size = READ_BUF_BYTES;
                 }
@@ -392,8 +396,12 @@ impl<P: Pattern> Driver<'_, P> {
         Ok(all)
     }
 
-    /// One read and decode.
+    /// One read and decode (or the decode of what an earlier one left at the event limit).
     fn read(&mut self, cx: &mut Context<'_>, now: Instant) -> Poll<Result<ReadOutcome, Error>> {
+        if self.conn.has_pending_input() {
+            self.decode(now)?;
+            return Poll::Ready(Ok(ReadOutcome::Data));
+        }
         loop {
             match self.stream.poll_read_ready(cx) {
                 Poll::Pending => return Poll::Pending,

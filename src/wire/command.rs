@@ -196,15 +196,15 @@ impl Metadata {
         self.encoded = encoded.freeze();
     }
 
-    /// The value of the first property called `name` (ASCII case-insensitive), as a
-    /// zero-copy slice.
+    /// The value of the first property called `name` (ASCII case-insensitive), as a slice
+    /// of the metadata (no copy).
     pub fn get(&self, name: &str) -> Option<Bytes> {
         self.iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
             .map(|(_, v)| v)
     }
 
-    /// All properties in the order received, as zero-copy slices.
+    /// All properties in the order received, as slices of the metadata (no copy).
     pub fn iter(&self) -> impl Iterator<Item = (Bytes, Bytes)> + '_ {
         let mut rest = self.encoded.clone();
         std::iter::from_fn(move || {
@@ -237,7 +237,8 @@ impl Metadata {
         dst.put_slice(&self.encoded);
     }
 
-    /// Validates the property list of a READY body and keeps it as it is (zero-copy).
+    /// Validates the property list of a READY body and keeps a copy of it: metadata lives as
+    /// long as the connection, and a slice would pin the whole read buffer it arrived in.
     pub fn decode(data: Bytes) -> Result<Metadata, ProtocolError> {
         let malformed = |reason| ProtocolError::MalformedCommand {
             command: "READY",
@@ -262,7 +263,9 @@ impl Metadata {
             }
             rest = &after[value_len..];
         }
-        Ok(Metadata { encoded: data })
+        Ok(Metadata {
+            encoded: Bytes::copy_from_slice(&data),
+        })
     }
 }
 

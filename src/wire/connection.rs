@@ -39,6 +39,11 @@ pub const MAX_FRAMES_PER_MESSAGE: usize = 1 << 16;
 /// connections: 64 MiB). See spec/zmtp.md.
 pub const MAX_HANDSHAKE_FRAME_BYTES: usize = 64 * 1024;
 
+/// Events decoded before [`Connection::handle_input`] stops and leaves the rest of the
+/// buffer for the next call: what a connection holds for its socket is bounded by this, not
+/// by how many tiny frames (SUBSCRIBEs, unknown commands) fit in one read.
+pub const MAX_PENDING_EVENTS: usize = 1024;
+
 /// Fails a frame of `len` bytes that arrives before the handshake completed and is larger
 /// than any handshake command needs to be.
 fn check_handshake_frame(len: usize) -> Result<(), ProtocolError> {
@@ -141,6 +146,8 @@ pub struct Connection {
     pong_due: Option<Bytes>,
     /// The TTL field of our own PING, due but not yet taken for sending (coalesced alike).
     ping_due: Option<u16>,
+    /// Decoding stopped at [`MAX_PENDING_EVENTS`] with the rest of the input unread.
+    input_paused: bool,
     events: VecDeque<Event>,
     partial: Message,
     partial_bytes: u64,
@@ -171,6 +178,7 @@ impl Connection {
             out,
             pong_due: None,
             ping_due: None,
+            input_paused: false,
             events: VecDeque::new(),
             partial: Message::new(),
             partial_bytes: 0,
@@ -204,7 +212,10 @@ impl Connection {
         self.decoder.pending_body_len()
     }
 
-    /// Consumes as much of `buf` as forms complete greeting, frames and messages.
+    /// Consumes as much of `buf` as forms complete greeting, frames and messages, stopping
+    /// early once [`MAX_PENDING_EVENTS`] events wait in [`Connection::poll_event`]: drain
+    /// them, then call again with the same buffer even if no byte arrived
+    /// ([`Connection::has_pending_input`] says when that is needed).
     ///
     /// Partial frames stay in `buf` (or in the decoder); call again when more bytes arrive.
     /// Room for the rest of a partial frame is the caller's to make (see
@@ -227,7 +238,15 @@ impl Connection {
             };
             self.on_greeting(greeting)?;
         }
-        while let Some(frame) = self.decoder.decode(buf)? {
+        self.input_paused = false;
+        loop {
+            if self.events.len() >= MAX_PENDING_EVENTS {
+                self.input_paused = true;
+                return Ok(());
+            }
+            let Some(frame) = self.decoder.decode(buf)? else {
+                break;
+            };
             // Any traffic proves the peer alive (libzmq cancels both timers on any frame).
             self.ping_timeout_deadline = None;
             self.peer_ttl_deadline = None;
@@ -467,6 +486,12 @@ impl Connection {
         } else {
             Some(self.out.split().freeze())
         }
+    }
+
+    /// Whether the last [`Connection::handle_input`] stopped at the event limit, leaving
+    /// complete frames in the buffer: call it again once the events are drained.
+    pub fn has_pending_input(&self) -> bool {
+        self.input_paused
     }
 
     /// Whether bytes are queued for the peer.

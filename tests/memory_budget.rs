@@ -1,0 +1,547 @@
+//! The memory budget per connection (spec/sockets.md, "Memory budget"), held against hostile
+//! peers: a peer that (a) floods messages, (b) never reads what we send, (c) trickles tiny
+//! messages, (d) sends PINGs, SUBSCRIBEs or CANCELs without end, or (e) opens 1,000
+//! connections and stalls in the handshake cannot push the heap past budget × peers, for
+//! PULL, SUB, XPUB, ROUTER and REP. Also: a READY's metadata costs what it weighs, and an
+//! oversized READY is refused from its header.
+//!
+//! A counting global allocator measures live and peak heap bytes, so this binary holds these
+//! tests alone, and they run one at a time (they share the allocator's counters).
+
+mod raw_peer;
+
+use bytes::Bytes;
+use ferromq::wire::Metadata;
+use ferromq::{Message, Pull, Rep, Router, Sub, XPub};
+use raw_peer::RawPeer;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::time::{Instant, timeout};
+
+// ---------------------------------------------------------------------------------------------
+// The counting allocator.
+
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded to the system allocator unchanged; only counters are added.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded as received.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded as received.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded as received.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            if new_size >= layout.size() {
+                let grown = new_size - layout.size();
+                let live = LIVE.fetch_add(grown, Ordering::Relaxed) + grown;
+                PEAK.fetch_max(live, Ordering::Relaxed);
+            } else {
+                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Heap growth since a baseline: live now and the peak since.
+struct Heap {
+    baseline: usize,
+}
+
+impl Heap {
+    fn start() -> Heap {
+        let baseline = LIVE.load(Ordering::SeqCst);
+        PEAK.store(baseline, Ordering::SeqCst);
+        Heap { baseline }
+    }
+
+    fn live(&self) -> usize {
+        LIVE.load(Ordering::SeqCst).saturating_sub(self.baseline)
+    }
+
+    fn peak(&self) -> usize {
+        PEAK.load(Ordering::SeqCst).saturating_sub(self.baseline)
+    }
+}
+
+/// The tests share the counters: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn run(test: impl AsyncFnOnce()) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        timeout(TEST_TIMEOUT, test()).await.expect("timed out");
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The budget (spec/sockets.md, "Memory budget"): what one connection may hold under default
+// options while its peer misbehaves, with the small messages these tests send.
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * KIB;
+/// A peer flooding 64-byte messages: the inbox (RCVHWM of 1,000 messages), the read buffers
+/// those messages are slices of, and one read's worth of decoded events waiting for room.
+const FLOOD_BUDGET_BYTES: usize = 2 * MIB;
+/// A peer trickling 1,000 one-byte messages, each in a read of its own.
+const TRICKLE_BUDGET_BYTES: usize = 512 * KIB;
+/// A peer flooding PINGs, SUBSCRIBEs or CANCELs: one read buffer, one read's worth of
+/// events, XPUB's notifications up to the RCVHWM.
+const COMMAND_FLOOD_BUDGET_BYTES: usize = 2 * MIB;
+/// One connection stalled in the handshake: its task, stream and state machine, and the
+/// partial handshake it sent (no read buffer is kept while it is idle).
+const HANDSHAKE_BUDGET_BYTES: usize = 8 * KIB;
+
+const TEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Bytes a flooding peer tries to write: far past the budget and the kernel's buffers, so
+/// a socket that kept reading would show it.
+const FLOOD_BYTES: usize = 24 * MIB;
+/// How long the heap must stay put before a flood counts as stopped.
+const SETTLE: Duration = Duration::from_millis(300);
+/// Connections in the stalled-handshake scenario.
+const STALLED_CONNECTIONS: usize = 1000;
+
+// ---------------------------------------------------------------------------------------------
+// The socket types under test, with the peer type each talks to.
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Pull,
+    Sub,
+    XPub,
+    Router,
+    Rep,
+}
+
+const KINDS: [Kind; 5] = [Kind::Pull, Kind::Sub, Kind::XPub, Kind::Router, Kind::Rep];
+
+enum Server {
+    Pull(Pull),
+    Sub(Sub),
+    XPub(XPub),
+    Router(Router),
+    Rep(Rep),
+}
+
+impl Kind {
+    fn peer_type(self) -> &'static str {
+        match self {
+            Kind::Pull => "PUSH",
+            Kind::Sub => "PUB",
+            Kind::XPub => "SUB",
+            Kind::Router => "DEALER",
+            Kind::Rep => "REQ",
+        }
+    }
+
+    /// A message as the peer type sends it (REQ adds the empty delimiter).
+    fn wire_message(self, body: &[u8]) -> Vec<u8> {
+        let mut message = Message::new();
+        if let Kind::Rep = self {
+            message.push_back(Bytes::new());
+        }
+        // XPUB reads single frames starting with 0 or 1 as (un)subscriptions.
+        message.push_back(Bytes::copy_from_slice(body));
+        raw_peer::message(&message)
+    }
+
+    fn bind(self) -> (Server, SocketAddr) {
+        let endpoint = "tcp://127.0.0.1:0";
+        let (server, bound) = match self {
+            Kind::Pull => {
+                let s = Pull::new();
+                let e = s.bind(endpoint).unwrap();
+                (Server::Pull(s), e)
+            }
+            Kind::Sub => {
+                let s = Sub::new();
+                s.subscribe("");
+                let e = s.bind(endpoint).unwrap();
+                (Server::Sub(s), e)
+            }
+            Kind::XPub => {
+                let s = XPub::new();
+                let e = s.bind(endpoint).unwrap();
+                (Server::XPub(s), e)
+            }
+            Kind::Router => {
+                let s = Router::new();
+                let e = s.bind(endpoint).unwrap();
+                (Server::Router(s), e)
+            }
+            Kind::Rep => {
+                let s = Rep::new();
+                let e = s.bind(endpoint).unwrap();
+                (Server::Rep(s), e)
+            }
+        };
+        let addr = bound.to_string()["tcp://".len()..].parse().unwrap();
+        (server, addr)
+    }
+}
+
+impl Server {
+    fn peer_count(&self) -> usize {
+        match self {
+            Server::Pull(s) => s.peer_count(),
+            Server::Sub(s) => s.peer_count(),
+            Server::XPub(s) => s.peer_count(),
+            Server::Router(s) => s.peer_count(),
+            Server::Rep(s) => s.peer_count(),
+        }
+    }
+
+    /// Receives one message and, where the type answers, answers it (64 bytes) — to a peer
+    /// that may never read.
+    async fn recv_and_answer(&self) -> Message {
+        let reply = vec![b'r'; 64];
+        match self {
+            Server::Pull(s) => s.recv().await.unwrap(),
+            Server::Sub(s) => s.recv().await.unwrap(),
+            Server::XPub(s) => {
+                let m = s.recv().await.unwrap();
+                s.send(reply).await.unwrap();
+                m
+            }
+            Server::Router(s) => {
+                let m = s.recv().await.unwrap();
+                let mut answer = Message::new();
+                answer.push_back(m.frames()[0].clone());
+                answer.push_back(reply);
+                s.send(answer).await.unwrap();
+                m
+            }
+            Server::Rep(s) => {
+                let m = s.recv().await.unwrap();
+                s.send(reply).await.unwrap();
+                m
+            }
+        }
+    }
+}
+
+/// Waits until `peers` peers are attached (polled; bounded by the test timeout).
+async fn wait_for_peers(server: &Server, peers: usize) {
+    while server.peer_count() < peers {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Waits until the live heap has stayed within 1 % for [`SETTLE`], or `done` is set.
+async fn settle(heap: &Heap, done: &AtomicBool) {
+    let mut last = heap.live();
+    let mut since = Instant::now();
+    while since.elapsed() < SETTLE && !done.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let now = heap.live();
+        if now.abs_diff(last) > last / 100 {
+            last = now;
+            since = Instant::now();
+        }
+    }
+}
+
+/// A peer writing the same unit over and over from a task of its own.
+struct Flood {
+    /// Set once everything was written.
+    done: Arc<AtomicBool>,
+    writer: tokio::task::JoinHandle<RawPeer>,
+    /// Units the writer writes in all.
+    units: usize,
+}
+
+/// Writes `unit` repeatedly, in 64 KiB chunks, until at least `total` bytes went.
+fn flood(mut peer: RawPeer, unit: Vec<u8>, total: usize) -> Flood {
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = done.clone();
+    let per_chunk = (64 * KIB / unit.len()).max(1);
+    let chunk: Vec<u8> = unit.repeat(per_chunk);
+    let chunks = total.div_ceil(chunk.len());
+    let writer = tokio::spawn(async move {
+        for _ in 0..chunks {
+            peer.stream.write_all(&chunk).await.expect("flood write");
+        }
+        flag.store(true, Ordering::SeqCst);
+        peer
+    });
+    Flood {
+        done,
+        writer,
+        units: chunks * per_chunk,
+    }
+}
+
+fn report(scenario: &str, kind: Kind, heap: &Heap, budget: usize) {
+    println!(
+        "{scenario} {kind:?}: peak {} KiB, live {} KiB, budget {} KiB",
+        heap.peak() / KIB,
+        heap.live() / KIB,
+        budget / KIB
+    );
+    assert!(
+        heap.peak() <= budget,
+        "{scenario} {kind:?}: peak heap {} KiB over the budget of {} KiB",
+        heap.peak() / KIB,
+        budget / KIB
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// (a) and (b): a peer floods messages, never reads, while the application does not read.
+
+#[test]
+fn a_flooding_peer_that_never_reads_stays_within_budget() {
+    for kind in KINDS {
+        run(async || {
+            let (server, addr) = kind.bind();
+            let peer = RawPeer::connect(addr, &raw_peer::handshake(kind.peer_type())).await;
+            wait_for_peers(&server, 1).await;
+            let heap = Heap::start();
+            let unit = kind.wire_message(&[b'm'; 64]);
+            let flood = flood(peer, unit, FLOOD_BYTES);
+            settle(&heap, &flood.done).await;
+            assert!(
+                !flood.done.load(Ordering::SeqCst),
+                "{kind:?} took a {} MiB flood without pushing back",
+                FLOOD_BYTES / MIB
+            );
+            report("flood", kind, &heap, FLOOD_BUDGET_BYTES);
+            // (b) The application now reads and answers everything, to a peer that never
+            // reads: replies drop at the HWM, and every message sent arrives.
+            for _ in 0..flood.units {
+                server.recv_and_answer().await;
+            }
+            flood.writer.await.unwrap();
+            report("flood, answered", kind, &heap, FLOOD_BUDGET_BYTES);
+        });
+    }
+}
+
+// (c): 1,000 one-byte messages, each read on its own, kept by the application.
+
+#[test]
+fn trickled_tiny_messages_pin_what_they_weigh() {
+    for kind in KINDS {
+        run(async || {
+            let (server, addr) = kind.bind();
+            let mut peer = RawPeer::connect(addr, &raw_peer::handshake(kind.peer_type())).await;
+            wait_for_peers(&server, 1).await;
+            let heap = Heap::start();
+            let unit = kind.wire_message(b"x");
+            let mut kept = Vec::with_capacity(1000);
+            for _ in 0..1000 {
+                peer.send(&unit).await.unwrap();
+                // Received before the next is sent: each arrives in a read of its own.
+                kept.push(server.recv_and_answer().await);
+            }
+            report("trickle", kind, &heap, TRICKLE_BUDGET_BYTES);
+            drop(kept);
+        });
+    }
+}
+
+// (d): PINGs, SUBSCRIBEs and CANCELs without end, from a peer that never reads.
+
+#[test]
+fn endless_pings_subscribes_and_cancels_stay_within_budget() {
+    let commands: [(&str, Vec<u8>); 3] = [
+        ("PING", raw_peer::ping()),
+        (
+            "SUBSCRIBE/CANCEL",
+            [
+                raw_peer::command(&ferromq::wire::Command::Subscribe(Bytes::from("topic"))),
+                raw_peer::command(&ferromq::wire::Command::Cancel(Bytes::from("topic"))),
+            ]
+            .concat(),
+        ),
+        (
+            "SUBSCRIBE",
+            raw_peer::command(&ferromq::wire::Command::Subscribe(Bytes::from("t"))),
+        ),
+    ];
+    for kind in KINDS {
+        for (name, unit) in &commands {
+            run(async || {
+                let (server, addr) = kind.bind();
+                let peer = RawPeer::connect(addr, &raw_peer::handshake(kind.peer_type())).await;
+                wait_for_peers(&server, 1).await;
+                let heap = Heap::start();
+                let Flood { done, writer, .. } = flood(peer, unit.clone(), FLOOD_BYTES);
+                settle(&heap, &done).await;
+                report(name, kind, &heap, COMMAND_FLOOD_BUDGET_BYTES);
+                if let Server::XPub(xpub) = &server {
+                    // Notifications wait for the application; reading them lets the rest in.
+                    while !writer.is_finished() {
+                        let _ = timeout(Duration::from_millis(100), xpub.recv()).await;
+                    }
+                }
+                let mut peer = writer.await.unwrap();
+                // A message after the flood arrives: the connection survived it.
+                peer.send(&kind.wire_message(b"after")).await.unwrap();
+                loop {
+                    let m = server.recv_and_answer().await;
+                    if m.frames().last().is_some_and(|f| f == "after") {
+                        break;
+                    }
+                }
+                report(name, kind, &heap, COMMAND_FLOOD_BUDGET_BYTES);
+            });
+        }
+    }
+}
+
+// (e): 1,000 connections that send half a handshake and stall.
+
+#[test]
+fn a_thousand_stalled_handshakes_stay_within_budget() {
+    for kind in KINDS {
+        run(async || {
+            let (server, addr) = kind.bind();
+            let heap = Heap::start();
+            // The greeting and the first half of a 1 KiB READY.
+            let mut partial = ferromq::wire::Greeting::null().encode().to_vec();
+            partial.extend_from_slice(&raw_peer::long_command_header(1024));
+            partial.extend_from_slice(&[5, b'R', b'E', b'A', b'D', b'Y']);
+            partial.extend_from_slice(&[0; 500]);
+            let mut peers = Vec::with_capacity(STALLED_CONNECTIONS);
+            for _ in 0..STALLED_CONNECTIONS {
+                peers.push(RawPeer::connect(addr, &partial).await);
+            }
+            let never = AtomicBool::new(false);
+            settle(&heap, &never).await;
+            let per_connection = heap.live() / STALLED_CONNECTIONS;
+            println!(
+                "stalled handshakes {kind:?}: {} B live per connection, peak {} KiB",
+                per_connection,
+                heap.peak() / KIB
+            );
+            assert!(
+                heap.live() <= STALLED_CONNECTIONS * HANDSHAKE_BUDGET_BYTES,
+                "{kind:?}: {per_connection} B per stalled handshake, over {HANDSHAKE_BUDGET_BYTES}"
+            );
+            assert_eq!(server.peer_count(), 0);
+            drop(peers);
+        });
+    }
+}
+
+// Metadata: a READY costs what it weighs; an oversized one is refused from its header.
+
+/// A READY for `socket_type` padded with `count` 6-byte properties (`x`, empty value).
+fn padded_ready(socket_type: &str, count: usize) -> Vec<u8> {
+    let mut meta = Metadata::new();
+    meta.insert(
+        "Socket-Type",
+        Bytes::copy_from_slice(socket_type.as_bytes()),
+    );
+    let mut bytes = raw_peer::command(&ferromq::wire::Command::Ready(meta));
+    // Rewrite as a long frame with the padding appended: name-len 1, "x", value-len 0.
+    let body_start = if bytes[0] & ferromq::wire::frame::FLAG_LONG != 0 {
+        9
+    } else {
+        2
+    };
+    let mut body = bytes.split_off(body_start);
+    for _ in 0..count {
+        body.extend_from_slice(&[1, b'x', 0, 0, 0, 0]);
+    }
+    let mut frame = raw_peer::long_command_header(body.len() as u64);
+    frame.extend_from_slice(&body);
+    frame
+}
+
+#[test]
+fn ready_metadata_costs_what_it_weighs() {
+    run(async || {
+        let (server, addr) = Kind::Pull.bind();
+        let heap = Heap::start();
+        // 10,000 properties: 60,000 bytes on the wire, under the handshake frame limit.
+        let mut handshake = ferromq::wire::Greeting::null().encode().to_vec();
+        handshake.extend_from_slice(&padded_ready("PUSH", 10_000));
+        let mut peer = RawPeer::connect(addr, &handshake).await;
+        drop(handshake);
+        wait_for_peers(&server, 1).await;
+        // A small message afterwards: once it is read, the connection is idle and keeps no
+        // read buffer, so what stays is the metadata.
+        peer.send(&Kind::Pull.wire_message(b"after")).await.unwrap();
+        server.recv_and_answer().await;
+        println!("READY of 60,000 bytes: {} KiB live", heap.live() / KIB);
+        assert!(
+            heap.live() <= 60_000 + HANDSHAKE_BUDGET_BYTES,
+            "a 60 KB READY holds {} KiB",
+            heap.live() / KIB
+        );
+    });
+}
+
+#[test]
+fn oversized_ready_is_refused_before_its_body_arrives() {
+    run(async || {
+        let (server, addr) = Kind::Pull.bind();
+        let heap = Heap::start();
+        let mut handshake = ferromq::wire::Greeting::null().encode().to_vec();
+        // 16 MiB of 6-byte properties, announced; only the header and a little body sent.
+        handshake.extend_from_slice(&raw_peer::long_command_header(16 * MIB as u64));
+        handshake.extend_from_slice(&[5, b'R', b'E', b'A', b'D', b'Y']);
+        handshake.extend_from_slice(&[1, b'x', 0, 0, 0, 0].repeat(100));
+        let mut peer = RawPeer::connect(addr, &handshake).await;
+        peer.wait_closed().await;
+        assert_eq!(server.peer_count(), 0);
+        assert!(heap.peak() <= MIB, "peak {} KiB", heap.peak() / KIB);
+    });
+}
+
+// PINGs from a peer that never reads: the heap does not grow with them.
+
+#[test]
+fn ping_flood_from_a_peer_that_never_reads_holds_one_pong() {
+    run(async || {
+        let (server, addr) = Kind::Pull.bind();
+        let mut peer = RawPeer::connect(addr, &raw_peer::handshake("PUSH")).await;
+        wait_for_peers(&server, 1).await;
+        let heap = Heap::start();
+        // 64 MiB of PINGs (7.5 M of them), then a message: when it arrives, every PING
+        // before it has been answered or coalesced.
+        let chunk = raw_peer::ping().repeat(64 * KIB / raw_peer::ping().len());
+        for _ in 0..(64 * MIB / chunk.len()) {
+            peer.send(&chunk).await.unwrap();
+        }
+        peer.send(&Kind::Pull.wire_message(b"after")).await.unwrap();
+        let m = server.recv_and_answer().await;
+        assert_eq!(m.frames()[0], "after");
+        println!("PING flood: peak {} KiB", heap.peak() / KIB);
+        assert!(
+            heap.peak() <= COMMAND_FLOOD_BUDGET_BYTES,
+            "peak {} KiB",
+            heap.peak() / KIB
+        );
+    });
+}
