@@ -34,6 +34,10 @@
 mod connection;
 mod connector;
 mod listener;
+#[cfg(test)]
+mod mock_io;
+#[cfg(test)]
+mod tests;
 pub(crate) mod transport;
 mod waker;
 

@@ -22,6 +22,9 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream, UnixListener, UnixStream};
 pub(crate) enum Stream {
     Tcp(TcpStream),
     Ipc(UnixStream),
+    /// Scripted IO for the engine's own tests.
+    #[cfg(test)]
+    Mock(super::mock_io::MockIo),
 }
 
 impl Stream {
@@ -29,6 +32,8 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.poll_read_ready(cx),
             Stream::Ipc(s) => s.poll_read_ready(cx),
+            #[cfg(test)]
+            Stream::Mock(s) => s.poll_read_ready(cx),
         }
     }
 
@@ -36,6 +41,8 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.poll_write_ready(cx),
             Stream::Ipc(s) => s.poll_write_ready(cx),
+            #[cfg(test)]
+            Stream::Mock(s) => s.poll_write_ready(cx),
         }
     }
 
@@ -55,6 +62,8 @@ impl Stream {
                 read = s.try_read_buf(buf)?;
                 short_read_clears(read, room)
             }),
+            #[cfg(test)]
+            Stream::Mock(s) => s.try_read_buf(buf),
         };
         match result {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock && read > 0 => Ok(read),
@@ -66,6 +75,8 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.try_write_vectored(bufs),
             Stream::Ipc(s) => s.try_write_vectored(bufs),
+            #[cfg(test)]
+            Stream::Mock(s) => s.try_write_vectored(bufs),
         }
     }
 
@@ -76,6 +87,8 @@ impl Stream {
                 .peer_addr()
                 .map_or_else(|_| "tcp://?".to_owned(), |a| format!("tcp://{a}")),
             Stream::Ipc(_) => "ipc peer".to_owned(),
+            #[cfg(test)]
+            Stream::Mock(_) => "mock peer".to_owned(),
         }
     }
 }
@@ -141,6 +154,8 @@ impl Stream {
         match self {
             Stream::Tcp(s) => configure_tcp(s, options),
             Stream::Ipc(s) => configure_ipc(s, options),
+            #[cfg(test)]
+            Stream::Mock(_) => Ok(()),
         }
     }
 }

@@ -1,0 +1,360 @@
+//! The engine under tokio's paused clock: connection tasks driven through scripted IO
+//! ([`mock_io`](super::mock_io)), so handshake timeouts, heartbeats, linger and reconnect
+//! backoff are checked to the virtual millisecond, with no kernel and no real sleep.
+
+use super::mock_io::{self, MockPeer};
+use super::transport::Stream;
+use super::{Core, Pattern, SocketCore, State, connection};
+use crate::endpoint::Endpoint;
+use crate::error::Error;
+use crate::message::Message;
+use crate::options::SocketOptions;
+use crate::pattern::PeerId;
+use crate::wire::{Command, Greeting, Metadata, SocketType};
+use bytes::{Bytes, BytesMut};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A DEALER-like pattern: every peer is fair-queued in and round-robined out.
+#[derive(Debug)]
+struct TestPattern;
+
+impl Pattern for TestPattern {
+    fn attach(&mut self, core: &mut Core, peer: PeerId) -> bool {
+        core.inbox.add_peer(peer);
+        core.lb.add_peer(peer);
+        true
+    }
+
+    fn detach(&mut self, core: &mut Core, peer: PeerId) {
+        core.lb.remove_peer(peer);
+    }
+}
+
+fn socket(options: SocketOptions) -> SocketCore<TestPattern> {
+    SocketCore::new(SocketType::Dealer, options, TestPattern).unwrap()
+}
+
+/// Runs a connection to a scripted peer, as if accepted on a bound endpoint.
+fn connect_mock(socket: &SocketCore<TestPattern>) -> MockPeer {
+    let (io, peer) = mock_io::pair();
+    let shared = socket.shared.clone();
+    let endpoint = shared
+        .lock()
+        .core
+        .add_endpoint(Endpoint::Ipc("mock".into()), None);
+    tokio::spawn(connection::run(shared, Stream::Mock(io), endpoint));
+    peer
+}
+
+fn command(command: &Command) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    command.encode(&mut buf);
+    buf.to_vec()
+}
+
+fn ready(socket_type: &str, identity: Option<&str>) -> Vec<u8> {
+    let mut meta = Metadata::new();
+    meta.insert(
+        "Socket-Type",
+        Bytes::copy_from_slice(socket_type.as_bytes()),
+    );
+    if let Some(id) = identity {
+        meta.insert("Identity", Bytes::copy_from_slice(id.as_bytes()));
+    }
+    command(&Command::Ready(meta))
+}
+
+fn ping(ttl_deciseconds: u16, context: &str) -> Vec<u8> {
+    command(&Command::Ping {
+        ttl_deciseconds,
+        context: Bytes::copy_from_slice(context.as_bytes()),
+    })
+}
+
+fn pong(context: &str) -> Vec<u8> {
+    command(&Command::Pong {
+        context: Bytes::copy_from_slice(context.as_bytes()),
+    })
+}
+
+/// Completes the handshake from the peer's side, checking every byte we send.
+async fn handshake(peer: &MockPeer) {
+    assert_eq!(peer.read_exact(64).await, Greeting::null().encode());
+    let mut theirs = Greeting::null().encode().to_vec();
+    theirs.extend_from_slice(&ready("DEALER", None));
+    peer.send(&theirs);
+    let ours = ready("DEALER", Some(""));
+    assert_eq!(peer.read_exact(ours.len()).await, ours);
+}
+
+async fn send(socket: &SocketCore<TestPattern>, text: &str) {
+    socket
+        .send_with(Message::from(text.to_owned()), |state, slot, cx| {
+            state.core.send_round_robin(slot, cx).map(|r| r.map(drop))
+        })
+        .await
+        .unwrap();
+}
+
+async fn recv(socket: &SocketCore<TestPattern>) -> Message {
+    socket
+        .recv_with(|state: &mut State<TestPattern>, cx: &mut Context<'_>| {
+            state.core.recv_fair(cx).map(|r| r.map(|(_, m)| m))
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn handshake_then_messages_both_ways_byte_for_byte() {
+    let socket = socket(SocketOptions::default());
+    let peer = connect_mock(&socket);
+    handshake(&peer).await;
+    send(&socket, "hi").await;
+    assert_eq!(peer.read_exact(4).await, b"\x00\x02hi");
+    peer.send(b"\x01\x01a\x00\x02bc");
+    let message = recv(&socket).await;
+    assert_eq!(message.frames(), ["a", "bc"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn silent_peer_is_dropped_exactly_at_the_handshake_interval() {
+    let mut options = SocketOptions::default();
+    options.handshake_ivl = Some(Duration::from_secs(2));
+    let socket = socket(options);
+    let start = Instant::now();
+    let peer = connect_mock(&socket);
+    peer.closed().await;
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+    // Only our greeting: no ERROR before the peer has even greeted.
+    assert_eq!(peer.take_written(), Greeting::null().encode());
+}
+
+#[tokio::test(start_paused = true)]
+async fn missing_ready_is_told_why_at_the_handshake_interval() {
+    let mut options = SocketOptions::default();
+    options.handshake_ivl = Some(Duration::from_secs(2));
+    let socket = socket(options);
+    let start = Instant::now();
+    let peer = connect_mock(&socket);
+    peer.read_exact(64).await;
+    peer.send(&Greeting::null().encode());
+    let ours = ready("DEALER", Some(""));
+    assert_eq!(peer.read_exact(ours.len()).await, ours);
+    peer.closed().await;
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+    let error = command(&Command::Error {
+        reason: Bytes::from("handshake did not complete in time"),
+    });
+    assert_eq!(peer.take_written(), error);
+}
+
+#[tokio::test(start_paused = true)]
+async fn heartbeats_ping_each_interval_and_drop_a_silent_peer_after_the_timeout() {
+    let mut options = SocketOptions::default();
+    options.heartbeat_ivl = Some(Duration::from_secs(1));
+    options.heartbeat_timeout = Some(Duration::from_secs(3));
+    options.heartbeat_ttl = Some(Duration::from_millis(2500));
+    let socket = socket(options);
+    let peer = connect_mock(&socket);
+    handshake(&peer).await;
+    let ready_at = Instant::now();
+    // TTL 2.5 s = 25 deciseconds, context empty.
+    let expected_ping = ping(25, "");
+    for second in 1..=3 {
+        assert_eq!(peer.read_exact(expected_ping.len()).await, expected_ping);
+        assert_eq!(ready_at.elapsed(), Duration::from_secs(second));
+    }
+    // The first PING went out at 1 s; nothing came back in the 3 s after it.
+    peer.closed().await;
+    assert_eq!(ready_at.elapsed(), Duration::from_secs(4));
+}
+
+#[tokio::test(start_paused = true)]
+async fn any_traffic_from_the_peer_resets_the_heartbeat_timeout() {
+    let mut options = SocketOptions::default();
+    options.heartbeat_ivl = Some(Duration::from_secs(1));
+    options.heartbeat_timeout = Some(Duration::from_secs(2));
+    let socket = socket(options);
+    let peer = connect_mock(&socket);
+    handshake(&peer).await;
+    let ready_at = Instant::now();
+    let expected_ping = ping(0, "");
+    for _ in 0..5 {
+        peer.read_exact(expected_ping.len()).await;
+        peer.send(&pong(""));
+    }
+    assert_eq!(ready_at.elapsed(), Duration::from_secs(5));
+    assert_eq!(socket.peer_count(), 1, "an answering peer was dropped");
+}
+
+#[tokio::test(start_paused = true)]
+async fn peer_ttl_drops_the_connection_when_the_peer_goes_quiet() {
+    let socket = socket(SocketOptions::default());
+    let peer = connect_mock(&socket);
+    handshake(&peer).await;
+    let pinged_at = Instant::now();
+    peer.send(&ping(15, "ctx"));
+    assert_eq!(peer.read_exact(pong("ctx").len()).await, pong("ctx"));
+    peer.closed().await;
+    assert_eq!(pinged_at.elapsed(), Duration::from_millis(1500));
+}
+
+#[tokio::test(start_paused = true)]
+async fn pongs_coalesce_while_the_peer_does_not_read() {
+    let socket = socket(SocketOptions::default());
+    let peer = connect_mock(&socket);
+    handshake(&peer).await;
+    peer.set_write_room(Some(0));
+    for i in 0..10_000 {
+        peer.send(&ping(0, &format!("c{i}")));
+    }
+    // Virtual time only moves once the connection has consumed every PING.
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    peer.set_write_room(None);
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    // At most the PONG taken for writing before the peer stopped reading, and one more
+    // answering the newest PING: 10,000 PINGs did not queue 10,000 PONGs.
+    let written = peer.take_written();
+    let last = pong("c9999");
+    assert!(written.ends_with(&last), "the newest PING went unanswered");
+    assert!(
+        written.len() <= 2 * last.len(),
+        "{} bytes of PONGs queued",
+        written.len()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn peer_end_of_stream_releases_the_peer() {
+    let socket = socket(SocketOptions::default());
+    let peer = connect_mock(&socket);
+    handshake(&peer).await;
+    assert_eq!(socket.peer_count(), 1);
+    peer.close();
+    peer.closed().await;
+    assert_eq!(socket.peer_count(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_returns_at_the_linger_deadline_when_the_peer_does_not_read() {
+    let mut options = SocketOptions::default();
+    options.linger = Some(Duration::from_secs(1));
+    let socket = socket(options);
+    let peer = connect_mock(&socket);
+    handshake(&peer).await;
+    peer.set_write_room(Some(0));
+    send(&socket, "stuck").await;
+    let start = Instant::now();
+    socket.close().await;
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+    peer.closed().await;
+    assert!(peer.take_written().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_without_linger_limit_waits_until_everything_is_written() {
+    let socket = Arc::new(socket(SocketOptions::default()));
+    let peer = connect_mock(&socket);
+    handshake(&peer).await;
+    peer.set_write_room(Some(0));
+    send(&socket, "late").await;
+    let closer = socket.clone();
+    let closing = tokio::spawn(async move { closer.close().await });
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert!(!closing.is_finished(), "close gave up on a queued message");
+    peer.set_write_room(None);
+    closing.await.unwrap();
+    assert_eq!(peer.take_written(), b"\x00\x04late");
+    assert!(matches!(
+        socket
+            .recv_with(|state, cx| state.core.recv_fair(cx).map(|r| r.map(drop)))
+            .await,
+        Err(Error::Closed)
+    ));
+}
+
+/// Virtual times of the connector's failed attempts, from its debug events.
+#[derive(Clone, Default)]
+struct Attempts(Arc<Mutex<Vec<Instant>>>);
+
+struct MessageText(String);
+
+impl tracing::field::Visit for MessageText {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+}
+
+impl tracing::Subscriber for Attempts {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut text = MessageText(String::new());
+        event.record(&mut text);
+        if text.0.contains("connect failed") {
+            self.0.lock().unwrap().push(Instant::now());
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[tokio::test(start_paused = true)]
+async fn reconnect_backs_off_exponentially_with_jitter_up_to_the_maximum() {
+    let attempts = Attempts::default();
+    let _guard = tracing::subscriber::set_default(attempts.clone());
+    let mut options = SocketOptions::default();
+    options.reconnect_ivl = Some(Duration::from_millis(100));
+    options.reconnect_ivl_max = Some(Duration::from_millis(800));
+    let socket = socket(options);
+    let path = format!("/nonexistent-ferromq-dir-{}/peer.sock", std::process::id());
+    socket.connect(format!("ipc://{path}")).unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let times = attempts.0.lock().unwrap().clone();
+    assert!(times.len() >= 8, "only {} attempts in 10 s", times.len());
+    for (k, gap) in times.windows(2).map(|w| w[1] - w[0]).enumerate() {
+        let ivl = Duration::from_millis(100 << k.min(3));
+        assert!(
+            gap >= ivl && gap < 2 * ivl,
+            "attempt {} came {gap:?} after the one before, outside [{ivl:?}, {:?})",
+            k + 1,
+            2 * ivl
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn disconnect_detaches_at_once_and_the_connection_ends_after_flushing() {
+    let socket = socket(SocketOptions::default());
+    let peer = connect_mock(&socket);
+    handshake(&peer).await;
+    peer.set_write_room(Some(0));
+    send(&socket, "queued").await;
+    let endpoint = Endpoint::Ipc("mock".into());
+    socket.disconnect(&endpoint).unwrap();
+    assert_eq!(socket.peer_count(), 0);
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let mut slot = Some(Message::from("after"));
+    assert!(
+        matches!(
+            socket.lock().core.send_round_robin(&mut slot, &mut cx),
+            Poll::Pending
+        ),
+        "a send picked the disconnected peer"
+    );
+    peer.set_write_room(None);
+    peer.closed().await;
+    assert_eq!(peer.take_written(), b"\x00\x06queued");
+}
