@@ -122,8 +122,10 @@ async fn handshake_then_messages_both_ways_byte_for_byte() {
 
 #[tokio::test(start_paused = true)]
 async fn silent_peer_is_dropped_exactly_at_the_handshake_interval() {
-    let mut options = SocketOptions::default();
-    options.handshake_ivl = Some(Duration::from_secs(2));
+    let options = SocketOptions {
+        handshake_ivl: Some(Duration::from_secs(2)),
+        ..SocketOptions::default()
+    };
     let socket = socket(options);
     let start = Instant::now();
     let peer = connect_mock(&socket);
@@ -135,8 +137,10 @@ async fn silent_peer_is_dropped_exactly_at_the_handshake_interval() {
 
 #[tokio::test(start_paused = true)]
 async fn missing_ready_is_told_why_at_the_handshake_interval() {
-    let mut options = SocketOptions::default();
-    options.handshake_ivl = Some(Duration::from_secs(2));
+    let options = SocketOptions {
+        handshake_ivl: Some(Duration::from_secs(2)),
+        ..SocketOptions::default()
+    };
     let socket = socket(options);
     let start = Instant::now();
     let peer = connect_mock(&socket);
@@ -154,10 +158,12 @@ async fn missing_ready_is_told_why_at_the_handshake_interval() {
 
 #[tokio::test(start_paused = true)]
 async fn heartbeats_ping_each_interval_and_drop_a_silent_peer_after_the_timeout() {
-    let mut options = SocketOptions::default();
-    options.heartbeat_ivl = Some(Duration::from_secs(1));
-    options.heartbeat_timeout = Some(Duration::from_secs(3));
-    options.heartbeat_ttl = Some(Duration::from_millis(2500));
+    let options = SocketOptions {
+        heartbeat_ivl: Some(Duration::from_secs(1)),
+        heartbeat_timeout: Some(Duration::from_secs(3)),
+        heartbeat_ttl: Some(Duration::from_millis(2500)),
+        ..SocketOptions::default()
+    };
     let socket = socket(options);
     let peer = connect_mock(&socket);
     handshake(&peer).await;
@@ -175,9 +181,11 @@ async fn heartbeats_ping_each_interval_and_drop_a_silent_peer_after_the_timeout(
 
 #[tokio::test(start_paused = true)]
 async fn any_traffic_from_the_peer_resets_the_heartbeat_timeout() {
-    let mut options = SocketOptions::default();
-    options.heartbeat_ivl = Some(Duration::from_secs(1));
-    options.heartbeat_timeout = Some(Duration::from_secs(2));
+    let options = SocketOptions {
+        heartbeat_ivl: Some(Duration::from_secs(1)),
+        heartbeat_timeout: Some(Duration::from_secs(2)),
+        ..SocketOptions::default()
+    };
     let socket = socket(options);
     let peer = connect_mock(&socket);
     handshake(&peer).await;
@@ -241,8 +249,10 @@ async fn peer_end_of_stream_releases_the_peer() {
 
 #[tokio::test(start_paused = true)]
 async fn close_returns_at_the_linger_deadline_when_the_peer_does_not_read() {
-    let mut options = SocketOptions::default();
-    options.linger = Some(Duration::from_secs(1));
+    let options = SocketOptions {
+        linger: Some(Duration::from_secs(1)),
+        ..SocketOptions::default()
+    };
     let socket = socket(options);
     let peer = connect_mock(&socket);
     handshake(&peer).await;
@@ -315,9 +325,11 @@ impl tracing::Subscriber for Attempts {
 async fn reconnect_backs_off_exponentially_with_jitter_up_to_the_maximum() {
     let attempts = Attempts::default();
     let _guard = tracing::subscriber::set_default(attempts.clone());
-    let mut options = SocketOptions::default();
-    options.reconnect_ivl = Some(Duration::from_millis(100));
-    options.reconnect_ivl_max = Some(Duration::from_millis(800));
+    let options = SocketOptions {
+        reconnect_ivl: Some(Duration::from_millis(100)),
+        reconnect_ivl_max: Some(Duration::from_millis(800)),
+        ..SocketOptions::default()
+    };
     let socket = socket(options);
     let path = format!("/nonexistent-ferromq-dir-{}/peer.sock", std::process::id());
     socket.connect(format!("ipc://{path}")).unwrap();
