@@ -116,6 +116,9 @@ const TRICKLE_BUDGET_BYTES: usize = 512 * KIB;
 /// A peer flooding PINGs, SUBSCRIBEs or CANCELs: one read buffer, one read's worth of
 /// events, XPUB's notifications up to the RCVHWM.
 const COMMAND_FLOOD_BUDGET_BYTES: usize = 2 * MIB;
+/// One peer's subscriptions in a publisher's trie: 4 MiB as the trie counts them, plus what
+/// the allocator rounds up.
+const SUBSCRIPTION_BUDGET_BYTES: usize = 6 * MIB;
 /// One connection stalled in the handshake: its task, stream and state machine, and the
 /// partial handshake it sent (no read buffer is kept while it is idle).
 const HANDSHAKE_BUDGET_BYTES: usize = 8 * KIB;
@@ -542,6 +545,57 @@ fn ping_flood_from_a_peer_that_never_reads_holds_one_pong() {
             heap.peak() <= COMMAND_FLOOD_BUDGET_BYTES,
             "peak {} KiB",
             heap.peak() / KIB
+        );
+    });
+}
+
+// Distinct prefixes without end: the publisher's trie holds at most 4 MiB of one peer's
+// subscriptions (spec/pubsub.md).
+
+#[test]
+fn distinct_subscriptions_without_end_are_capped_per_peer() {
+    const PREFIXES: usize = 100_000;
+    run(async || {
+        let (server, addr) = Kind::XPub.bind();
+        let Server::XPub(xpub) = &server else {
+            unreachable!()
+        };
+        let mut peer = RawPeer::connect(addr, &raw_peer::handshake("SUB")).await;
+        wait_for_peers(&server, 1).await;
+        let heap = Heap::start();
+        let mut bytes = Vec::new();
+        for i in 0..PREFIXES {
+            let prefix = Bytes::from(format!("prefix-{i:09}"));
+            bytes.extend_from_slice(&raw_peer::command(&ferromq::wire::Command::Subscribe(
+                prefix,
+            )));
+        }
+        bytes.extend_from_slice(&Kind::XPub.wire_message(b"after"));
+        let writer = tokio::spawn(async move {
+            peer.send(&bytes).await.unwrap();
+            peer
+        });
+        // The application reads the notifications as they come, up to the message after.
+        let mut notifications = 0;
+        loop {
+            let m = xpub.recv().await.unwrap();
+            if m.frames()[0] == "after" {
+                break;
+            }
+            notifications += 1;
+        }
+        let _peer = writer.await.unwrap();
+        let held = xpub.subscription_count();
+        println!(
+            "{PREFIXES} distinct SUBSCRIBEs: {held} held, {notifications} notified, live {} KiB, peak {} KiB",
+            heap.live() / KIB,
+            heap.peak() / KIB
+        );
+        assert!(held < PREFIXES, "every subscription was kept");
+        assert!(
+            heap.live() <= SUBSCRIPTION_BUDGET_BYTES,
+            "{} KiB of subscriptions held",
+            heap.live() / KIB
         );
     });
 }

@@ -23,12 +23,112 @@ const SUBSCRIBE_BYTE: u8 = 1;
 /// First byte of a cancellation sent as data.
 const CANCEL_BYTE: u8 = 0;
 
+/// Most memory one peer's subscriptions may take in a publisher's trie: each distinct prefix
+/// counts its bytes plus [`PREFIX_OVERHEAD_BYTES`]. About 30,000 prefixes of 16 bytes. A
+/// subscription past it is ignored with a warning: libzmq has no limit, and a peer sending
+/// distinct prefixes without end would grow the trie without bound (spec/pubsub.md).
+pub(crate) const MAX_SUBSCRIPTION_BYTES_PER_PEER: usize = 4 * 1024 * 1024;
+/// What one prefix costs in the trie besides its bytes: a node (label, children and peers
+/// vectors) and its place in the parent.
+const PREFIX_OVERHEAD_BYTES: usize = 128;
+
+/// The distinct prefixes each peer holds in one trie, and what they weigh.
+#[derive(Debug, Default)]
+struct PeerPrefixes(PeerMap<Held>);
+
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    prefixes: usize,
+    bytes: usize,
+}
+
+impl PeerPrefixes {
+    fn weight(prefix: &[u8]) -> usize {
+        prefix.len() + PREFIX_OVERHEAD_BYTES
+    }
+
+    /// Subscribes `peer` to `prefix` in `trie`, unless that would take the peer's
+    /// subscriptions past [`MAX_SUBSCRIPTION_BYTES_PER_PEER`]; keeps the counts.
+    fn subscribe(
+        &mut self,
+        trie: &mut SubscriptionTrie,
+        peer: PeerId,
+        prefix: &[u8],
+    ) -> SubscriptionChange {
+        let weight = Self::weight(prefix);
+        let held = self.0.get(peer).map_or(0, |h| h.bytes);
+        if held + weight > MAX_SUBSCRIPTION_BYTES_PER_PEER && !trie.contains(prefix, peer) {
+            tracing::warn!(
+                prefix_len = prefix.len(),
+                "subscription ignored: the peer's subscriptions would pass 4 MiB"
+            );
+            return SubscriptionChange {
+                for_peer: false,
+                for_trie: false,
+            };
+        }
+        let change = trie.subscribe(prefix, peer);
+        if change.for_peer {
+            match self.0.get_mut(peer) {
+                Some(h) => {
+                    h.prefixes += 1;
+                    h.bytes += weight;
+                }
+                None => {
+                    self.0.insert(
+                        peer,
+                        Held {
+                            prefixes: 1,
+                            bytes: weight,
+                        },
+                    );
+                }
+            }
+        }
+        change
+    }
+
+    /// Unsubscribes `peer` from `prefix` in `trie`; keeps the counts.
+    fn unsubscribe(
+        &mut self,
+        trie: &mut SubscriptionTrie,
+        peer: PeerId,
+        prefix: &[u8],
+    ) -> SubscriptionChange {
+        let change = trie.unsubscribe(prefix, peer);
+        if change.for_peer
+            && let Some(h) = self.0.get_mut(peer)
+        {
+            h.prefixes -= 1;
+            h.bytes -= Self::weight(prefix);
+            if h.prefixes == 0 {
+                self.0.remove(peer);
+            }
+        }
+        change
+    }
+
+    fn remove_peer(&mut self, peer: PeerId) {
+        self.0.remove(peer);
+    }
+
+    /// Peers holding at least one prefix.
+    fn peers(&self) -> usize {
+        self.0.len()
+    }
+
+    /// (peer, prefix) pairs held.
+    fn total(&self) -> usize {
+        self.0.iter().map(|(_, h)| h.prefixes).sum()
+    }
+}
+
 /// The publishing half shared by PUB and XPUB: who wants what, and fan-out.
 #[derive(Debug)]
 struct Publisher {
     trie: SubscriptionTrie,
     /// Prefixes each peer holds in the trie; only peers holding at least one are present.
-    prefixes_held: PeerMap<usize>,
+    prefixes_held: PeerPrefixes,
     /// Matching peers of the message being sent (kept to avoid an allocation per send).
     matched: Vec<PeerId>,
     /// The message being sent, encoded once for all its subscribers.
@@ -41,7 +141,7 @@ impl Publisher {
     fn new() -> Self {
         Publisher {
             trie: SubscriptionTrie::new(),
-            prefixes_held: PeerMap::new(),
+            prefixes_held: PeerPrefixes::default(),
             matched: Vec::new(),
             encoded: BytesMut::new(),
             subscriber_wakers: WakerList::default(),
@@ -50,43 +150,30 @@ impl Publisher {
 
     /// Applies one subscribe or cancel of `peer` to the trie.
     fn apply(&mut self, peer: PeerId, subscribe: bool, prefix: &[u8]) -> SubscriptionChange {
-        let change = if subscribe {
-            self.trie.subscribe(prefix, peer)
-        } else {
-            self.trie.unsubscribe(prefix, peer)
-        };
-        if change.for_peer {
-            if subscribe {
-                match self.prefixes_held.get_mut(peer) {
-                    Some(held) => *held += 1,
-                    None => {
-                        self.prefixes_held.insert(peer, 1);
-                    }
-                }
+        if subscribe {
+            let change = self.prefixes_held.subscribe(&mut self.trie, peer, prefix);
+            if change.for_peer {
                 self.subscriber_wakers.wake_all();
-            } else if let Some(held) = self.prefixes_held.get_mut(peer) {
-                *held -= 1;
-                if *held == 0 {
-                    self.prefixes_held.remove(peer);
-                }
             }
+            change
+        } else {
+            self.prefixes_held.unsubscribe(&mut self.trie, peer, prefix)
         }
-        change
     }
 
     /// Forgets a departed peer; `on_last` sees each prefix no peer holds any more.
     fn remove_peer(&mut self, peer: PeerId, on_last: impl FnMut(&[u8])) {
         self.trie.remove_peer(peer, on_last);
-        self.prefixes_held.remove(peer);
+        self.prefixes_held.remove_peer(peer);
     }
 
     fn subscriber_count(&self) -> usize {
-        self.prefixes_held.len()
+        self.prefixes_held.peers()
     }
 
     /// (peer, prefix) subscriptions held across all peers.
     fn subscription_count(&self) -> usize {
-        self.prefixes_held.iter().map(|(_, held)| *held).sum()
+        self.prefixes_held.total()
     }
 
     /// Queues `message` for every subscriber whose prefix matches its first frame and that is
@@ -574,8 +661,9 @@ pub struct XPub {
 pub(crate) struct XPubPattern {
     publisher: Publisher,
     verbose: bool,
-    /// In manual mode, what each peer asked for (the trie holds what the application chose).
-    requested: Option<SubscriptionTrie>,
+    /// In manual mode, what each peer asked for (the trie holds what the application chose),
+    /// with what each peer's requests weigh.
+    requested: Option<(SubscriptionTrie, PeerPrefixes)>,
     welcome: Option<Message>,
     /// Notifications not yet received, with the peer they came from (`None`: a cancel caused
     /// by a disconnect, at most one per prefix the peer held).
@@ -593,7 +681,7 @@ impl XPubPattern {
         XPubPattern {
             publisher: Publisher::new(),
             verbose: options.xpub_verbose,
-            requested: options.xpub_manual.then(SubscriptionTrie::new),
+            requested: options.xpub_manual.then(Default::default),
             welcome: options
                 .xpub_welcome_msg
                 .clone()
@@ -680,8 +768,9 @@ impl Pattern for XPubPattern {
     fn detach(&mut self, core: &mut Core, peer: PeerId) {
         let mut gone = Vec::new();
         match &mut self.requested {
-            Some(requested) => {
+            Some((requested, held)) => {
                 requested.remove_peer(peer, |prefix| gone.push(prefix.to_vec()));
+                held.remove_peer(peer);
                 self.publisher.remove_peer(peer, |_| {});
             }
             None => self
@@ -709,13 +798,13 @@ impl Pattern for XPubPattern {
         }
         let notify = match &mut self.requested {
             // Manual mode shows every request; the application decides.
-            Some(requested) => {
+            Some((requested, held)) => {
                 if subscribe {
-                    requested.subscribe(&prefix, peer);
+                    held.subscribe(requested, peer, &prefix).for_peer
                 } else {
-                    requested.unsubscribe(&prefix, peer);
+                    held.unsubscribe(requested, peer, &prefix);
+                    true
                 }
-                true
             }
             None => {
                 let change = self.publisher.apply(peer, subscribe, &prefix);
