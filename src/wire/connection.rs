@@ -1050,6 +1050,134 @@ mod tests {
     }
 
     #[test]
+    fn pongs_coalesce_until_taken() {
+        let now = t0();
+        let mut pull = ready_pull_from_push(now);
+        let mut pings = Vec::new();
+        for i in 0..1000 {
+            pings.extend_from_slice(&command_frame(format!("\x04PING\x00\x00c{i}").as_bytes()));
+        }
+        feed(&mut pull, &pings, now).unwrap();
+        assert_eq!(transmit(&mut pull), command_frame(b"\x04PONGc999"));
+        assert!(!pull.has_transmit());
+    }
+
+    #[test]
+    fn our_due_pings_coalesce_until_taken() {
+        let now = t0();
+        let mut pull = ready(
+            heartbeat_config(100, Some(60_000), None),
+            SocketType::Push,
+            1,
+            now,
+        );
+        for tick in 1..=50 {
+            pull.handle_timeout(now + Duration::from_millis(100 * tick))
+                .unwrap();
+        }
+        assert_eq!(transmit(&mut pull), command_frame(b"\x04PING\x00\x00"));
+    }
+
+    #[test]
+    fn decoding_pauses_at_the_event_limit() {
+        let now = t0();
+        let mut pull = ready_pull_from_push(now);
+        let total = MAX_PENDING_EVENTS + 10;
+        let mut input = BytesMut::new();
+        for _ in 0..total {
+            input.extend_from_slice(b"\x00\x01m");
+        }
+        pull.handle_input(&mut input, now).unwrap();
+        assert!(pull.has_pending_input());
+        assert_eq!(input.len(), 10 * 3, "decoding went past the limit");
+        assert_eq!(events(&mut pull).len(), MAX_PENDING_EVENTS);
+        pull.handle_input(&mut input, now).unwrap();
+        assert!(!pull.has_pending_input());
+        assert!(input.is_empty());
+        assert_eq!(events(&mut pull).len(), 10);
+    }
+
+    #[test]
+    fn oversized_handshake_frame_fails_from_its_header() {
+        let now = t0();
+        let mut pull = after_greeting(ConnectionConfig::new(SocketType::Pull), 1, now);
+        let mut header = vec![0x06];
+        header.extend_from_slice(&((MAX_HANDSHAKE_FRAME_BYTES as u64) + 1).to_be_bytes());
+        assert_eq!(
+            feed(&mut pull, &header, now),
+            Err(ProtocolError::HandshakeFrameTooLarge {
+                len: MAX_HANDSHAKE_FRAME_BYTES + 1,
+                max: MAX_HANDSHAKE_FRAME_BYTES
+            })
+        );
+        // After the handshake, the same size is an ordinary frame.
+        let mut push = ready_pull_from_push(now);
+        assert_eq!(feed(&mut push, &header, now), Ok(()));
+    }
+
+    #[test]
+    fn zero_intervals_set_no_timers() {
+        let now = t0();
+        let config = ConnectionConfig {
+            handshake_timeout: Some(Duration::ZERO),
+            heartbeat: HeartbeatConfig {
+                interval: Some(Duration::ZERO),
+                timeout: Some(Duration::ZERO),
+                ttl: Some(Duration::ZERO),
+            },
+            ..ConnectionConfig::new(SocketType::Pull)
+        };
+        let pull = Connection::new(config.clone(), now);
+        assert_eq!(
+            pull.poll_timeout(),
+            None,
+            "a zero handshake interval is always due"
+        );
+        let pull = ready(config, SocketType::Push, 1, now);
+        assert_eq!(
+            pull.poll_timeout(),
+            None,
+            "a zero heartbeat interval is always due"
+        );
+    }
+
+    #[test]
+    fn zero_heartbeat_timeout_never_drops_the_peer() {
+        let now = t0();
+        let config = ConnectionConfig {
+            heartbeat: HeartbeatConfig {
+                interval: Some(Duration::from_secs(1)),
+                timeout: Some(Duration::ZERO),
+                ttl: None,
+            },
+            ..ConnectionConfig::new(SocketType::Pull)
+        };
+        let mut pull = ready(config, SocketType::Push, 1, now);
+        for second in 1..=100 {
+            pull.handle_timeout(now + Duration::from_secs(second))
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn deadlines_past_the_clock_are_never_reached() {
+        let now = t0();
+        let config = ConnectionConfig {
+            handshake_timeout: Some(Duration::MAX),
+            heartbeat: HeartbeatConfig {
+                interval: Some(Duration::MAX),
+                timeout: None,
+                ttl: None,
+            },
+            ..ConnectionConfig::new(SocketType::Pull)
+        };
+        let pull = Connection::new(config.clone(), now);
+        assert_eq!(pull.poll_timeout(), None);
+        let pull = ready(config, SocketType::Push, 1, now);
+        assert_eq!(pull.poll_timeout(), None);
+    }
+
+    #[test]
     fn ping_is_answered_with_pong_echoing_context() {
         let now = t0();
         let mut pull = ready_pull_from_push(now);
