@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{Instant, timeout};
 
 // ---------------------------------------------------------------------------------------------
@@ -126,7 +126,7 @@ const HANDSHAKE_BUDGET_BYTES: usize = 8 * KIB;
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// Bytes a flooding peer tries to write: far past the budget and the kernel's buffers, so
 /// a socket that kept reading would show it.
-const FLOOD_BYTES: usize = 24 * MIB;
+const FLOOD_BYTES: usize = 16 * MIB;
 /// How long the heap must stay put before a flood counts as stopped.
 const SETTLE: Duration = Duration::from_millis(300);
 /// Connections in the stalled-handshake scenario.
@@ -437,6 +437,11 @@ fn a_thousand_stalled_handshakes_stay_within_budget() {
             let mut peers = Vec::with_capacity(STALLED_CONNECTIONS);
             for _ in 0..STALLED_CONNECTIONS {
                 peers.push(RawPeer::connect(addr, &partial).await);
+            }
+            // Each connection's task is running once its greeting arrives.
+            for peer in &mut peers {
+                let mut greeting = [0u8; 64];
+                peer.stream.read_exact(&mut greeting).await.unwrap();
             }
             let never = AtomicBool::new(false);
             settle(&heap, &never).await;

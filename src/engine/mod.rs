@@ -897,6 +897,7 @@ impl<P: Pattern> SocketCore<P> {
                 version: (3, 1),
             }),
             out_msgs: queued,
+            attached: true,
             ..Peer::default()
         });
         assert!(
