@@ -513,7 +513,12 @@ fn ready_metadata_costs_what_it_weighs() {
 #[test]
 fn oversized_ready_is_refused_before_its_body_arrives() {
     run(async || {
-        let (server, addr) = Kind::Pull.bind();
+        // No handshake timeout: only the header can end this connection.
+        let mut options = ferromq::SocketOptions::default();
+        options.handshake_ivl = None;
+        let server = Pull::with_options(options).unwrap();
+        let endpoint = server.bind("tcp://127.0.0.1:0").unwrap();
+        let addr: SocketAddr = endpoint.to_string()["tcp://".len()..].parse().unwrap();
         let heap = Heap::start();
         let mut handshake = ferromq::wire::Greeting::null().encode().to_vec();
         // 16 MiB of 6-byte properties, announced; only the header and a little body sent.
