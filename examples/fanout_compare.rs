@@ -58,7 +58,10 @@ fn ferromq_run(runtime: &tokio::runtime::Runtime, subscribers: usize, messages: 
                 Instant::now()
             }));
         }
-        publisher.wait_for_subscribers(subscribers).await;
+        publisher
+            .wait_for_subscribers(subscribers)
+            .await
+            .expect("the publisher is open");
         let a = Message::from(payload(b'A'));
         let b = Message::from(payload(b'B'));
         let start = Instant::now();

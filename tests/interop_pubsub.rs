@@ -245,7 +245,10 @@ async fn ferromq_pub_to_libzmq_sub() {
                     publisher.connect(endpoint).unwrap();
                 }
             }
-            publisher.wait_for_subscribers(2).await;
+            publisher
+                .wait_for_subscribers(2)
+                .await
+                .expect("the publisher is open");
             // The END subscription comes last: once END-sync is heard, all the others are in.
             probe_until_heard(&publisher, "END-sync", &heard).await;
             for message in ["A1", "B1", "AB2", "C3", "D4", ""] {

@@ -399,3 +399,18 @@ async fn frame_longer_than_any_address_space_closes_the_connection_at_once() {
     .await
     .expect("the connection stayed open waiting for 2^62 bytes");
 }
+
+#[tokio::test]
+async fn close_wakes_a_publisher_waiting_for_subscribers() {
+    timeout(TEST_TIMEOUT, async {
+        let publisher = Arc::new(ferromq::Pub::new());
+        publisher.bind("tcp://127.0.0.1:0").unwrap();
+        let waiter = publisher.clone();
+        let waiting = tokio::spawn(async move { waiter.wait_for_subscribers(1).await });
+        tokio::task::yield_now().await;
+        publisher.close().await;
+        assert!(matches!(waiting.await.unwrap(), Err(Error::Closed)));
+    })
+    .await
+    .expect("timed out");
+}

@@ -136,7 +136,10 @@ async fn sub_receives_only_matching_prefixes_once_each() {
         subscriber.subscribe("A");
         subscriber.subscribe("AB");
         subscriber.subscribe("C");
-        publisher.wait_for_subscribers(1).await;
+        publisher
+            .wait_for_subscribers(1)
+            .await
+            .expect("the publisher is open");
         assert_eq!(publisher.subscriber_count(), 1);
         for topic in ["A1", "B1", "AB2", "C3", "D4", "ABC5", "a6"] {
             publisher.send(topic).await.unwrap();
@@ -218,7 +221,10 @@ async fn sub_discards_messages_in_flight_when_it_cancelled() {
         subscriber.subscribe("a");
         subscriber.subscribe("b");
         subscriber.connect(&endpoint).unwrap();
-        publisher.wait_for_subscribers(1).await;
+        publisher
+            .wait_for_subscribers(1)
+            .await
+            .expect("the publisher is open");
         publisher.send("a1").await.unwrap();
         assert_eq!(text(&subscriber.recv().await.unwrap()), "a1");
         subscriber.unsubscribe("a");
@@ -240,7 +246,10 @@ async fn subscriptions_are_replayed_to_a_restarted_publisher() {
         subscriber.subscribe("news");
         subscriber.subscribe("sport");
         subscriber.connect(&endpoint).unwrap();
-        first.wait_for_subscribers(1).await;
+        first
+            .wait_for_subscribers(1)
+            .await
+            .expect("the publisher is open");
         first.send("news 1").await.unwrap();
         assert_eq!(text(&subscriber.recv().await.unwrap()), "news 1");
         first.close().await;
@@ -296,7 +305,10 @@ async fn ferromq_pub_filters_before_the_wire() {
             })
         });
         subscribed_rx.await.unwrap();
-        publisher.wait_for_subscribers(1).await;
+        publisher
+            .wait_for_subscribers(1)
+            .await
+            .expect("the publisher is open");
         for i in 0..B_MSGS {
             publisher.send(format!("B{i}")).await.unwrap();
         }
@@ -366,7 +378,10 @@ async fn stalled_subscriber_loses_counted_messages_and_never_slows_the_publisher
         let fast = Sub::new();
         fast.subscribe("");
         fast.connect(&endpoint).unwrap();
-        publisher.wait_for_subscribers(2).await;
+        publisher
+            .wait_for_subscribers(2)
+            .await
+            .expect("the publisher is open");
 
         let fast_reader = tokio::spawn(async move {
             for i in 0..MSGS {
@@ -436,7 +451,10 @@ async fn subscriber_that_keeps_up_loses_nothing_on_a_current_thread_runtime() {
         let subscriber = Sub::new();
         subscriber.subscribe("");
         subscriber.connect(&endpoint).unwrap();
-        publisher.wait_for_subscribers(1).await;
+        publisher
+            .wait_for_subscribers(1)
+            .await
+            .expect("the publisher is open");
         let reader = tokio::spawn(async move {
             for i in 0..MSGS {
                 let message = subscriber.recv().await.unwrap();

@@ -84,6 +84,9 @@ pub(crate) trait Pattern: Send + 'static {
     }
     /// A call waiting on a wake-up list of the pattern's own ended: forget its waker.
     fn forget_waiter(&mut self, _key: WaitKey) {}
+    /// The socket started closing: wake the calls waiting on the pattern's own lists (they
+    /// then return `Error::Closed`).
+    fn closing(&mut self) {}
 }
 
 /// One connection's slot in the socket state.
@@ -757,19 +760,14 @@ impl<P: Pattern> SocketCore<P> {
         }
     }
 
-    /// Waits, as a socket call that can be cancelled, until `ready` holds.
-    pub async fn wait_until(&self, mut ready: impl FnMut(&mut State<P>, &Context<'_>) -> bool) {
+    /// Waits, as a socket call that can be cancelled, until `poll` is ready (it registers
+    /// its own waker when it is not).
+    pub async fn wait_until<T>(
+        &self,
+        mut poll: impl FnMut(&mut State<P>, &Context<'_>) -> Poll<T>,
+    ) -> T {
         let mut waiting = Waiting::new(self);
-        poll_fn(|cx| {
-            waiting.poll(cx, |state, cx| {
-                if ready(state, cx) {
-                    Poll::Ready(())
-                } else {
-                    Poll::Pending
-                }
-            })
-        })
-        .await
+        poll_fn(|cx| waiting.poll(cx, |state, cx| poll(state, cx))).await
     }
 
     /// Starts closing: closes every listening socket, stops connecting, wakes every waiting
@@ -788,6 +786,7 @@ impl<P: Pattern> SocketCore<P> {
         }
         core.wake_all_tasks();
         core.close_wakers.wake_all();
+        pattern.closing();
     }
 
     /// Closes the socket and waits until every queued message is written or the linger
@@ -798,10 +797,10 @@ impl<P: Pattern> SocketCore<P> {
         self.wait_until(|state, cx| {
             let core = &mut state.core;
             if core.live_connections() == 0 {
-                true
+                Poll::Ready(())
             } else {
                 core.close_wakers.register(core.waiter, cx.waker());
-                false
+                Poll::Pending
             }
         })
         .await

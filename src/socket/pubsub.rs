@@ -251,15 +251,18 @@ async fn wait_for_publisher<P: Pattern>(
     core: &SocketCore<P>,
     publisher: impl Fn(&mut P) -> &mut Publisher,
     enough: impl Fn(&Publisher) -> bool,
-) {
+) -> Result<()> {
     core.wait_until(|state, cx| {
+        if state.core.is_closing() {
+            return Poll::Ready(Err(Error::Closed));
+        }
         let key = state.core.waiter();
         let publisher = publisher(&mut state.pattern);
         if enough(publisher) {
-            return true;
+            return Poll::Ready(Ok(()));
         }
         publisher.subscriber_wakers.register(key, cx.waker());
-        false
+        Poll::Pending
     })
     .await
 }
@@ -281,8 +284,9 @@ macro_rules! publisher_methods {
             }
 
             /// Waits until at least `n` peers hold a subscription: the cure for the
-            /// slow-joiner problem when the number of subscribers is known.
-            pub async fn wait_for_subscribers(&self, n: usize) {
+            /// slow-joiner problem when the number of subscribers is known. Fails with
+            /// [`Error::Closed`] once the socket closes.
+            pub async fn wait_for_subscribers(&self, n: usize) -> Result<()> {
                 wait_for_publisher(
                     &self.core,
                     |p| &mut p.publisher,
@@ -298,8 +302,9 @@ macro_rules! publisher_methods {
             }
 
             /// Waits until at least `n` subscriptions are held: for when the subscribers'
-            /// prefixes, not just their number, are known.
-            pub async fn wait_for_subscriptions(&self, n: usize) {
+            /// prefixes, not just their number, are known. Fails with [`Error::Closed`] once
+            /// the socket closes.
+            pub async fn wait_for_subscriptions(&self, n: usize) -> Result<()> {
                 wait_for_publisher(
                     &self.core,
                     |p| &mut p.publisher,
@@ -453,7 +458,7 @@ fn notification(subscribe: bool, prefix: &[u8]) -> Message {
 /// let subscriber = Sub::new();
 /// subscriber.subscribe("weather/");
 /// subscriber.connect(&endpoint)?;
-/// publisher.wait_for_subscribers(1).await;
+/// publisher.wait_for_subscribers(1).await?;
 ///
 /// publisher.send("sports/cup final").await?;
 /// publisher.send(Message::from_iter(["weather/paris", "sunny"])).await?;
@@ -510,6 +515,10 @@ impl Pattern for PubPattern {
     fn forget_waiter(&mut self, key: WaitKey) {
         self.publisher.subscriber_wakers.remove(key);
     }
+
+    fn closing(&mut self) {
+        self.publisher.subscriber_wakers.wake_all();
+    }
 }
 
 super::socket_common!(Pub, PubPattern, SocketType::Pub);
@@ -542,7 +551,7 @@ impl Pub {
 /// subscriber.subscribe(""); // everything
 /// let publisher = Pub::new();
 /// publisher.connect(&endpoint)?;
-/// publisher.wait_for_subscribers(1).await;
+/// publisher.wait_for_subscribers(1).await?;
 /// publisher.send("hello").await?;
 /// assert_eq!(subscriber.recv().await?.frames()[0], "hello");
 /// # Ok(())
@@ -757,6 +766,10 @@ impl Pattern for XPubPattern {
         self.publisher.subscriber_wakers.remove(key);
     }
 
+    fn closing(&mut self) {
+        self.publisher.subscriber_wakers.wake_all();
+    }
+
     fn attach(&mut self, core: &mut Core, peer: PeerId) -> bool {
         core.inbox.add_peer(peer);
         if let Some(welcome) = &self.welcome {
@@ -872,7 +885,7 @@ impl XPub {
 /// let xsub = XSub::new();
 /// xsub.connect(&endpoint)?;
 /// xsub.send(b"\x01alerts").await?;
-/// publisher.wait_for_subscribers(1).await;
+/// publisher.wait_for_subscribers(1).await?;
 /// publisher.send("alerts: disk full").await?;
 /// assert_eq!(xsub.recv().await?.frames()[0], "alerts: disk full");
 /// # Ok(())

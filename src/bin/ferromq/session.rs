@@ -206,14 +206,14 @@ async fn finish<S: CliSocket>(socket: S, result: Result<(), Failure>) -> Result<
 }
 
 /// The stand-in for "no --wait-subscribers" on types that have no subscribers.
-fn no_subscriber_wait() -> Option<std::future::Ready<()>> {
+fn no_subscriber_wait() -> Option<std::future::Ready<ferromq::Result<()>>> {
     None
 }
 
 /// Waits for what must happen before the first send: enough subscribers, then `--delay`.
 async fn get_ready(
     config: &Config,
-    wait_for_subscribers: Option<impl Future<Output = ()>>,
+    wait_for_subscribers: Option<impl Future<Output = ferromq::Result<()>>>,
 ) -> Result<(), Failure> {
     if let Some(wait) = wait_for_subscribers {
         let wanted = config.wait_subscribers.unwrap_or_default();
@@ -222,7 +222,8 @@ async fn get_ready(
             |ms| format!("fewer than {wanted} subscribers after {ms} ms"),
             wait,
         )
-        .await?;
+        .await?
+        .map_err(|e| Failure::Runtime(format!("waiting for subscribers: {e}")))?;
     }
     if let Some(delay) = config.delay {
         tokio::time::sleep(delay).await;
