@@ -144,3 +144,191 @@ fn handshake_target_holds_over_seeded_corpus() {
         targets::handshake(&input);
     }
 }
+
+// ---- the structure-aware targets ----
+//
+// These build their input with `arbitrary::Unstructured` from the bytes, so plain seeded
+// noise already decodes to well-formed scripts, commands, messages and operation lists.
+
+/// Inputs per structure-aware target. The handshake and codec targets can expand a few bytes
+/// into megabytes of frames, so they get fewer, shorter inputs in an unoptimised test build.
+const STRUCTURED_INPUTS: usize = 1500;
+const EXPANDING_INPUTS: usize = 300;
+
+fn seeded_noise(seed: u64, inputs: usize, max_len: usize, target: Target) {
+    let mut rng = Rng(seed);
+    for _ in 0..inputs {
+        let input = rng.bytes_below(max_len);
+        target(&input);
+    }
+}
+
+#[test]
+fn handshake_structured_target_holds_over_seeded_corpus() {
+    seeded_noise(
+        0x5EED_0001_4A4D_5348,
+        EXPANDING_INPUTS,
+        300,
+        targets::handshake_structured,
+    );
+}
+
+#[test]
+fn commands_target_holds_over_seeded_corpus() {
+    seeded_noise(
+        0x5EED_0002_C0DE_C0DE,
+        STRUCTURED_INPUTS,
+        400,
+        targets::commands,
+    );
+}
+
+#[test]
+fn codec_roundtrip_target_holds_over_seeded_corpus() {
+    seeded_noise(
+        0x5EED_0003_F4A3_E5E5,
+        EXPANDING_INPUTS,
+        200,
+        targets::codec_roundtrip,
+    );
+}
+
+#[test]
+fn pattern_ops_target_holds_over_seeded_corpus() {
+    seeded_noise(
+        0x5EED_0004_9A77_E4A5,
+        STRUCTURED_INPUTS,
+        600,
+        targets::pattern_ops,
+    );
+}
+
+/// A fuzz target's logic: one input, panics on a broken invariant.
+type Target = fn(&[u8]);
+
+/// Every target by its cargo-fuzz name.
+const TARGETS: [(&str, Target); 6] = [
+    ("frame", targets::frame),
+    ("handshake", targets::handshake),
+    ("handshake_structured", targets::handshake_structured),
+    ("commands", targets::commands),
+    ("codec_roundtrip", targets::codec_roundtrip),
+    ("pattern_ops", targets::pattern_ops),
+];
+
+/// Runs every file under `tests/fixtures/<dir>/<target>/` through its target; returns how
+/// many inputs ran.
+fn replay_fixtures(dir: &str) -> usize {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(dir);
+    let mut ran = 0;
+    for (name, target) in TARGETS {
+        let Ok(entries) = std::fs::read_dir(root.join(name)) else {
+            continue;
+        };
+        let mut paths: Vec<_> = entries
+            .map(|e| e.expect("readable fixture dir").path())
+            .collect();
+        paths.sort();
+        for path in paths {
+            let input = std::fs::read(&path).expect("readable fixture");
+            eprintln!("replaying {}", path.display());
+            let outcome = std::panic::catch_unwind(|| target(&input));
+            if let Err(panic) = outcome {
+                if name == "handshake_structured" {
+                    // The script the bytes describe, to triage without the fuzzer.
+                    eprintln!("{}", targets::describe_handshake_script(&input));
+                }
+                std::panic::resume_unwind(panic);
+            }
+            ran += 1;
+        }
+    }
+    ran
+}
+
+/// Fuzzer findings that are fixed, and inputs the fuzzers found that reach rare paths
+/// (each ProtocolError variant, PING/PONG, TTL expiry, ZMTP 3.0 peers, frames past 1 MiB):
+/// regression inputs, replayed on every `cargo test`.
+#[test]
+fn fuzz_fixtures_replay() {
+    assert!(replay_fixtures("fuzz") > 0, "no fuzz fixtures found");
+}
+
+/// The `handshake_structured` fixtures reach every fault the byte-level `handshake` target
+/// never reached, and the heartbeat, peer TTL, ZMTP 3.0 and past-1-MiB paths: a guard that
+/// the fixture set keeps exercising them.
+#[test]
+fn structured_handshake_fixtures_reach_rare_paths() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/fuzz/handshake_structured");
+    let mut reached = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(dir).expect("fixture dir") {
+        let input = std::fs::read(entry.expect("fixture").path()).expect("readable fixture");
+        let report = targets::handshake_structured_report(&input);
+        if let Some(fault) = &report.fault {
+            let name = format!("{fault:?}");
+            let variant = name.split([' ', '(', '{']).next().unwrap_or_default();
+            reached.insert(variant.to_string());
+            if matches!(fault, ferromq::wire::ProtocolError::HeartbeatTimeout)
+                && report.pings_sent == 0
+            {
+                reached.insert("peer TTL expired".into());
+            }
+        }
+        if report.pongs_sent > 0 {
+            reached.insert("PONG sent".into());
+        }
+        if report.pings_sent > 0 {
+            reached.insert("PING sent".into());
+        }
+        if report.version == Some((3, 0)) && report.events > 1 {
+            reached.insert("ZMTP 3.0 traffic".into());
+        }
+        if report.largest_frame >= 1 << 20 {
+            reached.insert("frame of 1 MiB delivered".into());
+        }
+    }
+    for want in [
+        "TooManyFrames",
+        "MissingSocketType",
+        "UnknownSocketType",
+        "IncompatibleSocketType",
+        "DuplicateReady",
+        "PeerError",
+        "HeartbeatTimeout",
+        "HandshakeTimeout",
+        "MessageTooLarge",
+        "peer TTL expired",
+        "PONG sent",
+        "PING sent",
+        "ZMTP 3.0 traffic",
+        "frame of 1 MiB delivered",
+    ] {
+        assert!(
+            reached.contains(want),
+            "no fixture reaches {want}; reached: {reached:?}"
+        );
+    }
+}
+
+/// The `codec_roundtrip` fixtures round-trip a frame past 1 MiB and see a frame over the
+/// maximum refused.
+#[test]
+fn codec_fixtures_reach_large_frames_and_refusal() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/fuzz/codec_roundtrip");
+    let (mut large, mut refused) = (false, false);
+    for entry in std::fs::read_dir(dir).expect("fixture dir") {
+        let input = std::fs::read(entry.expect("fixture").path()).expect("readable fixture");
+        let Some(report) = targets::codec_roundtrip_report(&input) else {
+            continue;
+        };
+        assert!(report.decoded <= report.frames);
+        large |= report.largest_frame >= 1 << 20 && report.decoded == report.frames;
+        refused |= report.refused;
+    }
+    assert!(large, "no fixture round-trips a frame of 1 MiB");
+    assert!(refused, "no fixture has a frame refused as too large");
+}
