@@ -127,7 +127,9 @@ impl Command {
 
     /// Encodes the whole command frame (header included) onto `dst`.
     pub fn encode(&self, dst: &mut BytesMut) {
-        let name = self.name();
+        // A name is at most 255 bytes on the wire: a longer `Unknown` name is truncated, as
+        // metadata names and ERROR reasons are.
+        let name = &self.name()[..self.name().len().min(255)];
         let data_len = match self {
             Command::Ready(meta) => meta.encoded_len(),
             Command::Error { reason } => 1 + reason.len().min(255),
@@ -285,6 +287,23 @@ mod tests {
         let frame = FrameDecoder::new(None).decode(&mut buf).unwrap().unwrap();
         assert!(frame.command);
         assert_eq!(Command::decode(frame.body).unwrap(), cmd);
+    }
+
+    #[test]
+    fn unknown_command_name_past_255_bytes_is_truncated() {
+        let cmd = Command::Unknown {
+            name: Bytes::from(vec![b'N'; 300]),
+            data: Bytes::from("d"),
+        };
+        let mut buf = BytesMut::from(&encoded(&cmd)[..]);
+        let frame = FrameDecoder::new(None).decode(&mut buf).unwrap().unwrap();
+        assert_eq!(
+            Command::decode(frame.body).unwrap(),
+            Command::Unknown {
+                name: Bytes::from(vec![b'N'; 255]),
+                data: Bytes::from("d"),
+            }
+        );
     }
 
     #[test]

@@ -139,13 +139,12 @@ impl Greeting {
                 });
             }
         }
-        if let Some(&major) = buf.get(VERSION_OFFSET)
+        // Judged once both version bytes are in, so the fault reads the same however the
+        // stream was split.
+        if let Some(&[major, minor]) = buf.get(VERSION_OFFSET..VERSION_OFFSET + 2)
             && major < 3
         {
-            return Err(ProtocolError::UnsupportedVersion {
-                major,
-                minor: buf.get(VERSION_OFFSET + 1).copied().unwrap_or(0),
-            });
+            return Err(ProtocolError::UnsupportedVersion { major, minor });
         }
         Ok(())
     }
@@ -241,6 +240,24 @@ mod tests {
         assert_eq!(
             Greeting::decode(&mut buf),
             Err(ProtocolError::UnsupportedVersion { major: 1, minor: 0 })
+        );
+    }
+
+    #[test]
+    fn old_version_fault_is_the_same_however_the_stream_is_split() {
+        let mut bytes = Greeting::null().encode();
+        bytes[10] = 1;
+        bytes[11] = 8;
+        let mut buf = BytesMut::from(&bytes[..11]);
+        assert_eq!(
+            Greeting::decode(&mut buf),
+            Ok(None),
+            "judged before the minor arrived"
+        );
+        buf.extend_from_slice(&bytes[11..12]);
+        assert_eq!(
+            Greeting::decode(&mut buf),
+            Err(ProtocolError::UnsupportedVersion { major: 1, minor: 8 })
         );
     }
 
