@@ -272,9 +272,7 @@ impl<P: Pattern> Driver<'_, P> {
     /// When this connection must be gone once the socket closes or its endpoint is removed
     /// (`None`: not closing, or lingering forever).
     fn linger_deadline(&self) -> Option<Instant> {
-        let state = self.shared.lock();
-        let leaving = state.core.peers.get(self.id).and_then(|p| p.leaving);
-        state.core.closing.or(leaving).flatten()
+        self.shared.lock().core.closing_for(self.id).flatten()
     }
 
     fn peer_queue_empty(&self) -> bool {
@@ -516,7 +514,7 @@ impl<P: Pattern> Driver<'_, P> {
         let shared = self.shared;
         let mut state = shared.lock();
         let core = &mut state.core;
-        let closing = core.closing;
+        let closing = core.closing_for(self.id);
         // Take new output only once the last is written: while the kernel pushes back,
         // messages stay in the peer's queue, where the HWM counts (and caps) them, and our own
         // commands stay in the connection, where heartbeat answers coalesce.
@@ -540,7 +538,6 @@ impl<P: Pattern> Driver<'_, P> {
         }
         // From here until the next call, only this task writes to the stream.
         peer.writer_busy = !self.out.is_empty();
-        let closing = closing.or(peer.leaving);
         match &peer.task {
             Some(w) if w.will_wake(cx.waker()) => {}
             _ => peer.task = Some(cx.waker().clone()),

@@ -321,6 +321,13 @@ impl Core {
         self.endpoints.iter().any(|e| e.id == id)
     }
 
+    /// `Some(linger deadline)` once `peer`'s connection must finish: the socket is closing or
+    /// the peer's endpoint was removed (the inner `None` lingers forever).
+    fn closing_for(&self, peer: PeerId) -> Option<Option<Instant>> {
+        self.closing
+            .or_else(|| self.peers.get(peer).and_then(|p| p.leaving))
+    }
+
     /// Takes the peer out of the pattern's routing, if it is in it.
     fn detach_peer<P: Pattern>(&mut self, pattern: &mut P, id: PeerId) {
         if let Some(peer) = self.peers.get_mut(id)
@@ -453,11 +460,10 @@ impl Core {
                 self.inbox.remove_peer(peer);
                 self.peers.remove(peer);
                 self.close_wakers.wake_all();
-            } else if p.wants_room {
-                p.wants_room = false;
-                p.wake_task();
+                return Some((peer, message));
             }
         }
+        self.room_freed(peer);
         Some((peer, message))
     }
 
