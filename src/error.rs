@@ -41,6 +41,12 @@ pub enum Error {
     /// A host name did not resolve to any address.
     #[error("could not resolve host of endpoint {0:?}")]
     Unresolvable(String),
+    /// A CURVE key is neither 32 bytes nor 40 valid Z85 characters.
+    #[error("invalid CURVE key: {reason}")]
+    InvalidKey {
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An option value is out of range.
     #[error("invalid value for option {option}: {reason}")]
     InvalidOption {

@@ -56,6 +56,7 @@ pub mod options;
 // clippy.toml); time and bytes are passed in by the engine.
 #[deny(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod pattern;
+pub mod security;
 mod socket;
 #[deny(clippy::disallowed_methods, clippy::disallowed_types)]
 pub mod wire;

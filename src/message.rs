@@ -1,7 +1,10 @@
 //! [`Message`]: one ZeroMQ message, made of one or more frames.
 
+use crate::wire::Metadata;
 use bytes::Bytes;
 use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 /// A multipart ZeroMQ message: an ordered list of frames, delivered all together or not at all.
 ///
@@ -21,9 +24,42 @@ use std::fmt;
 /// assert_eq!(multi.len(), 2);
 /// assert_eq!(multi.frame(1).map(|f| f.as_ref()), Some(&[1u8, 2, 3][..]));
 /// ```
-#[derive(Clone, Default, PartialEq, Eq, Hash)]
+///
+/// A received message may also carry its connection's properties (libzmq's
+/// `zmq_msg_gets`): see [`Message::property`]. They take no part in equality or hashing.
+#[derive(Clone, Default)]
 pub struct Message {
     frames: Frames,
+    /// What the connection it came from knows of its peer, when a security mechanism or an
+    /// authenticator ran on it (one shared allocation per connection).
+    properties: Option<Arc<Properties>>,
+}
+
+/// What messages from one peer carry: set once per connection by the handshake.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Properties {
+    /// The user id the authenticator gave the peer (empty: none).
+    pub user_id: Bytes,
+    /// The peer's IP address ("" over IPC).
+    pub peer_address: String,
+    /// The peer's READY (or INITIATE) properties.
+    pub metadata: Metadata,
+    /// Properties the authenticator added.
+    pub zap: Vec<(String, Bytes)>,
+}
+
+impl PartialEq for Message {
+    fn eq(&self, other: &Self) -> bool {
+        self.frames == other.frames
+    }
+}
+
+impl Eq for Message {}
+
+impl Hash for Message {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.frames.hash(state);
+    }
 }
 
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
@@ -39,7 +75,46 @@ impl Message {
     pub const fn new() -> Self {
         Message {
             frames: Frames::Empty,
+            properties: None,
         }
+    }
+
+    /// A property of the connection this message arrived on, as libzmq's `zmq_msg_gets`
+    /// reads it: `"User-Id"` (what the authenticator said), `"Peer-Address"` (the peer's IP
+    /// address), any property the authenticator added, or any property of the peer's READY
+    /// (`"Socket-Type"`, `"Identity"`, application metadata). Names compare
+    /// case-insensitively.
+    ///
+    /// Messages carry properties when their connection used PLAIN or CURVE or was checked by
+    /// an authenticator; on other NULL connections this returns `None` (see
+    /// spec/security.md: attaching them costs every message of the fast path).
+    pub fn property(&self, name: &str) -> Option<Bytes> {
+        let p = self.properties.as_ref()?;
+        if name.eq_ignore_ascii_case("User-Id") {
+            return (!p.user_id.is_empty()).then(|| p.user_id.clone());
+        }
+        if name.eq_ignore_ascii_case("Peer-Address") {
+            return Some(Bytes::copy_from_slice(p.peer_address.as_bytes()));
+        }
+        p.zap
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+            .or_else(|| p.metadata.get(name))
+    }
+
+    /// The user id the server's authenticator gave the sending peer (`"User-Id"`).
+    pub fn user_id(&self) -> Option<Bytes> {
+        self.property("User-Id")
+    }
+
+    /// The sending peer's IP address (`"Peer-Address"`; empty over IPC).
+    pub fn peer_address(&self) -> Option<&str> {
+        self.properties.as_ref().map(|p| p.peer_address.as_str())
+    }
+
+    pub(crate) fn set_properties(&mut self, properties: Arc<Properties>) {
+        self.properties = Some(properties);
     }
 
     /// Number of frames.
@@ -152,10 +227,14 @@ impl Message {
     /// # Panics
     /// When `index > self.len()`.
     pub fn split_off(&mut self, index: usize) -> Message {
+        let properties = self.properties.take();
         let mut all = std::mem::take(self).into_frames();
         let tail = all.split_off(index);
         *self = Self::from_vec(all);
-        Self::from_vec(tail)
+        self.properties = properties.clone();
+        let mut tail = Self::from_vec(tail);
+        tail.properties = properties;
+        tail
     }
 
     /// Consumes the message and returns its frames.
@@ -173,7 +252,10 @@ impl Message {
             1 => Frames::One(v.pop().expect("length checked")),
             _ => Frames::Many(v),
         };
-        Message { frames }
+        Message {
+            frames,
+            properties: None,
+        }
     }
 }
 
@@ -181,6 +263,7 @@ impl From<Bytes> for Message {
     fn from(frame: Bytes) -> Self {
         Message {
             frames: Frames::One(frame),
+            properties: None,
         }
     }
 }

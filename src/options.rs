@@ -1,6 +1,8 @@
 //! [`SocketOptions`]: per-socket settings, with libzmq's defaults and meanings.
 
 use crate::error::{Error, Result};
+use crate::security::{CurveKey, CurveKeyPair, Zap};
+use crate::wire::Security;
 use bytes::Bytes;
 use std::time::Duration;
 
@@ -102,6 +104,30 @@ pub struct SocketOptions {
     pub xpub_manual: bool,
     /// XPUB: a message sent to each new subscriber on connect (ZMQ_XPUB_WELCOME_MSG).
     pub xpub_welcome_msg: Option<Bytes>,
+    /// Be the PLAIN server (ZMQ_PLAIN_SERVER): clients' user names and passwords are checked
+    /// by [`SocketOptions::zap`], which must be set.
+    pub plain_server: bool,
+    /// Be a PLAIN client with this user name (ZMQ_PLAIN_USERNAME; at most 255 bytes).
+    pub plain_username: Option<Bytes>,
+    /// The PLAIN client's password (ZMQ_PLAIN_PASSWORD; at most 255 bytes; unset: empty).
+    pub plain_password: Option<Bytes>,
+    /// Be the CURVE server (ZMQ_CURVE_SERVER), proving `curve_secretkey`.
+    pub curve_server: bool,
+    /// Our long-term public key (ZMQ_CURVE_PUBLICKEY). Derived from `curve_secretkey` when
+    /// unset; refused when it does not match it.
+    pub curve_publickey: Option<CurveKey>,
+    /// Our long-term secret key (ZMQ_CURVE_SECRETKEY). Required of a CURVE server; a CURVE
+    /// client without one gets a fresh key pair when the socket is created.
+    pub curve_secretkey: Option<CurveKey>,
+    /// Be a CURVE client of the server with this public key (ZMQ_CURVE_SERVERKEY).
+    pub curve_serverkey: Option<CurveKey>,
+    /// The domain passed to the authenticator (ZMQ_ZAP_DOMAIN; at most 255 bytes).
+    pub zap_domain: Option<Bytes>,
+    /// Who decides whether a peer may connect: RFC 27's handler, called in process for every
+    /// handshake this socket serves (PLAIN and CURVE servers, and NULL peers on either side).
+    /// Unset: PLAIN servers are refused at creation, CURVE servers accept any client key
+    /// (libzmq's behaviour without a ZAP handler).
+    pub zap: Option<Zap>,
 }
 
 impl Default for SocketOptions {
@@ -134,6 +160,15 @@ impl Default for SocketOptions {
             xpub_verbose: false,
             xpub_manual: false,
             xpub_welcome_msg: None,
+            plain_server: false,
+            plain_username: None,
+            plain_password: None,
+            curve_server: false,
+            curve_publickey: None,
+            curve_secretkey: None,
+            curve_serverkey: None,
+            zap_domain: None,
+            zap: None,
         }
     }
 }
@@ -200,7 +235,123 @@ impl SocketOptions {
                 "must be positive (None keeps the OS default)",
             );
         }
+        for (option, value) in [
+            ("plain_username", &self.plain_username),
+            ("plain_password", &self.plain_password),
+            ("zap_domain", &self.zap_domain),
+        ] {
+            if value.as_ref().is_some_and(|v| v.len() > 255) {
+                return bad(option, "must be at most 255 bytes");
+            }
+        }
+        self.check_security()
+    }
+
+    /// Checks the security options, naming the first conflict (the parts of
+    /// [`SocketOptions::validate`] about mechanisms).
+    fn check_security(&self) -> Result<()> {
+        let bad = |option, reason| Err(Error::InvalidOption { option, reason });
+        let plain = self.plain_server || self.plain_username.is_some();
+        let curve = self.curve_server || self.curve_serverkey.is_some();
+        if plain && curve {
+            return bad(
+                "plain_*/curve_*",
+                "a socket uses one mechanism: PLAIN or CURVE",
+            );
+        }
+        if self.plain_server && self.plain_username.is_some() {
+            return bad(
+                "plain_server",
+                "a socket is the PLAIN server or a client (plain_username), not both",
+            );
+        }
+        if self.plain_server && self.zap.is_none() {
+            return bad(
+                "plain_server",
+                "needs an authenticator (zap) to check passwords, e.g. security::AuthPolicy",
+            );
+        }
+        if self.curve_server && self.curve_serverkey.is_some() {
+            return bad(
+                "curve_server",
+                "a socket is the CURVE server or a client (curve_serverkey), not both",
+            );
+        }
+        if self.curve_server && self.curve_secretkey.is_none() {
+            return bad("curve_secretkey", "a CURVE server needs its secret key");
+        }
+        if let (Some(public), Some(secret)) = (self.curve_publickey, self.curve_secretkey)
+            && secret.public_from_secret() != public
+        {
+            return bad(
+                "curve_publickey",
+                "does not belong to curve_secretkey (leave it unset to derive it)",
+            );
+        }
         Ok(())
+    }
+
+    /// The mechanism these options choose. A CURVE client without a secret key gets a fresh
+    /// key pair here, once per socket. Call after [`SocketOptions::validate`].
+    pub(crate) fn security(&self) -> Security {
+        let keypair = || {
+            self.curve_secretkey
+                .map_or_else(CurveKeyPair::generate, CurveKeyPair::from_secret)
+        };
+        if self.curve_server {
+            return Security::CurveServer { keypair: keypair() };
+        }
+        if let Some(server_key) = self.curve_serverkey {
+            return Security::CurveClient {
+                keypair: keypair(),
+                server_key,
+            };
+        }
+        if self.plain_server {
+            return Security::PlainServer;
+        }
+        if let Some(username) = &self.plain_username {
+            return Security::PlainClient {
+                username: username.clone(),
+                password: self.plain_password.clone().unwrap_or_default(),
+            };
+        }
+        Security::Null
+    }
+
+    /// Makes these options a CURVE server's with this secret key (`curve_server`,
+    /// `curve_secretkey`); the public key, which clients need, is `secret.public_from_secret()`.
+    pub fn curve_server_with(mut self, secret: CurveKey) -> Self {
+        self.curve_server = true;
+        self.curve_secretkey = Some(secret);
+        self
+    }
+
+    /// Makes these options a CURVE client's of the server whose public key is `server_key`,
+    /// proving `keypair` (`curve_serverkey`, `curve_secretkey`, `curve_publickey`).
+    pub fn curve_client_with(mut self, server_key: CurveKey, keypair: &CurveKeyPair) -> Self {
+        self.curve_serverkey = Some(server_key);
+        self.curve_secretkey = Some(keypair.secret);
+        self.curve_publickey = Some(keypair.public);
+        self
+    }
+
+    /// Makes these options a PLAIN client's (`plain_username`, `plain_password`).
+    pub fn plain_client_with(
+        mut self,
+        username: impl Into<Bytes>,
+        password: impl Into<Bytes>,
+    ) -> Self {
+        self.plain_username = Some(username.into());
+        self.plain_password = Some(password.into());
+        self
+    }
+
+    /// Makes these options a PLAIN server's, checking passwords with `zap`.
+    pub fn plain_server_with(mut self, zap: Zap) -> Self {
+        self.plain_server = true;
+        self.zap = Some(zap);
+        self
     }
 }
 

@@ -91,6 +91,10 @@ pub(super) async fn run<P: Pattern>(
             timeout: options.heartbeat_timeout,
             ttl: options.heartbeat_ttl,
         },
+        security: shared.security.clone(),
+        zap: options.zap.clone(),
+        zap_domain: options.zap_domain.clone().unwrap_or_default(),
+        peer_address: stream.peer_ip(),
     };
     let label = stream.peer_label();
     let mut driver = Driver {
@@ -114,7 +118,9 @@ pub(super) async fn run<P: Pattern>(
         handshake_done: driver.ready,
         peer_error: matches!(
             result,
-            Err(Error::Protocol(ProtocolError::PeerError { .. }))
+            Err(Error::Protocol(
+                ProtocolError::PeerError { .. } | ProtocolError::Unauthorized { .. }
+            ))
         ),
     };
     match result {
@@ -511,39 +517,41 @@ impl<P: Pattern> Driver<'_, P> {
     /// Moves the connection's own output and the peer's queued messages into `out`, and
     /// registers this task to be woken when more is queued. Returns the closing state.
     fn gather_output(&mut self, cx: &mut Context<'_>) -> Option<Option<Instant>> {
-        let shared = self.shared;
-        let mut state = shared.lock();
-        let core = &mut state.core;
-        let closing = core.closing_for(self.id);
         // Take new output only once the last is written: while the kernel pushes back,
         // messages stay in the peer's queue, where the HWM counts (and caps) them, and our own
         // commands stay in the connection, where heartbeat answers coalesce.
         let idle = self.out.is_empty();
-        let Some(peer) = core.peers.get_mut(self.id) else {
-            if idle && let Some(bytes) = self.conn.take_transmit() {
-                self.out.push_bytes(&bytes);
+        let mut batch = None;
+        let closing = {
+            let mut state = self.shared.lock();
+            let core = &mut state.core;
+            let closing = core.closing_for(self.id);
+            if let Some(peer) = core.peers.get_mut(self.id) {
+                let mut freed = false;
+                if self.ready && idle && !peer.out.is_empty() {
+                    self.last_batch = peer.out.len();
+                    batch = Some(std::mem::take(&mut peer.out));
+                    freed = std::mem::take(&mut peer.out_msgs) > 0;
+                }
+                // From here until the next call, only this task writes to the stream.
+                peer.writer_busy = !idle || batch.is_some() || self.conn.has_transmit();
+                match &peer.task {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => peer.task = Some(cx.waker().clone()),
+                }
+                if freed {
+                    core.send_wakers.wake_all();
+                }
             }
-            return closing;
+            closing
         };
         // The batch goes before our own commands, as its front may be the rest of a message
-        // a sender started writing directly.
-        let mut freed = false;
-        if self.ready && idle && !peer.out.is_empty() {
-            self.last_batch = peer.out.len();
-            self.out.append(&mut peer.out);
-            freed = std::mem::take(&mut peer.out_msgs) > 0;
+        // a sender started writing directly. Boxing (CURVE) happens here, outside the lock.
+        if let Some(mut batch) = batch {
+            self.conn.seal_batch(&mut batch, &mut self.out);
         }
         if idle && let Some(bytes) = self.conn.take_transmit() {
             self.out.push_bytes(&bytes);
-        }
-        // From here until the next call, only this task writes to the stream.
-        peer.writer_busy = !self.out.is_empty();
-        match &peer.task {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => peer.task = Some(cx.waker().clone()),
-        }
-        if freed {
-            core.send_wakers.wake_all();
         }
         closing
     }

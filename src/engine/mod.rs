@@ -46,8 +46,9 @@ use crate::error::{Error, Result, SendError};
 use crate::message::Message;
 use crate::options::SocketOptions;
 use crate::pattern::{FairQueue, LoadBalancer, PeerId, PeerSlab};
+use crate::wire::frame::EncodedMessage;
 use crate::wire::frame::MAX_WRITEV_IOVECS;
-use crate::wire::{PeerInfo, SocketType, WriteBuf};
+use crate::wire::{PeerInfo, Security, SocketType, WriteBuf};
 use bytes::Bytes;
 use std::future::{Future, poll_fn};
 use std::io::IoSlice;
@@ -358,31 +359,28 @@ impl Core {
     /// delimiter, REP's saved envelope, ROUTER's body without its routing-id frame), waking
     /// its task if the queue was empty. Counts against the HWM like [`Core::enqueue`].
     pub fn enqueue_parts(&mut self, peer: PeerId, head: &[Bytes], body: &[Bytes]) {
-        let Some(last) = (head.len() + body.len()).checked_sub(1) else {
+        if head.is_empty() && body.is_empty() {
+            return;
+        }
+        self.queue_for(peer, true, |out| out.push_parts(head, body));
+    }
+
+    /// Appends one message encoded once for several peers (PUB's fan-out) to `peer`'s
+    /// queue, counting it against the HWM like [`Core::enqueue`].
+    pub fn enqueue_encoded_message(&mut self, peer: PeerId, message: &EncodedMessage) {
+        self.queue_for(peer, true, |out| out.push_encoded(message));
+    }
+
+    /// Queues a subscription or cancellation of `prefix` for `peer`, in the form its ZMTP
+    /// version needs. Subscriptions do not count against the HWM: losing one would silently
+    /// starve the subscriber.
+    pub fn enqueue_subscription(&mut self, peer: PeerId, subscribe: bool, prefix: &[u8]) {
+        let Some(version) = self.peers.get(peer).map(|p| p.version()) else {
             return;
         };
-        self.queue_for(peer, true, |out| {
-            for (i, frame) in head.iter().chain(body).enumerate() {
-                let flags = if i < last {
-                    crate::wire::frame::FLAG_MORE
-                } else {
-                    0
-                };
-                out.push_frame(flags, frame);
-            }
+        self.queue_for(peer, false, |out| {
+            out.push_subscription(version, subscribe, prefix)
         });
-    }
-
-    /// Appends one data message the caller encoded itself (PUB encodes once for all matching
-    /// subscribers) to `peer`'s queue, counting it against the HWM like [`Core::enqueue`].
-    pub fn enqueue_encoded_message(&mut self, peer: PeerId, bytes: &[u8]) {
-        self.queue_for(peer, true, |out| out.push_bytes(bytes));
-    }
-
-    /// Appends already-encoded bytes (commands, subscriptions) to `peer`'s queue. They do not
-    /// count against the HWM.
-    pub fn enqueue_encoded(&mut self, peer: PeerId, bytes: &[u8]) {
-        self.queue_for(peer, false, |out| out.push_bytes(bytes));
     }
 
     /// Round-robin send over ready peers with room (PUSH, DEALER, REQ).
@@ -555,6 +553,9 @@ pub(crate) struct State<P> {
 pub(crate) struct Shared<P> {
     pub socket_type: SocketType,
     pub options: SocketOptions,
+    /// The mechanism every connection of this socket uses (a CURVE client's generated key
+    /// pair is made once, here).
+    pub security: Security,
     state: Mutex<State<P>>,
 }
 
@@ -575,12 +576,20 @@ pub(crate) struct SocketCore<P: Pattern> {
 impl<P: Pattern> SocketCore<P> {
     pub fn new(socket_type: SocketType, options: SocketOptions, pattern: P) -> Result<Self> {
         options.validate()?;
+        let security = options.security();
         let mut core = Core::new(&options);
-        core.direct_write = matches!(socket_type, SocketType::Req | SocketType::Rep);
+        // A direct write puts encoded frames on the stream; boxed traffic must go through
+        // the connection task, which numbers the boxes.
+        let encrypts = matches!(
+            security,
+            Security::CurveClient { .. } | Security::CurveServer { .. }
+        );
+        core.direct_write = matches!(socket_type, SocketType::Req | SocketType::Rep) && !encrypts;
         Ok(SocketCore {
             shared: Arc::new(Shared {
                 socket_type,
                 options,
+                security,
                 state: Mutex::new(State { core, pattern }),
             }),
         })
@@ -900,6 +909,8 @@ impl<P: Pattern> SocketCore<P> {
                 identity,
                 metadata: Default::default(),
                 version: (3, 1),
+                mechanism: crate::wire::Mechanism::NULL,
+                user_id: None,
             }),
             out_msgs: queued,
             attached: true,

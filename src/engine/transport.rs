@@ -81,6 +81,19 @@ impl Stream {
     }
 
     /// The peer's address, for logs.
+    /// The peer's IP address as ZAP and `Peer-Address` give it: dotted IPv4 or canonical
+    /// IPv6, empty over IPC.
+    pub(crate) fn peer_ip(&self) -> String {
+        match self {
+            Stream::Tcp(s) => s
+                .peer_addr()
+                .map_or_else(|_| String::new(), |a| a.ip().to_string()),
+            Stream::Ipc(_) => String::new(),
+            #[cfg(test)]
+            Stream::Mock(_) => String::new(),
+        }
+    }
+
     pub(crate) fn peer_label(&self) -> String {
         match self {
             Stream::Tcp(s) => s

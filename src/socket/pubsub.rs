@@ -12,8 +12,8 @@ use crate::error::{Error, Result, SendError};
 use crate::message::Message;
 use crate::options::SocketOptions;
 use crate::pattern::{LocalSubscriptions, PeerId, PeerMap, SubscriptionChange, SubscriptionTrie};
-use crate::wire::frame::{FLAG_MORE, WRITE_FLATTEN_THRESHOLD_BYTES, encode_header};
-use crate::wire::{Command, SocketType};
+use crate::wire::SocketType;
+use crate::wire::frame::EncodedMessage;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::task::{Context, Poll};
@@ -132,7 +132,7 @@ struct Publisher {
     /// Matching peers of the message being sent (kept to avoid an allocation per send).
     matched: Vec<PeerId>,
     /// The message being sent, encoded once for all its subscribers.
-    encoded: BytesMut,
+    encoded: EncodedMessage,
     /// Tasks in `wait_for_subscribers`.
     subscriber_wakers: WakerList,
 }
@@ -143,7 +143,7 @@ impl Publisher {
             trie: SubscriptionTrie::new(),
             prefixes_held: PeerPrefixes::default(),
             matched: Vec::new(),
-            encoded: BytesMut::new(),
+            encoded: EncodedMessage::new(),
             subscriber_wakers: WakerList::default(),
         }
     }
@@ -190,18 +190,7 @@ impl Publisher {
         }
         // Small frames are encoded once and copied per peer; a large frame is queued by
         // reference (a `Bytes` clone) for each peer instead, so it is never copied at all.
-        let encode_once = message
-            .iter()
-            .all(|frame| frame.len() < WRITE_FLATTEN_THRESHOLD_BYTES);
-        if encode_once {
-            self.encoded.clear();
-            let last = message.len() - 1;
-            for (i, frame) in message.iter().enumerate() {
-                let flags = if i < last { FLAG_MORE } else { 0 };
-                encode_header(&mut self.encoded, flags, frame.len());
-                self.encoded.put_slice(frame);
-            }
-        }
+        let encode_once = self.encoded.encode(message);
         let hwm = core.sndhwm;
         let mut congested = false;
         for &peer in &self.matched {
@@ -325,8 +314,6 @@ struct Subscriber {
     subscriptions: LocalSubscriptions,
     /// Publishers whose handshake completed, in attach order.
     publishers: Vec<PeerId>,
-    /// One encoded subscription or cancel.
-    encoded: BytesMut,
 }
 
 impl Subscriber {
@@ -334,7 +321,6 @@ impl Subscriber {
         Subscriber {
             subscriptions: LocalSubscriptions::new(),
             publishers: Vec::new(),
-            encoded: BytesMut::new(),
         }
     }
 
@@ -342,13 +328,8 @@ impl Subscriber {
     fn attach(&mut self, core: &mut Core, peer: PeerId) {
         core.inbox.add_peer(peer);
         self.publishers.push(peer);
-        let Subscriber {
-            subscriptions,
-            encoded,
-            ..
-        } = self;
-        for prefix in subscriptions.iter() {
-            send_subscription(core, peer, true, prefix, encoded);
+        for prefix in self.subscriptions.iter() {
+            core.enqueue_subscription(peer, true, prefix);
         }
     }
 
@@ -372,44 +353,9 @@ impl Subscriber {
 
     fn tell_publishers(&mut self, core: &mut Core, subscribe: bool, prefix: &[u8]) {
         for &peer in &self.publishers {
-            send_subscription(core, peer, subscribe, prefix, &mut self.encoded);
+            core.enqueue_subscription(peer, subscribe, prefix);
         }
     }
-}
-
-/// Queues a subscribe or cancel for `peer` in the form its ZMTP version understands: the
-/// SUBSCRIBE/CANCEL command for 3.1, the `0x01`/`0x00 prefix` data message for 3.0. Both
-/// forms are accepted by libzmq 4.3's PUB and XPUB. Subscriptions do not count against the
-/// HWM: losing one would silently starve the subscriber.
-fn send_subscription(
-    core: &mut Core,
-    peer: PeerId,
-    subscribe: bool,
-    prefix: &[u8],
-    encoded: &mut BytesMut,
-) {
-    let Some(version) = core.peers.get(peer).map(|p| p.version()) else {
-        return;
-    };
-    encoded.clear();
-    if version >= (3, 1) {
-        let prefix = Bytes::copy_from_slice(prefix);
-        let command = if subscribe {
-            Command::Subscribe(prefix)
-        } else {
-            Command::Cancel(prefix)
-        };
-        command.encode(encoded);
-    } else {
-        encode_header(encoded, 0, 1 + prefix.len());
-        encoded.put_u8(if subscribe {
-            SUBSCRIBE_BYTE
-        } else {
-            CANCEL_BYTE
-        });
-        encoded.put_slice(prefix);
-    }
-    core.enqueue_encoded(peer, encoded);
 }
 
 /// What a single-frame XPUB/XSUB data message starting with 1 or 0 means.

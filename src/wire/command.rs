@@ -74,19 +74,28 @@ impl Command {
         }
     }
 
-    /// Parses a command frame body.
-    pub fn decode(mut body: Bytes) -> Result<Command, ProtocolError> {
-        let malformed = |command, reason| ProtocolError::MalformedCommand { command, reason };
+    /// Splits a command frame body into its name and the data after it.
+    pub fn split_name(mut body: Bytes) -> Result<(Bytes, Bytes), ProtocolError> {
+        let malformed = |reason| ProtocolError::MalformedCommand {
+            command: "?",
+            reason,
+        };
         let Some(&name_len) = body.first() else {
-            return Err(malformed("?", "empty command frame"));
+            return Err(malformed("empty command frame"));
         };
         let name_len = usize::from(name_len);
         if name_len == 0 || body.len() < 1 + name_len {
-            return Err(malformed("?", "command name is empty or truncated"));
+            return Err(malformed("command name is empty or truncated"));
         }
         body.advance(1);
         let name = body.split_to(name_len);
-        let mut data = body;
+        Ok((name, body))
+    }
+
+    /// Parses a command frame body.
+    pub fn decode(body: Bytes) -> Result<Command, ProtocolError> {
+        let malformed = |command, reason| ProtocolError::MalformedCommand { command, reason };
+        let (name, mut data) = Self::split_name(body)?;
         let command = match &name[..] {
             b"READY" => Command::Ready(Metadata::decode(data)?),
             b"ERROR" => {
@@ -125,11 +134,8 @@ impl Command {
         Ok(command)
     }
 
-    /// Encodes the whole command frame (header included) onto `dst`.
-    pub fn encode(&self, dst: &mut BytesMut) {
-        // A name is at most 255 bytes on the wire: a longer `Unknown` name is truncated, as
-        // metadata names and ERROR reasons are.
-        let name = &self.name()[..self.name().len().min(255)];
+    fn body_len(&self) -> usize {
+        let name_len = self.name().len().min(255);
         let data_len = match self {
             Command::Ready(meta) => meta.encoded_len(),
             Command::Error { reason } => 1 + reason.len().min(255),
@@ -138,7 +144,15 @@ impl Command {
             Command::Pong { context } => context.len(),
             Command::Unknown { data, .. } => data.len(),
         };
-        let body_len = 1 + name.len() + data_len;
+        1 + name_len + data_len
+    }
+
+    /// Encodes the whole command frame (header included) onto `dst`.
+    pub fn encode(&self, dst: &mut BytesMut) {
+        // A name is at most 255 bytes on the wire: a longer `Unknown` name is truncated, as
+        // metadata names and ERROR reasons are.
+        let name = &self.name()[..self.name().len().min(255)];
+        let body_len = self.body_len();
         dst.reserve(9 + body_len);
         encode_header(dst, FLAG_COMMAND, body_len);
         dst.put_u8(name.len() as u8);
@@ -235,6 +249,11 @@ impl Metadata {
         self.encoded.len()
     }
 
+    /// The property list in its wire encoding (what READY and INITIATE carry).
+    pub fn as_encoded(&self) -> &[u8] {
+        &self.encoded
+    }
+
     fn encode(&self, dst: &mut BytesMut) {
         dst.put_slice(&self.encoded);
     }
@@ -242,10 +261,13 @@ impl Metadata {
     /// Validates the property list of a READY body and keeps a copy of it: metadata lives as
     /// long as the connection, and a slice would pin the whole read buffer it arrived in.
     pub fn decode(data: Bytes) -> Result<Metadata, ProtocolError> {
-        let malformed = |reason| ProtocolError::MalformedCommand {
-            command: "READY",
-            reason,
-        };
+        Self::decode_for("READY", data)
+    }
+
+    /// [`Metadata::decode`] for the property list of `command` (READY, or a PLAIN or CURVE
+    /// INITIATE), which faults name.
+    pub fn decode_for(command: &'static str, data: Bytes) -> Result<Metadata, ProtocolError> {
+        let malformed = |reason| ProtocolError::MalformedCommand { command, reason };
         let mut rest = &data[..];
         while let Some((&name_len, after)) = rest.split_first() {
             let name_len = usize::from(name_len);

@@ -1,4 +1,5 @@
-//! The per-peer ZMTP state machine: greeting, NULL handshake, traffic and heartbeats.
+//! The per-peer ZMTP state machine: greeting, the security mechanism's handshake, traffic and
+//! heartbeats.
 //!
 //! # Call order
 //! 1. [`Connection::new`] queues our greeting; send it ([`Connection::take_transmit`]).
@@ -11,19 +12,23 @@
 //! on a handshake fault the machine queues an ERROR command saying why, so flush the transmit
 //! buffer once more before closing.
 //!
-//! Data messages are encoded by the caller straight into its own [`WriteBuf`]
-//! once [`Event::Ready`] has been seen (the format does not depend on connection state); the
-//! connection only produces the bytes that do depend on it: greeting, commands, heartbeats and
-//! the version-dependent form of subscriptions.
+//! Data messages are encoded by the caller straight into its own [`WriteBuf`] once
+//! [`Event::Ready`] has been seen; the connection produces the bytes that depend on its state
+//! (greeting, handshake commands, heartbeats). When the mechanism encrypts (CURVE), the
+//! caller passes every batch through [`Connection::seal_batch`] before writing it.
 
 use super::ProtocolError;
 use super::command::{Command, Metadata};
-use super::frame::{FrameDecoder, WriteBuf};
+use super::frame::{Frame, FrameDecoder, WriteBuf};
 use super::greeting::{Greeting, Mechanism, OUR_VERSION};
+use super::mechanism::{Cipher, Context, Established, Handshake, Security, Step};
 use super::socket_type::SocketType;
 use crate::Message;
+use crate::message::Properties;
+use crate::security::Zap;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Most frames one multipart message may have. libzmq has no limit; without one, a peer
@@ -81,10 +86,18 @@ pub struct ConnectionConfig {
     pub handshake_timeout: Option<Duration>,
     /// Heartbeats.
     pub heartbeat: HeartbeatConfig,
+    /// The security mechanism and our role in it.
+    pub security: Security,
+    /// Who decides whether the peer may connect (RFC 27, in process).
+    pub zap: Option<Zap>,
+    /// The ZAP domain passed to the authenticator.
+    pub zap_domain: Bytes,
+    /// The peer's IP address as the authenticator and `Peer-Address` see it ("" over IPC).
+    pub peer_address: String,
 }
 
 impl ConnectionConfig {
-    /// Defaults for `socket_type`: no identity, no limits, no heartbeats.
+    /// Defaults for `socket_type`: NULL, no identity, no limits, no heartbeats.
     pub fn new(socket_type: SocketType) -> Self {
         ConnectionConfig {
             socket_type,
@@ -92,6 +105,10 @@ impl ConnectionConfig {
             max_msg_size: None,
             handshake_timeout: None,
             heartbeat: HeartbeatConfig::default(),
+            security: Security::Null,
+            zap: None,
+            zap_domain: Bytes::new(),
+            peer_address: String::new(),
         }
     }
 }
@@ -107,6 +124,10 @@ pub struct PeerInfo {
     pub metadata: Metadata,
     /// The negotiated protocol version (major, minor).
     pub version: (u8, u8),
+    /// The security mechanism.
+    pub mechanism: Mechanism,
+    /// The user id our authenticator gave the peer, if one was asked.
+    pub user_id: Option<Bytes>,
 }
 
 /// Something the connection learnt from the peer.
@@ -124,6 +145,15 @@ pub enum Event {
     Command(Command),
 }
 
+/// Whether the peer's ERROR reason is a ZAP status code (RFC 27: "300", "400", "500"): the
+/// peer refused our credentials.
+fn zap_status(reason: &[u8]) -> Option<u16> {
+    match reason {
+        [d @ b'3'..=b'5', b'0', b'0'] => Some(u16::from(d - b'0') * 100),
+        _ => None,
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Phase {
     Greeting,
@@ -139,7 +169,20 @@ pub struct Connection {
     phase: Phase,
     version: (u8, u8),
     decoder: FrameDecoder,
+    /// Bytes to send as they are: greeting, handshake commands, and everything once the
+    /// handshake is done unless the mechanism encrypts.
     out: BytesMut,
+    /// Our READY properties (Socket-Type, Identity).
+    properties: Metadata,
+    /// The mechanism's handshake, until it completes.
+    handshake: Option<Box<dyn Handshake>>,
+    /// CURVE's boxes, once its handshake completed.
+    cipher: Option<Box<Cipher>>,
+    /// Our commands after an encrypting handshake, in clear, boxed when taken.
+    plain_out: BytesMut,
+    /// What messages from this peer carry (`User-Id`, `Peer-Address`, metadata), once a
+    /// security mechanism or an authenticator ran.
+    message_properties: Option<Arc<Properties>>,
     /// The context of the newest PING not yet answered. Answers coalesce: however many PINGs
     /// a peer sends while we cannot write, one PONG waits (as h2 does), so a peer that pings
     /// and never reads cannot grow our output.
@@ -168,8 +211,23 @@ impl Connection {
         config.handshake_timeout = positive(config.handshake_timeout);
         config.heartbeat.interval = positive(config.heartbeat.interval);
         let mut out = BytesMut::with_capacity(128);
-        out.put_slice(&Greeting::null().encode());
+        let greeting = Greeting {
+            version: OUR_VERSION,
+            mechanism: config.security.mechanism(),
+            as_server: config.security.is_server(),
+        };
+        out.put_slice(&greeting.encode());
+        let mut properties = Metadata::new();
+        properties.insert("Socket-Type", config.socket_type.as_str());
+        if config.socket_type.sends_identity() {
+            properties.insert("Identity", config.routing_id.clone());
+        }
         Connection {
+            properties,
+            handshake: Some(config.security.handshake()),
+            cipher: None,
+            plain_out: BytesMut::new(),
+            message_properties: None,
             decoder: FrameDecoder::new(config.max_msg_size),
             handshake_deadline: config.handshake_timeout.and_then(|t| now.checked_add(t)),
             config,
@@ -236,7 +294,7 @@ impl Connection {
             let Some(greeting) = Greeting::decode(buf)? else {
                 return Ok(());
             };
-            self.on_greeting(greeting)?;
+            self.on_greeting(greeting, now)?;
         }
         self.input_paused = false;
         loop {
@@ -253,8 +311,19 @@ impl Connection {
             if self.phase != Phase::Traffic {
                 check_handshake_frame(frame.body.len())?;
             }
+            let frame = match &mut self.cipher {
+                Some(cipher) => cipher.open(frame)?,
+                None => frame,
+            };
             if frame.command {
-                self.on_command(Command::decode(frame.body)?, now)?;
+                if frame.more {
+                    return Err(ProtocolError::CommandWithMore);
+                }
+                if self.phase == Phase::Handshake {
+                    self.on_handshake_command(frame.body, now)?;
+                } else {
+                    self.on_command(Command::decode(frame.body)?, now)?;
+                }
                 continue;
             }
             if self.phase != Phase::Traffic {
@@ -271,37 +340,86 @@ impl Connection {
         Ok(())
     }
 
-    fn on_greeting(&mut self, greeting: Greeting) -> Result<(), ProtocolError> {
-        if greeting.mechanism != Mechanism::NULL {
+    fn on_greeting(&mut self, greeting: Greeting, now: Instant) -> Result<(), ProtocolError> {
+        let ours = self.config.security.mechanism();
+        if greeting.mechanism != ours {
             return Err(ProtocolError::MechanismMismatch {
-                ours: Mechanism::NULL,
+                ours,
                 theirs: greeting.mechanism,
+            });
+        }
+        // NULL has no roles (its as-server flag is always zero); PLAIN and CURVE need one
+        // server and one client, or both sides would wait for the other's HELLO.
+        if ours != Mechanism::NULL && greeting.as_server == self.config.security.is_server() {
+            return Err(ProtocolError::RoleMismatch {
+                mechanism: ours,
+                role: if greeting.as_server {
+                    "server"
+                } else {
+                    "client"
+                },
             });
         }
         self.version = Greeting::negotiate(OUR_VERSION, greeting.version);
         self.phase = Phase::Handshake;
-        let mut meta = Metadata::new();
-        meta.insert("Socket-Type", self.config.socket_type.as_str());
-        if self.config.socket_type.sends_identity() {
-            meta.insert("Identity", self.config.routing_id.clone());
+        self.run_handshake(now, |handshake, cx, out| handshake.start(cx, out))
+    }
+
+    /// Runs one step of the mechanism's handshake with what it needs from us, and finishes
+    /// the handshake when the step says it is done.
+    fn run_handshake(
+        &mut self,
+        now: Instant,
+        step: impl FnOnce(
+            &mut dyn Handshake,
+            &Context<'_>,
+            &mut BytesMut,
+        ) -> Result<Step, ProtocolError>,
+    ) -> Result<(), ProtocolError> {
+        let Connection {
+            config,
+            handshake,
+            out,
+            properties,
+            ..
+        } = self;
+        let Some(handshake) = handshake.as_mut() else {
+            return Err(ProtocolError::DuplicateReady);
+        };
+        let cx = Context {
+            properties,
+            zap: config.zap.as_ref(),
+            zap_domain: &config.zap_domain,
+            peer_address: &config.peer_address,
+            routing_id: &config.routing_id,
+        };
+        match step(handshake.as_mut(), &cx, out)? {
+            Step::Continue => Ok(()),
+            Step::Done(established) => self.on_established(established, now),
         }
-        Command::Ready(meta).encode(&mut self.out);
-        Ok(())
+    }
+
+    /// A command during the handshake: ERROR ends it, anything else is the mechanism's.
+    fn on_handshake_command(&mut self, body: Bytes, now: Instant) -> Result<(), ProtocolError> {
+        let (name, data) = Command::split_name(body.clone())?;
+        if &name[..] == b"ERROR" {
+            return self.on_command(Command::decode(body)?, now);
+        }
+        self.run_handshake(now, |handshake, cx, out| {
+            handshake.command(&name, data, cx, out)
+        })
     }
 
     fn on_command(&mut self, command: Command, now: Instant) -> Result<(), ProtocolError> {
         if let Command::Error { reason } = &command {
+            if self.phase == Phase::Handshake
+                && let Some(status) = zap_status(reason)
+            {
+                return Err(ProtocolError::Unauthorized { status });
+            }
             return Err(ProtocolError::PeerError {
                 reason: String::from_utf8_lossy(reason).into_owned(),
             });
-        }
-        if self.phase == Phase::Handshake {
-            let Command::Ready(metadata) = command else {
-                return Err(ProtocolError::UnexpectedCommand {
-                    command: command.label(),
-                });
-            };
-            return self.on_ready(metadata, now);
         }
         match command {
             Command::Ready(_) => return Err(ProtocolError::DuplicateReady),
@@ -324,7 +442,16 @@ impl Connection {
         Ok(())
     }
 
-    fn on_ready(&mut self, metadata: Metadata, now: Instant) -> Result<(), ProtocolError> {
+    fn on_established(
+        &mut self,
+        established: Established,
+        now: Instant,
+    ) -> Result<(), ProtocolError> {
+        let Established {
+            properties: metadata,
+            zap,
+            cipher,
+        } = established;
         let ours = self.config.socket_type;
         let theirs = match metadata.get("Socket-Type") {
             None => return Err(ProtocolError::MissingSocketType),
@@ -336,6 +463,21 @@ impl Connection {
             return Err(ProtocolError::IncompatibleSocketType { ours, theirs });
         }
         let identity = metadata.get("Identity").filter(|id| !id.is_empty());
+        let mechanism = self.config.security.mechanism();
+        if zap.is_some() || mechanism != Mechanism::NULL {
+            let (user_id, zap_metadata) = zap
+                .as_ref()
+                .map(|z| (z.user_id.clone(), z.metadata.clone()))
+                .unwrap_or_default();
+            self.message_properties = Some(Arc::new(Properties {
+                user_id,
+                peer_address: self.config.peer_address.clone(),
+                metadata: metadata.clone(),
+                zap: zap_metadata,
+            }));
+        }
+        self.handshake = None;
+        self.cipher = cipher;
         self.phase = Phase::Traffic;
         self.handshake_deadline = None;
         // PING and PONG are ZMTP 3.1 commands: a 3.0 peer would not know them.
@@ -351,6 +493,8 @@ impl Connection {
             identity,
             metadata,
             version: self.version,
+            mechanism,
+            user_id: zap.map(|z| z.user_id),
         }));
         Ok(())
     }
@@ -374,8 +518,11 @@ impl Connection {
         if more {
             return Ok(());
         }
-        let message = std::mem::take(&mut self.partial);
+        let mut message = std::mem::take(&mut self.partial);
         self.partial_bytes = 0;
+        if let Some(properties) = &self.message_properties {
+            message.set_properties(properties.clone());
+        }
         let event = match self.subscription_in(&message) {
             Some(event) => event,
             None => Event::Message(message),
@@ -400,10 +547,20 @@ impl Connection {
 
     fn fail(&mut self, error: ProtocolError) -> ProtocolError {
         // Tell the peer why before closing (RFC 23 ERROR), as far as the phase allows; a peer
-        // that sent ERROR itself is already closing and needs no answer.
-        if self.phase == Phase::Handshake && !matches!(error, ProtocolError::PeerError { .. }) {
+        // that sent ERROR itself is already closing and needs no answer. An authentication
+        // refusal sends only its status code, as libzmq does (its clients read "400" as a
+        // ZAP failure), and a temporary one (300) closes silently so the client retries.
+        let reason = match &error {
+            ProtocolError::PeerError { .. } | ProtocolError::Unauthorized { .. } => None,
+            ProtocolError::AuthenticationFailed { status: 300, .. } => None,
+            ProtocolError::AuthenticationFailed { status, .. } => Some(status.to_string()),
+            other => Some(other.to_string()),
+        };
+        if self.phase == Phase::Handshake
+            && let Some(reason) = reason
+        {
             Command::Error {
-                reason: Bytes::from(error.to_string()),
+                reason: Bytes::from(reason),
             }
             .encode(&mut self.out);
         }
@@ -435,22 +592,9 @@ impl Connection {
             !matches!(self.phase, Phase::Greeting | Phase::Handshake),
             "subscription queued before the handshake completed"
         );
-        if self.version >= (3, 1) {
-            let prefix = Bytes::copy_from_slice(prefix);
-            let command = if subscribe {
-                Command::Subscribe(prefix)
-            } else {
-                Command::Cancel(prefix)
-            };
-            command.encode(&mut self.out);
-        } else {
-            let mut body = BytesMut::with_capacity(1 + prefix.len());
-            body.put_u8(u8::from(subscribe));
-            body.put_slice(prefix);
-            let mut buf = WriteBuf::new();
-            buf.push_message(&Message::from(body.freeze()));
-            self.out.put_slice(&buf.to_bytes());
-        }
+        let mut buf = WriteBuf::new();
+        buf.push_subscription(self.version, subscribe, prefix);
+        buf.drain_into(self.traffic_out());
     }
 
     /// Queues a data message (encoded by copy; the engine's hot path encodes into its own
@@ -463,7 +607,36 @@ impl Connection {
         );
         let mut buf = WriteBuf::new();
         buf.push_message(message);
-        self.out.put_slice(&buf.to_bytes());
+        buf.drain_into(self.traffic_out());
+    }
+
+    /// Where frames queued after the handshake go: straight out, or to be boxed first.
+    fn traffic_out(&mut self) -> &mut BytesMut {
+        match self.cipher {
+            Some(_) => &mut self.plain_out,
+            None => &mut self.out,
+        }
+    }
+
+    /// Whether traffic is boxed (CURVE): batches must then pass through
+    /// [`Connection::seal_batch`].
+    pub fn encrypts(&self) -> bool {
+        self.cipher.is_some()
+    }
+
+    /// Moves a batch of encoded frames (the socket's queue for this peer) to `out`, boxing
+    /// each frame when the mechanism encrypts. Batches and [`Connection::take_transmit`]
+    /// must reach the wire in the order they were taken: boxes are numbered.
+    pub fn seal_batch(&mut self, batch: &mut WriteBuf, out: &mut WriteBuf) {
+        let Some(cipher) = &mut self.cipher else {
+            out.append(batch);
+            return;
+        };
+        let mut plain = BytesMut::with_capacity(batch.len());
+        batch.drain_into(&mut plain);
+        let mut sealed = BytesMut::new();
+        seal_frames(cipher, &mut plain, &mut sealed);
+        out.push_chunk(sealed.freeze());
     }
 
     /// Takes every byte queued for the peer, with the PONG and PING that are due.
@@ -472,14 +645,19 @@ impl Connection {
     /// answers coalesce here instead of piling up.
     pub fn take_transmit(&mut self) -> Option<Bytes> {
         if let Some(context) = self.pong_due.take() {
-            Command::Pong { context }.encode(&mut self.out);
+            Command::Pong { context }.encode(self.traffic_out());
         }
         if let Some(ttl_deciseconds) = self.ping_due.take() {
             Command::Ping {
                 ttl_deciseconds,
                 context: Bytes::new(),
             }
-            .encode(&mut self.out);
+            .encode(self.traffic_out());
+        }
+        if let Some(cipher) = &mut self.cipher
+            && !self.plain_out.is_empty()
+        {
+            seal_frames(cipher, &mut self.plain_out, &mut self.out);
         }
         if self.out.is_empty() {
             None
@@ -496,7 +674,10 @@ impl Connection {
 
     /// Whether bytes are queued for the peer.
     pub fn has_transmit(&self) -> bool {
-        !self.out.is_empty() || self.pong_due.is_some() || self.ping_due.is_some()
+        !self.out.is_empty()
+            || !self.plain_out.is_empty()
+            || self.pong_due.is_some()
+            || self.ping_due.is_some()
     }
 
     /// When [`Connection::handle_timeout`] must next be called.
@@ -542,6 +723,20 @@ impl Connection {
         }
         Ok(())
     }
+}
+
+/// Boxes every frame of `plain` (frames we encoded ourselves) onto `out`.
+fn seal_frames(cipher: &mut Cipher, plain: &mut BytesMut, out: &mut BytesMut) {
+    let mut decoder = FrameDecoder::new(None);
+    while let Ok(Some(Frame {
+        more,
+        command,
+        body,
+    })) = decoder.decode(plain)
+    {
+        cipher.seal(more, command, &body, out);
+    }
+    debug_assert!(plain.is_empty(), "our own frames always decode whole");
 }
 
 #[cfg(test)]

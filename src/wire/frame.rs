@@ -8,6 +8,7 @@
 //! ```
 
 use super::ProtocolError;
+use super::command::Command;
 use crate::Message;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::collections::VecDeque;
@@ -194,6 +195,39 @@ pub const WRITE_FLATTEN_THRESHOLD_BYTES: usize = 4096;
 /// nil.
 pub const MAX_WRITEV_IOVECS: usize = 64;
 
+/// A message encoded once and copied to each peer that gets it (PUB's fan-out), when all of
+/// its frames are small; large frames are cheaper queued by reference per peer.
+#[derive(Debug, Default)]
+pub struct EncodedMessage {
+    bytes: BytesMut,
+}
+
+impl EncodedMessage {
+    /// An empty encoding buffer, reused from message to message.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Encodes `message` if every frame is below [`WRITE_FLATTEN_THRESHOLD_BYTES`] and
+    /// returns true; otherwise returns false (queue it with [`WriteBuf::push_message`]).
+    pub fn encode(&mut self, message: &Message) -> bool {
+        self.bytes.clear();
+        if message
+            .iter()
+            .any(|frame| frame.len() >= WRITE_FLATTEN_THRESHOLD_BYTES)
+        {
+            return false;
+        }
+        let last = message.len().saturating_sub(1);
+        for (i, frame) in message.iter().enumerate() {
+            let flags = if i < last { FLAG_MORE } else { 0 };
+            encode_header(&mut self.bytes, flags, frame.len());
+            self.bytes.extend_from_slice(frame);
+        }
+        true
+    }
+}
+
 /// An outgoing byte queue that batches many encoded frames into few writes.
 ///
 /// Small frames are copied, header and body, into one contiguous tail buffer; large bodies are
@@ -234,12 +268,16 @@ impl WriteBuf {
         }
     }
 
-    /// Encodes one frame with the given flags (LONG is added when needed).
-    pub fn push_frame(&mut self, flags: u8, body: &Bytes) {
+    fn reserve_header(&mut self) {
         if self.tail.capacity() - self.tail.len() < MAX_HEADER_BYTES {
             self.tail
                 .reserve(MAX_HEADER_BYTES.max(WRITE_FLATTEN_THRESHOLD_BYTES));
         }
+    }
+
+    /// Encodes one frame with the given flags (LONG is added when needed).
+    pub fn push_frame(&mut self, flags: u8, body: &Bytes) {
+        self.reserve_header();
         encode_header(&mut self.tail, flags, body.len());
         self.len += if body.len() <= SHORT_FRAME_MAX_BYTES {
             2
@@ -255,10 +293,69 @@ impl WriteBuf {
         self.len += body.len();
     }
 
+    /// Encodes `head` then `body` as one message (an envelope before a body: REQ's
+    /// delimiter, REP's saved envelope, ROUTER's body after its routing-id frame).
+    pub fn push_parts(&mut self, head: &[Bytes], body: &[Bytes]) {
+        let Some(last) = (head.len() + body.len()).checked_sub(1) else {
+            return;
+        };
+        for (i, frame) in head.iter().chain(body).enumerate() {
+            let flags = if i < last { FLAG_MORE } else { 0 };
+            self.push_frame(flags, frame);
+        }
+    }
+
+    /// Queues a message encoded once for many peers.
+    pub fn push_encoded(&mut self, message: &EncodedMessage) {
+        self.push_bytes(&message.bytes);
+    }
+
+    /// Queues a subscription (`subscribe`) or cancellation of `prefix` in the form a peer
+    /// speaking `version` understands: the SUBSCRIBE/CANCEL command for ZMTP 3.1, the data
+    /// message `0x01`/`0x00 prefix` for 3.0 (RFC 29). libzmq 4.3's PUB and XPUB accept both.
+    pub fn push_subscription(&mut self, version: (u8, u8), subscribe: bool, prefix: &[u8]) {
+        let before = self.tail.len();
+        if version >= (3, 1) {
+            let prefix = Bytes::copy_from_slice(prefix);
+            let command = if subscribe {
+                Command::Subscribe(prefix)
+            } else {
+                Command::Cancel(prefix)
+            };
+            command.encode(&mut self.tail);
+        } else {
+            encode_header(&mut self.tail, 0, 1 + prefix.len());
+            self.tail.put_u8(u8::from(subscribe));
+            self.tail.put_slice(prefix);
+        }
+        self.len += self.tail.len() - before;
+    }
+
     /// Queues raw bytes (an already-encoded greeting or command).
     pub fn push_bytes(&mut self, bytes: &[u8]) {
         self.tail.extend_from_slice(bytes);
         self.len += bytes.len();
+    }
+
+    /// Queues bytes already in a buffer of their own, without copying them.
+    pub fn push_chunk(&mut self, chunk: Bytes) {
+        if chunk.is_empty() {
+            return;
+        }
+        self.seal_tail();
+        self.len += chunk.len();
+        self.chunks.push_back(chunk);
+    }
+
+    /// Moves everything queued onto the end of `dst` (one copy) and empties this buffer.
+    pub fn drain_into(&mut self, dst: &mut BytesMut) {
+        dst.reserve(self.len);
+        for chunk in self.chunks.drain(..) {
+            dst.extend_from_slice(&chunk);
+        }
+        dst.extend_from_slice(&self.tail);
+        self.tail.clear();
+        self.len = 0;
     }
 
     /// Moves everything queued in `other` to the end of this buffer.

@@ -9,19 +9,23 @@
 //! * [`frame`]: the frame header codec, the incremental [`FrameDecoder`] and the batching
 //!   [`WriteBuf`] encoder.
 //! * [`command`]: READY, ERROR, SUBSCRIBE, CANCEL, PING, PONG bodies and metadata.
-//! * [`connection`]: the per-peer state machine (greeting → NULL handshake → traffic,
+//! * [`mechanism`]: the security handshakes (NULL, PLAIN, CURVE) behind one interface, and
+//!   CURVE's per-frame boxes.
+//! * [`connection`]: the per-peer state machine (greeting → mechanism handshake → traffic,
 //!   heartbeats).
 
 pub mod command;
 pub mod connection;
 pub mod frame;
 pub mod greeting;
+pub mod mechanism;
 mod socket_type;
 
 pub use command::{Command, Metadata};
 pub use connection::{Connection, ConnectionConfig, Event, HeartbeatConfig, PeerInfo};
 pub use frame::{Frame, FrameDecoder, WriteBuf};
 pub use greeting::{Greeting, Mechanism};
+pub use mechanism::Security;
 pub use socket_type::SocketType;
 
 use bytes::Bytes;
@@ -137,4 +141,50 @@ pub enum ProtocolError {
     /// No traffic arrived from the peer within the heartbeat timeout or its announced TTL.
     #[error("peer sent nothing within the heartbeat timeout")]
     HeartbeatTimeout,
+    /// Both peers announced the same role (two servers or two clients) for a mechanism that
+    /// needs one of each.
+    #[error(
+        "both peers are {mechanism} {role}s: one side must be the server (curve_server or plain_server), the other the client"
+    )]
+    RoleMismatch {
+        /// The mechanism.
+        mechanism: Mechanism,
+        /// "server" or "client".
+        role: &'static str,
+    },
+    /// Our authenticator refused the peer (RFC 27 status 300, 400 or 500). The peer is told
+    /// the status in an ERROR, except for 300, which closes silently.
+    #[error("authentication refused the peer with status {status}: {reason}")]
+    AuthenticationFailed {
+        /// The ZAP status code.
+        status: u16,
+        /// The authenticator's status text.
+        reason: String,
+    },
+    /// The peer refused us: its ERROR carried a ZAP status code (wrong password, key not
+    /// allowed, address denied). Not retried, as RFC 26 asks.
+    #[error("the peer refused our credentials (status {status})")]
+    Unauthorized {
+        /// The status code in the peer's ERROR (400 or 500).
+        status: u16,
+    },
+    /// A box did not open or held the wrong keys: a wrong server key, a forged or corrupted
+    /// command, a replayed cookie.
+    #[error("CURVE: {what}")]
+    Crypto {
+        /// What failed, and its likely cause.
+        what: &'static str,
+    },
+    /// A CURVE short nonce did not count up: a replayed, reordered or duplicated command.
+    #[error("CURVE nonce {nonce} is not above the peer's last nonce {last}: replayed or reordered")]
+    NonceNotIncreasing {
+        /// The nonce received.
+        nonce: u64,
+        /// The last nonce the peer used.
+        last: u64,
+    },
+    /// After a CURVE handshake, a frame that is not a MESSAGE box: the peer sent traffic in
+    /// clear.
+    #[error("CURVE: a frame after the handshake is not a MESSAGE box")]
+    ExpectedMessageBox,
 }

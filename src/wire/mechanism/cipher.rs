@@ -1,0 +1,145 @@
+//! CURVE traffic (RFC 26 MESSAGE): every frame after the handshake travels in a box, under a
+//! nonce that counts up on each side.
+//!
+//! ```text
+//! MESSAGE frame body: "\x07MESSAGE" | short nonce (8, big-endian) | tag (16) | box
+//! box plaintext:      flags (1: MORE 0x01, COMMAND 0x02) | payload
+//! full nonce:         "CurveZMQMESSAGEC" (client) or "...S" (server) | short nonce
+//! ```
+//!
+//! libzmq sends the MESSAGE as a data frame without MORE (its boxed message replaces the
+//! original and keeps none of its flags), and reads any frame as a MESSAGE after the
+//! handshake; ferromq sends what libzmq sends and accepts a MESSAGE in a command frame too.
+
+use crate::wire::ProtocolError;
+use crate::wire::frame::{Frame, encode_header};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use crypto_box::SalsaBox;
+use crypto_box::aead::AeadInPlace;
+use crypto_box::aead::generic_array::GenericArray;
+use std::fmt;
+
+/// "\x07MESSAGE".
+const MESSAGE_NAME: &[u8] = b"\x07MESSAGE";
+/// Name, short nonce and tag before the box's ciphertext.
+const MESSAGE_HEADER_BYTES: usize = MESSAGE_NAME.len() + 8 + 16;
+/// Inner flags: more frames of this message follow.
+const INNER_MORE: u8 = 0x01;
+/// Inner flags: the payload is a command (ZMTP 3.1, as libzmq boxes PING, SUBSCRIBE, ...).
+const INNER_COMMAND: u8 = 0x02;
+
+/// Boxes outgoing frames and opens incoming ones for one CURVE connection.
+pub(crate) struct Cipher {
+    /// The precomputed shared key of the two transient keys.
+    key: SalsaBox,
+    /// Prefix of our nonces and of the peer's.
+    ours: &'static [u8; 16],
+    theirs: &'static [u8; 16],
+    /// Our next short nonce.
+    next: u64,
+    /// The peer's last short nonce (from its last handshake command or MESSAGE).
+    peer_last: u64,
+}
+
+impl fmt::Debug for Cipher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cipher")
+            .field("next", &self.next)
+            .field("peer_last", &self.peer_last)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The full 24-byte nonce.
+fn nonce(prefix: &[u8; 16], short: u64) -> crypto_box::Nonce {
+    let mut n = [0u8; 24];
+    n[..16].copy_from_slice(prefix);
+    n[16..].copy_from_slice(&short.to_be_bytes());
+    n.into()
+}
+
+impl Cipher {
+    /// A cipher for the client (`is_server` false) or server side, whose next short nonce is
+    /// `next` and whose peer last used `peer_last`.
+    pub(super) fn new(key: SalsaBox, is_server: bool, next: u64, peer_last: u64) -> Self {
+        let (ours, theirs) = match is_server {
+            true => (b"CurveZMQMESSAGES", b"CurveZMQMESSAGEC"),
+            false => (b"CurveZMQMESSAGEC", b"CurveZMQMESSAGES"),
+        };
+        Cipher {
+            key,
+            ours,
+            theirs,
+            next,
+            peer_last,
+        }
+    }
+
+    /// Boxes one frame (`more`/`command` as the plaintext frame had them) onto `out`.
+    pub fn seal(&mut self, more: bool, command: bool, payload: &[u8], out: &mut BytesMut) {
+        let short = self.next;
+        // 2^64 - 1 commands are more than any connection sends (RFC 26 forbids more).
+        self.next += 1;
+        let body_len = MESSAGE_HEADER_BYTES + 1 + payload.len();
+        out.reserve(9 + body_len);
+        encode_header(out, 0, body_len);
+        out.put_slice(MESSAGE_NAME);
+        out.put_u64(short);
+        let tag_at = out.len();
+        out.put_bytes(0, 16);
+        let text_at = out.len();
+        let more = if more { INNER_MORE } else { 0 };
+        let command = if command { INNER_COMMAND } else { 0 };
+        out.put_u8(more | command);
+        out.put_slice(payload);
+        let tag = self
+            .key
+            .encrypt_in_place_detached(&nonce(self.ours, short), b"", &mut out[text_at..])
+            .expect("XSalsa20-Poly1305 boxes any length a frame can have");
+        out[tag_at..text_at].copy_from_slice(&tag);
+    }
+
+    /// Opens one MESSAGE frame from the peer into the frame it carried.
+    pub fn open(&mut self, frame: Frame) -> Result<Frame, ProtocolError> {
+        let malformed = |reason| ProtocolError::MalformedCommand {
+            command: "MESSAGE",
+            reason,
+        };
+        let body = &frame.body[..];
+        if !body.starts_with(MESSAGE_NAME) {
+            return Err(ProtocolError::ExpectedMessageBox);
+        }
+        if frame.more {
+            return Err(malformed("MESSAGE frame has the MORE flag"));
+        }
+        if body.len() < MESSAGE_HEADER_BYTES + 1 {
+            return Err(malformed("shorter than 33 bytes"));
+        }
+        let short = u64::from_be_bytes(body[8..16].try_into().expect("8 bytes"));
+        if short <= self.peer_last {
+            return Err(ProtocolError::NonceNotIncreasing {
+                nonce: short,
+                last: self.peer_last,
+            });
+        }
+        let tag = GenericArray::clone_from_slice(&body[16..32]);
+        let mut text = BytesMut::from(&body[MESSAGE_HEADER_BYTES..]);
+        self.key
+            .decrypt_in_place_detached(&nonce(self.theirs, short), b"", &mut text, &tag)
+            .map_err(|_| ProtocolError::Crypto {
+                what: "a MESSAGE box does not open: forged, corrupted or from another session",
+            })?;
+        self.peer_last = short;
+        let flags = text[0];
+        if flags & !(INNER_MORE | INNER_COMMAND) != 0 {
+            return Err(malformed("reserved flag bits set in the box"));
+        }
+        let mut payload: Bytes = text.freeze();
+        payload.advance(1);
+        Ok(Frame {
+            more: flags & INNER_MORE != 0,
+            command: flags & INNER_COMMAND != 0,
+            body: payload,
+        })
+    }
+}

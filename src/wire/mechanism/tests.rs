@@ -1,0 +1,439 @@
+//! The mechanisms driven through two [`Connection`]s wired back to back: handshakes, boxed
+//! traffic, authentication, and the faults a hostile peer can cause.
+
+use super::*;
+use crate::Message;
+use crate::security::{AuthPolicy, CurveKeyPair, ZapStatus};
+use crate::wire::frame::FrameDecoder;
+use crate::wire::{Command, Connection, ConnectionConfig, Event, SocketType};
+use std::time::{Duration, Instant};
+
+/// Rounds of shuttling before two connections must be quiet (a CURVE handshake takes four).
+const MAX_ROUNDS: usize = 16;
+
+struct Link {
+    now: Instant,
+    a: Connection,
+    b: Connection,
+    a_events: Vec<Event>,
+    b_events: Vec<Event>,
+    a_result: Result<(), ProtocolError>,
+    b_result: Result<(), ProtocolError>,
+}
+
+impl Link {
+    fn new(a: ConnectionConfig, b: ConnectionConfig) -> Link {
+        let now = Instant::now();
+        let mut link = Link {
+            now,
+            a: Connection::new(a, now),
+            b: Connection::new(b, now),
+            a_events: Vec::new(),
+            b_events: Vec::new(),
+            a_result: Ok(()),
+            b_result: Ok(()),
+        };
+        link.drive();
+        link
+    }
+
+    /// Shuttles bytes both ways until neither side has anything to send.
+    fn drive(&mut self) {
+        for _ in 0..MAX_ROUNDS {
+            let to_b = self.a.take_transmit();
+            let to_a = self.b.take_transmit();
+            if to_a.is_none() && to_b.is_none() {
+                return;
+            }
+            if let Some(bytes) = to_b {
+                self.feed_b(&bytes);
+            }
+            if let Some(bytes) = to_a {
+                self.feed_a(&bytes);
+            }
+        }
+        panic!("the two sides never went quiet");
+    }
+
+    fn feed_a(&mut self, bytes: &[u8]) {
+        if self.a_result.is_ok() {
+            self.a_result = self.a.handle_input(&mut BytesMut::from(bytes), self.now);
+        }
+        while let Some(e) = self.a.poll_event() {
+            self.a_events.push(e);
+        }
+    }
+
+    fn feed_b(&mut self, bytes: &[u8]) {
+        if self.b_result.is_ok() {
+            self.b_result = self.b.handle_input(&mut BytesMut::from(bytes), self.now);
+        }
+        while let Some(e) = self.b.poll_event() {
+            self.b_events.push(e);
+        }
+    }
+
+    fn ready(&self) -> bool {
+        self.a.is_ready() && self.b.is_ready()
+    }
+
+    fn b_messages(&self) -> Vec<&Message> {
+        self.b_events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Message(m) => Some(m),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// What `a` sends for `message` once the handshake is done.
+    fn wire_bytes_of(&mut self, message: &Message) -> Vec<u8> {
+        let mut batch = WriteBuf::new();
+        batch.push_message(message);
+        let mut out = WriteBuf::new();
+        self.a.seal_batch(&mut batch, &mut out);
+        out.to_bytes().to_vec()
+    }
+}
+
+use crate::wire::WriteBuf;
+
+fn config(socket_type: SocketType, security: Security) -> ConnectionConfig {
+    let mut c = ConnectionConfig::new(socket_type);
+    c.security = security;
+    c.peer_address = "192.0.2.7".into();
+    c
+}
+
+fn curve_pair() -> (
+    ConnectionConfig,
+    ConnectionConfig,
+    CurveKeyPair,
+    CurveKeyPair,
+) {
+    let server = CurveKeyPair::generate();
+    let client = CurveKeyPair::generate();
+    let client_config = config(
+        SocketType::Push,
+        Security::CurveClient {
+            keypair: client.clone(),
+            server_key: server.public,
+        },
+    );
+    let server_config = config(
+        SocketType::Pull,
+        Security::CurveServer {
+            keypair: server.clone(),
+        },
+    );
+    (client_config, server_config, client, server)
+}
+
+fn plain_pair(user: &str, pass: &str) -> (ConnectionConfig, ConnectionConfig) {
+    let client = config(
+        SocketType::Req,
+        Security::PlainClient {
+            username: Bytes::copy_from_slice(user.as_bytes()),
+            password: Bytes::copy_from_slice(pass.as_bytes()),
+        },
+    );
+    let mut server = config(SocketType::Rep, Security::PlainServer);
+    server.zap = Some(Zap::new(AuthPolicy::new().allow_user("admin", "secret")));
+    (client, server)
+}
+
+#[test]
+fn curve_handshake_completes_and_messages_arrive_boxed() {
+    let (client, mut server, client_keys, _) = curve_pair();
+    server.zap = Some(Zap::new(
+        AuthPolicy::new().allow_curve_key(client_keys.public),
+    ));
+    let mut link = Link::new(client, server);
+    assert!(link.ready(), "{:?} {:?}", link.a_result, link.b_result);
+
+    let secret = Message::from("attack at dawn");
+    let wire = link.wire_bytes_of(&secret);
+    assert!(
+        !wire.windows(6).any(|w| w == b"attack"),
+        "plaintext on the wire"
+    );
+    assert!(wire.windows(8).any(|w| w == b"\x07MESSAGE"));
+    link.feed_b(&wire);
+    let mut two = Message::new();
+    two.push_back("a");
+    two.push_back(vec![7u8; 70_000]);
+    let wire = link.wire_bytes_of(&two);
+    link.feed_b(&wire);
+    link.b_result.clone().unwrap();
+    let got = link.b_messages();
+    assert_eq!(got, [&secret, &two]);
+    assert_eq!(got[0].user_id().unwrap(), client_keys.public.to_z85());
+    assert_eq!(got[0].peer_address(), Some("192.0.2.7"));
+    assert_eq!(got[0].property("socket-type").unwrap(), "PUSH");
+}
+
+#[test]
+fn curve_server_without_authenticator_accepts_any_client_key() {
+    let (client, server, _, _) = curve_pair();
+    let link = Link::new(client, server);
+    assert!(link.ready());
+}
+
+#[test]
+fn curve_handshake_bytes_have_libzmqs_sizes() {
+    let (client, server, _, _) = curve_pair();
+    let now = Instant::now();
+    let mut c = Connection::new(client, now);
+    let mut s = Connection::new(server, now);
+    let mut frames = Vec::new();
+    let mut to_s = BytesMut::from(&c.take_transmit().unwrap()[..]);
+    let mut to_c = BytesMut::from(&s.take_transmit().unwrap()[..]);
+    // Greetings: CURVE, as-server set on the server only.
+    assert_eq!(&to_s[12..17], b"CURVE");
+    assert_eq!((to_s[32], to_c[32]), (0, 1));
+    s.handle_input(&mut to_s, now).unwrap();
+    c.handle_input(&mut to_c, now).unwrap();
+    let mut record = |from: &mut Connection, to: &mut Connection| {
+        if let Some(bytes) = from.take_transmit() {
+            let mut decoder = FrameDecoder::new(None);
+            let mut copy = BytesMut::from(&bytes[..]);
+            while let Some(f) = decoder.decode(&mut copy).unwrap() {
+                frames.push(f.body.len());
+            }
+            to.handle_input(&mut BytesMut::from(&bytes[..]), now)
+                .unwrap();
+        }
+    };
+    for _ in 0..3 {
+        record(&mut c, &mut s);
+        record(&mut s, &mut c);
+    }
+    // HELLO 200, WELCOME 168, INITIATE 257 + metadata, READY 30 + metadata (RFC 26).
+    assert_eq!(frames[0], 200);
+    assert_eq!(frames[1], 168);
+    assert!(frames[2] > 257 && frames[3] > 30, "{frames:?}");
+    assert!(c.is_ready() && s.is_ready());
+}
+
+#[test]
+fn wrong_server_key_fails_the_hello_box() {
+    let (mut client, server, client_keys, _) = curve_pair();
+    client.security = Security::CurveClient {
+        keypair: client_keys,
+        server_key: CurveKeyPair::generate().public,
+    };
+    let link = Link::new(client, server);
+    assert!(matches!(link.b_result, Err(ProtocolError::Crypto { .. })));
+    assert!(!link.a.is_ready());
+}
+
+#[test]
+fn replayed_reordered_and_forged_boxes_close_the_connection() {
+    let (client, server, _, _) = curve_pair();
+    let mut link = Link::new(client, server);
+    // The client's HELLO and INITIATE used nonces 1 and 2: its first message is 3.
+    let first = link.wire_bytes_of(&Message::from("one"));
+    link.feed_b(&first);
+    link.feed_b(&first);
+    assert!(matches!(
+        link.b_result,
+        Err(ProtocolError::NonceNotIncreasing { nonce: 3, last: 3 })
+    ));
+
+    let (client, server, _, _) = curve_pair();
+    let mut link = Link::new(client, server);
+    let first = link.wire_bytes_of(&Message::from("one"));
+    let second_again = link.wire_bytes_of(&Message::from("two"));
+    link.feed_b(&second_again);
+    link.feed_b(&first);
+    assert!(matches!(
+        link.b_result,
+        Err(ProtocolError::NonceNotIncreasing { .. })
+    ));
+
+    let (client, server, _, _) = curve_pair();
+    let mut link = Link::new(client, server);
+    let mut forged = link.wire_bytes_of(&Message::from("one"));
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    link.feed_b(&forged);
+    assert!(matches!(link.b_result, Err(ProtocolError::Crypto { .. })));
+}
+
+#[test]
+fn cleartext_traffic_after_a_curve_handshake_is_refused() {
+    let (client, server, _, _) = curve_pair();
+    let mut link = Link::new(client, server);
+    let mut plain = WriteBuf::new();
+    plain.push_message(&Message::from("in clear"));
+    link.feed_b(&plain.to_bytes());
+    assert_eq!(link.b_result, Err(ProtocolError::ExpectedMessageBox));
+}
+
+#[test]
+fn denied_curve_client_gets_error_400_and_is_unauthorized() {
+    let (client, mut server, _, _) = curve_pair();
+    server.zap = Some(Zap::new(AuthPolicy::new()));
+    let link = Link::new(client, server);
+    assert!(matches!(
+        link.b_result,
+        Err(ProtocolError::AuthenticationFailed { status: 400, .. })
+    ));
+    assert_eq!(
+        link.a_result,
+        Err(ProtocolError::Unauthorized { status: 400 })
+    );
+}
+
+#[test]
+fn temporary_failure_closes_without_telling_the_client() {
+    let (client, mut server, _, _) = curve_pair();
+    server.zap = Some(Zap::new(|_: &ZapRequest| {
+        ZapReply::refuse(ZapStatus::TemporaryFailure, "try later")
+    }));
+    let link = Link::new(client, server);
+    assert!(matches!(
+        link.b_result,
+        Err(ProtocolError::AuthenticationFailed { status: 300, .. })
+    ));
+    assert_eq!(link.a_result, Ok(()), "no ERROR reached the client");
+    assert!(!link.a.is_ready());
+}
+
+#[test]
+fn plain_handshake_passes_the_user_name_as_user_id() {
+    let (client, server) = plain_pair("admin", "secret");
+    let mut link = Link::new(client, server);
+    assert!(link.ready());
+    let mut batch = WriteBuf::new();
+    batch.push_message(&Message::from("hi"));
+    let mut out = WriteBuf::new();
+    link.a.seal_batch(&mut batch, &mut out);
+    link.feed_b(&out.to_bytes());
+    assert_eq!(link.b_messages()[0].user_id().unwrap(), "admin");
+}
+
+#[test]
+fn plain_wrong_password_is_refused_with_400() {
+    let (client, server) = plain_pair("admin", "guess");
+    let link = Link::new(client, server);
+    assert!(matches!(
+        link.b_result,
+        Err(ProtocolError::AuthenticationFailed { status: 400, .. })
+    ));
+    assert_eq!(
+        link.a_result,
+        Err(ProtocolError::Unauthorized { status: 400 })
+    );
+}
+
+#[test]
+fn null_peer_refused_by_address() {
+    let client = config(SocketType::Push, Security::Null);
+    let mut server = config(SocketType::Pull, Security::Null);
+    server.zap = Some(Zap::new(AuthPolicy::new().deny_ip("192.0.2.7")));
+    let link = Link::new(client, server);
+    assert!(matches!(
+        link.b_result,
+        Err(ProtocolError::AuthenticationFailed { status: 400, .. })
+    ));
+    assert_eq!(
+        link.a_result,
+        Err(ProtocolError::Unauthorized { status: 400 })
+    );
+}
+
+#[test]
+fn mechanism_and_role_mismatches_fail_at_the_greeting() {
+    let (client, _, _, _) = curve_pair();
+    let link = Link::new(client, config(SocketType::Pull, Security::Null));
+    assert!(matches!(
+        link.b_result,
+        Err(ProtocolError::MechanismMismatch { .. })
+    ));
+    let (_, server, _, _) = curve_pair();
+    let (_, server2, _, _) = curve_pair();
+    let link = Link::new(server, server2);
+    assert!(matches!(
+        link.a_result,
+        Err(ProtocolError::RoleMismatch { role: "server", .. })
+    ));
+}
+
+#[test]
+fn truncated_hello_and_initiate_are_malformed() {
+    let now = Instant::now();
+    for (security, body) in [
+        (
+            Security::CurveServer {
+                keypair: CurveKeyPair::generate(),
+            },
+            &b"\x05HELLO\x01\x00"[..],
+        ),
+        (Security::PlainServer, &b"\x05HELLO\x05adm"[..]),
+    ] {
+        let mut server = Connection::new(config(SocketType::Pull, security.clone()), now);
+        let mut input = BytesMut::new();
+        let mut greeting = crate::wire::Greeting::null();
+        greeting.mechanism = security.mechanism();
+        input.extend_from_slice(&greeting.encode());
+        crate::wire::frame::encode_header(&mut input, crate::wire::frame::FLAG_COMMAND, body.len());
+        input.extend_from_slice(body);
+        assert!(matches!(
+            server.handle_input(&mut input, now),
+            Err(ProtocolError::MalformedCommand {
+                command: "HELLO",
+                ..
+            })
+        ));
+    }
+}
+
+#[test]
+fn heartbeats_and_subscriptions_travel_boxed() {
+    let server = CurveKeyPair::generate();
+    let mut sub = config(
+        SocketType::Sub,
+        Security::CurveClient {
+            keypair: CurveKeyPair::generate(),
+            server_key: server.public,
+        },
+    );
+    sub.heartbeat.interval = Some(Duration::from_millis(10));
+    let publisher = config(SocketType::Pub, Security::CurveServer { keypair: server });
+    let mut link = Link::new(sub, publisher);
+    assert!(link.ready());
+    link.a.send_subscribe(b"topic");
+    link.now += Duration::from_millis(20);
+    link.a.handle_timeout(link.now).unwrap();
+    link.drive();
+    assert!(
+        link.b_events
+            .iter()
+            .any(|e| matches!(e, Event::Subscribe(p) if p == "topic"))
+    );
+    link.b_result.clone().unwrap();
+    link.a_result.clone().unwrap();
+    // The PING was answered: the sub's timeout was cleared by the boxed PONG.
+    assert!(link.a.poll_timeout().unwrap() > link.now);
+}
+
+#[test]
+fn a_command_in_a_box_is_decoded_as_a_command() {
+    let (client, server, _, _) = curve_pair();
+    let mut link = Link::new(client, server);
+    let mut batch = WriteBuf::new();
+    let mut encoded = BytesMut::new();
+    Command::Unknown {
+        name: Bytes::from_static(b"HELLO2"),
+        data: Bytes::new(),
+    }
+    .encode(&mut encoded);
+    batch.push_bytes(&encoded);
+    let mut out = WriteBuf::new();
+    link.a.seal_batch(&mut batch, &mut out);
+    link.feed_b(&out.to_bytes());
+    link.b_result.clone().unwrap();
+    assert!(matches!(link.b_events.last(), Some(Event::Command(_))));
+}
