@@ -145,6 +145,12 @@ pub enum Event {
     Command(Command),
 }
 
+/// How libzmq's PLAIN server writes the start of its ERROR command: its C source spells the
+/// name `"\x05ERROR"`, which C reads as the byte 0x5E (`\x05E`) then `RROR`. libzmq 4.3's PLAIN
+/// clients recognise only this form; ferromq reads it as ERROR during the handshake and sends
+/// the RFC form itself (spec/security.md, "libzmq's PLAIN ERROR").
+const LIBZMQ_PLAIN_ERROR: &[u8] = b"^RROR";
+
 /// Whether the peer's ERROR reason is a ZAP status code (RFC 27: "300", "400", "500"): the
 /// peer refused our credentials.
 fn zap_status(reason: &[u8]) -> Option<u16> {
@@ -348,18 +354,8 @@ impl Connection {
                 theirs: greeting.mechanism,
             });
         }
-        // NULL has no roles (its as-server flag is always zero); PLAIN and CURVE need one
-        // server and one client, or both sides would wait for the other's HELLO.
-        if ours != Mechanism::NULL && greeting.as_server == self.config.security.is_server() {
-            return Err(ProtocolError::RoleMismatch {
-                mechanism: ours,
-                role: if greeting.as_server {
-                    "server"
-                } else {
-                    "client"
-                },
-            });
-        }
+        // The peer's as-server flag is not checked: libzmq 4.3 always sends it as zero. Two
+        // clients fail on each other's HELLO; two servers wait until the handshake timeout.
         self.version = Greeting::negotiate(OUR_VERSION, greeting.version);
         self.phase = Phase::Handshake;
         self.run_handshake(now, |handshake, cx, out| handshake.start(cx, out))
@@ -401,6 +397,11 @@ impl Connection {
 
     /// A command during the handshake: ERROR ends it, anything else is the mechanism's.
     fn on_handshake_command(&mut self, body: Bytes, now: Instant) -> Result<(), ProtocolError> {
+        if let Some(reason) = body.strip_prefix(LIBZMQ_PLAIN_ERROR) {
+            let mut error = BytesMut::from(&b"\x05ERROR"[..]);
+            error.extend_from_slice(reason);
+            return self.on_command(Command::decode(error.freeze())?, now);
+        }
         let (name, data) = Command::split_name(body.clone())?;
         if &name[..] == b"ERROR" {
             return self.on_command(Command::decode(body)?, now);

@@ -141,17 +141,6 @@ pub enum ProtocolError {
     /// No traffic arrived from the peer within the heartbeat timeout or its announced TTL.
     #[error("peer sent nothing within the heartbeat timeout")]
     HeartbeatTimeout,
-    /// Both peers announced the same role (two servers or two clients) for a mechanism that
-    /// needs one of each.
-    #[error(
-        "both peers are {mechanism} {role}s: one side must be the server (curve_server or plain_server), the other the client"
-    )]
-    RoleMismatch {
-        /// The mechanism.
-        mechanism: Mechanism,
-        /// "server" or "client".
-        role: &'static str,
-    },
     /// Our authenticator refused the peer (RFC 27 status 300, 400 or 500). The peer is told
     /// the status in an ERROR, except for 300, which closes silently.
     #[error("authentication refused the peer with status {status}: {reason}")]

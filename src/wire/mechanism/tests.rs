@@ -345,20 +345,22 @@ fn null_peer_refused_by_address() {
 }
 
 #[test]
-fn mechanism_and_role_mismatches_fail_at_the_greeting() {
+fn mechanism_mismatch_fails_at_the_greeting_and_two_clients_on_hello() {
     let (client, _, _, _) = curve_pair();
     let link = Link::new(client, config(SocketType::Pull, Security::Null));
     assert!(matches!(
         link.b_result,
         Err(ProtocolError::MechanismMismatch { .. })
     ));
-    let (_, server, _, _) = curve_pair();
-    let (_, server2, _, _) = curve_pair();
-    let link = Link::new(server, server2);
-    assert!(matches!(
+    // libzmq never sets the greeting's as-server flag, so roles are not compared there; two
+    // clients each refuse the other's HELLO.
+    let (client, _, _, _) = curve_pair();
+    let (client2, _, _, _) = curve_pair();
+    let link = Link::new(client, client2);
+    assert_eq!(
         link.a_result,
-        Err(ProtocolError::RoleMismatch { role: "server", .. })
-    ));
+        Err(ProtocolError::UnexpectedCommand { command: "HELLO" })
+    );
 }
 
 #[test]
@@ -436,4 +438,21 @@ fn a_command_in_a_box_is_decoded_as_a_command() {
     link.feed_b(&out.to_bytes());
     link.b_result.clone().unwrap();
     assert!(matches!(link.b_events.last(), Some(Event::Command(_))));
+}
+
+#[test]
+fn libzmqs_misspelt_plain_error_is_read_as_error() {
+    // libzmq's PLAIN server sends "\x5eRROR" (its C string "\x05ERROR" read as 0x5E).
+    let now = Instant::now();
+    let (client, _) = plain_pair("admin", "guess");
+    let mut conn = Connection::new(client, now);
+    let mut input = BytesMut::new();
+    let mut greeting = crate::wire::Greeting::null();
+    greeting.mechanism = PLAIN;
+    input.extend_from_slice(&greeting.encode());
+    input.extend_from_slice(b"\x04\x09^RROR\x03400");
+    assert_eq!(
+        conn.handle_input(&mut input, now),
+        Err(ProtocolError::Unauthorized { status: 400 })
+    );
 }
