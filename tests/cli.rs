@@ -7,6 +7,10 @@
 //! included — is killed. A tool that binds is given port 0 (or a fresh ipc path) and
 //! `--verbose`, and the test reads the endpoint it really bound from its `bound …` log line.
 
+mod pyzmq;
+
+use ferromq::security::CurveKey;
+use pyzmq::{PeerConfig, PyPeer, ZapConfig, keypair};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -772,4 +776,107 @@ fn libzmq_dealer_round_trips_through_tool_router() {
     router.close_stdin();
     assert_eq!(dealer.recv_bytes(0).unwrap(), b"done");
     assert_success(&router.wait());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Security flags, against libzmq 4.3 with CURVE (pyzmq peers, tests/pyzmq).
+
+#[test]
+fn keygen_prints_a_z85_key_pair_whose_public_key_matches_its_secret() {
+    let exit = Tool::run(&["keygen"], "");
+    assert_success(&exit);
+    let [public, secret] = &exit.stdout[..] else {
+        panic!("two lines expected: {:?}", exit.stdout);
+    };
+    let public: CurveKey = public.strip_prefix("public: ").unwrap().parse().unwrap();
+    let secret: CurveKey = secret.strip_prefix("secret: ").unwrap().parse().unwrap();
+    assert_eq!(secret.public_from_secret(), public);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curve_server_pull_accepts_the_allowed_libzmq_client_and_refuses_another() {
+    let server = keypair();
+    let allowed = keypair();
+    let (pull, endpoint) = bound_tool(
+        Transport::Tcp,
+        &[
+            "pull",
+            "-n",
+            "3",
+            "--curve-server",
+            "--curve-secretkey",
+            &server.1,
+            "--allow-key",
+            &allowed.0,
+        ],
+    );
+    let stranger = PyPeer::start(
+        &PeerConfig::connect("PUSH", &endpoint)
+            .with_curve_client(&server.0, &keypair())
+            .with_monitor(),
+    )
+    .await;
+    let (status, _) = stranger.next_event("HANDSHAKE_FAILED_AUTH").await.unwrap();
+    assert_eq!(status, 400);
+    let push = PyPeer::start(
+        &PeerConfig::connect("PUSH", &endpoint).with_curve_client(&server.0, &allowed),
+    )
+    .await;
+    for word in ["one", "two", "three"] {
+        push.send(&[word.as_bytes()]).await;
+    }
+    let exit = pull.wait();
+    assert_success(&exit);
+    assert_eq!(exit.stdout, ["one", "two", "three"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_client_push_and_curve_client_req_talk_to_libzmq_servers() {
+    let pull = PyPeer::start(
+        &PeerConfig::bind("PULL", "tcp://127.0.0.1:0")
+            .with_plain_server()
+            .with_zap(ZapConfig {
+                plain: vec![("admin".into(), "secret".into())],
+                ..Default::default()
+            }),
+    )
+    .await;
+    let exit = Tool::run(
+        &[
+            "push",
+            "--connect",
+            pull.endpoint(),
+            "--plain-username",
+            "admin",
+            "--plain-password",
+            "secret",
+        ],
+        "a\nb\n",
+    );
+    assert_success(&exit);
+    assert_eq!(pull.recv().await.unwrap(), [b"a".to_vec()]);
+    assert_eq!(pull.recv().await.unwrap(), [b"b".to_vec()]);
+
+    let server = keypair();
+    let rep =
+        PyPeer::start(&PeerConfig::bind("REP", "tcp://127.0.0.1:0").with_curve_server(&server.1))
+            .await;
+    let echo = rep.echo(1);
+    let endpoint = rep.endpoint().to_owned();
+    let exit = tokio::task::spawn_blocking(move || {
+        Tool::run(
+            &[
+                "req",
+                "--connect",
+                &endpoint,
+                "--curve-serverkey",
+                &server.0,
+            ],
+            "ping\n",
+        )
+    });
+    echo.await;
+    let exit = exit.await.unwrap();
+    assert_success(&exit);
+    assert_eq!(exit.stdout, ["ping"]);
 }

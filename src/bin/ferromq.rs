@@ -12,6 +12,7 @@ mod session;
 
 use clap::error::ErrorKind;
 use clap::{Parser, ValueEnum};
+use ferromq::security::{AuthPolicy, CurveKey, CurveKeyPair, Zap};
 use ferromq::{Endpoint, SocketOptions};
 use lines::LineCodec;
 use std::io::IsTerminal;
@@ -134,6 +135,121 @@ struct Cli {
     /// Log binds, connects, handshakes and disconnects to stderr (filter with RUST_LOG).
     #[arg(short, long)]
     verbose: bool,
+
+    #[command(flatten)]
+    security: SecurityArgs,
+}
+
+/// PLAIN, CURVE and authentication (spec/cli.md, "Security").
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Security")]
+struct SecurityArgs {
+    /// Be a CURVE server (needs --curve-secretkey). Without --allow-key, any client that knows
+    /// the server's public key is accepted.
+    #[arg(long)]
+    curve_server: bool,
+    /// Our CURVE secret key (40 Z85 characters, as `ferromq keygen` prints).
+    #[arg(long, value_name = "KEY", value_parser = parse_key)]
+    curve_secretkey: Option<CurveKey>,
+    /// Our CURVE public key (derived from --curve-secretkey when omitted).
+    #[arg(long, value_name = "KEY", value_parser = parse_key)]
+    curve_publickey: Option<CurveKey>,
+    /// Be a CURVE client of the server with this public key (own keys from
+    /// --curve-secretkey, else generated).
+    #[arg(long, value_name = "KEY", value_parser = parse_key)]
+    curve_serverkey: Option<CurveKey>,
+    /// Be a PLAIN server (needs at least one --allow-user).
+    #[arg(long)]
+    plain_server: bool,
+    /// Be a PLAIN client with this user name.
+    #[arg(long, value_name = "USER")]
+    plain_username: Option<String>,
+    /// The PLAIN client's password.
+    #[arg(long, value_name = "PASS")]
+    plain_password: Option<String>,
+    /// CURVE server: accept this client public key (repeatable; default: any key).
+    #[arg(long, value_name = "KEY", value_parser = parse_key)]
+    allow_key: Vec<CurveKey>,
+    /// PLAIN server: accept this user (repeatable).
+    #[arg(long, value_name = "USER:PASS")]
+    allow_user: Vec<String>,
+    /// Accept peers from this IP address only (repeatable).
+    #[arg(long, value_name = "ADDR")]
+    allow_ip: Vec<String>,
+    /// Refuse peers from this IP address (repeatable; ignored with --allow-ip).
+    #[arg(long, value_name = "ADDR")]
+    deny_ip: Vec<String>,
+    /// The ZAP domain passed to the authenticator (ZMQ_ZAP_DOMAIN).
+    #[arg(long, value_name = "NAME")]
+    zap_domain: Option<String>,
+}
+
+impl SecurityArgs {
+    /// Applies the security flags to `options`, checking the combinations.
+    fn apply(self, options: &mut SocketOptions) -> Result<(), String> {
+        let server_only = |flag: &str, given: bool, server: bool, what: &str| {
+            if given && !server {
+                Err(format!("{flag} applies to {what}"))
+            } else {
+                Ok(())
+            }
+        };
+        server_only(
+            "--allow-key",
+            !self.allow_key.is_empty(),
+            self.curve_server,
+            "a --curve-server",
+        )?;
+        server_only(
+            "--allow-user",
+            !self.allow_user.is_empty(),
+            self.plain_server,
+            "a --plain-server",
+        )?;
+        if self.plain_server && self.allow_user.is_empty() {
+            return Err("--plain-server needs at least one --allow-user USER:PASS".into());
+        }
+        if self.plain_password.is_some() && self.plain_username.is_none() {
+            return Err("--plain-password needs --plain-username".into());
+        }
+        options.curve_server = self.curve_server;
+        options.curve_secretkey = self.curve_secretkey;
+        options.curve_publickey = self.curve_publickey;
+        options.curve_serverkey = self.curve_serverkey;
+        options.plain_server = self.plain_server;
+        options.plain_username = self.plain_username.map(Into::into);
+        options.plain_password = self.plain_password.map(Into::into);
+        options.zap_domain = self.zap_domain.map(Into::into);
+        let filters = !self.allow_ip.is_empty() || !self.deny_ip.is_empty();
+        if !filters && self.allow_key.is_empty() && self.allow_user.is_empty() {
+            return Ok(());
+        }
+        let mut policy = AuthPolicy::new();
+        for address in self.allow_ip {
+            policy = policy.allow_ip(address);
+        }
+        for address in self.deny_ip {
+            policy = policy.deny_ip(address);
+        }
+        for user in self.allow_user {
+            let Some((name, password)) = user.split_once(':') else {
+                return Err(format!("--allow-user {user:?}: expected USER:PASS"));
+            };
+            policy = policy.allow_user(name.to_owned(), password.to_owned());
+        }
+        if self.allow_key.is_empty() {
+            policy = policy.allow_any_curve_key();
+        }
+        for key in self.allow_key {
+            policy = policy.allow_curve_key(key);
+        }
+        options.zap = Some(Zap::new(policy));
+        Ok(())
+    }
+}
+
+fn parse_key(text: &str) -> Result<CurveKey, String> {
+    text.parse::<CurveKey>().map_err(|e| e.to_string())
 }
 
 /// The socket types, as typed on the command line.
@@ -150,6 +266,8 @@ enum SocketKind {
     Dealer,
     Router,
     Pair,
+    /// Not a socket: print a new CURVE key pair as `public: KEY` and `secret: KEY`.
+    Keygen,
 }
 
 fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
@@ -234,6 +352,7 @@ impl Cli {
         }
         // Tell the user about an unknown identity instead of dropping the line silently.
         options.router_mandatory = kind == Router;
+        self.security.apply(&mut options).map_err(Failure::Usage)?;
         if let Err(e) = options.validate() {
             let option = match &e {
                 ferromq::Error::InvalidOption {
@@ -273,6 +392,12 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return clap_exit(e),
     };
+    if cli.socket_type == SocketKind::Keygen {
+        let pair = CurveKeyPair::generate();
+        println!("public: {}", pair.public.to_z85());
+        println!("secret: {}", pair.secret.to_z85());
+        return ExitCode::SUCCESS;
+    }
     let verbose = cli.verbose;
     let config = match cli.into_config() {
         Ok(config) => config,

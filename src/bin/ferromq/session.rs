@@ -103,6 +103,8 @@ pub async fn run(config: Config) -> Result<(), Failure> {
             let result = reply_to_requests(&config, input, &output, &s).await;
             finish(s, result).await
         }
+        // Opens no socket: main prints the key pair before a session starts.
+        SocketKind::Keygen => Ok(()),
         SocketKind::Pair => two_way!(s: Pair, no_subscriber_wait()),
         SocketKind::Dealer => two_way!(s: Dealer, no_subscriber_wait()),
         SocketKind::Router => {

@@ -8,6 +8,12 @@ use crate::wire::frame::FrameDecoder;
 use crate::wire::{Command, Connection, ConnectionConfig, Event, SocketType};
 use std::time::{Duration, Instant};
 
+/// The fake clock's origin: tests only add durations to it.
+#[allow(clippy::disallowed_methods)]
+fn t0() -> Instant {
+    Instant::now()
+}
+
 /// Rounds of shuttling before two connections must be quiet (a CURVE handshake takes four).
 const MAX_ROUNDS: usize = 16;
 
@@ -23,7 +29,7 @@ struct Link {
 
 impl Link {
     fn new(a: ConnectionConfig, b: ConnectionConfig) -> Link {
-        let now = Instant::now();
+        let now = t0();
         let mut link = Link {
             now,
             a: Connection::new(a, now),
@@ -183,7 +189,7 @@ fn curve_server_without_authenticator_accepts_any_client_key() {
 #[test]
 fn curve_handshake_bytes_have_libzmqs_sizes() {
     let (client, server, _, _) = curve_pair();
-    let now = Instant::now();
+    let now = t0();
     let mut c = Connection::new(client, now);
     let mut s = Connection::new(server, now);
     let mut frames = Vec::new();
@@ -365,7 +371,7 @@ fn mechanism_mismatch_fails_at_the_greeting_and_two_clients_on_hello() {
 
 #[test]
 fn truncated_hello_and_initiate_are_malformed() {
-    let now = Instant::now();
+    let now = t0();
     for (security, body) in [
         (
             Security::CurveServer {
@@ -443,7 +449,7 @@ fn a_command_in_a_box_is_decoded_as_a_command() {
 #[test]
 fn libzmqs_misspelt_plain_error_is_read_as_error() {
     // libzmq's PLAIN server sends "\x5eRROR" (its C string "\x05ERROR" read as 0x5E).
-    let now = Instant::now();
+    let now = t0();
     let (client, _) = plain_pair("admin", "guess");
     let mut conn = Connection::new(client, now);
     let mut input = BytesMut::new();
