@@ -245,6 +245,9 @@ pub(crate) struct Core {
     pub dropped_msgs: u64,
     /// Senders write to an idle peer's stream themselves (REQ and REP; see `Peer::write_now`).
     direct_write: bool,
+    /// The message being fanned out, encoded once for all its receivers (see
+    /// [`Core::encode_for_fanout`]).
+    fanout: EncodedMessage,
 }
 
 /// Names one bound or connected endpoint for the lifetime of the socket (never reused), so a
@@ -288,6 +291,7 @@ impl Core {
             last_endpoint: None,
             dropped_msgs: 0,
             direct_write: false,
+            fanout: EncodedMessage::new(),
         }
     }
 
@@ -365,10 +369,30 @@ impl Core {
         self.queue_for(peer, true, |out| out.push_parts(head, body));
     }
 
-    /// Appends one message encoded once for several peers (PUB's fan-out) to `peer`'s
-    /// queue, counting it against the HWM like [`Core::enqueue`].
-    pub fn enqueue_encoded_message(&mut self, peer: PeerId, message: &EncodedMessage) {
-        self.queue_for(peer, true, |out| out.push_encoded(message));
+    /// Prepares `message` to be queued for many peers (PUB's fan-out): small frames are
+    /// encoded once here and copied per peer by [`Core::enqueue_fanout`]; a message with a
+    /// large frame is queued by reference per peer instead (frames are never copied).
+    pub fn encode_for_fanout(&mut self, message: &Message) {
+        self.fanout.encode(message);
+    }
+
+    /// Queues the message given to [`Core::encode_for_fanout`] for `peer`, counting it against
+    /// the HWM like [`Core::enqueue`].
+    pub fn enqueue_fanout(&mut self, peer: PeerId, message: &Message) {
+        let Core {
+            peers,
+            fanout,
+            direct_write,
+            ..
+        } = self;
+        if let Some(p) = peers.get_mut(peer) {
+            let was_empty = p.out.is_empty();
+            if !p.out.push_encoded(fanout) {
+                p.out.push_message(message);
+            }
+            p.out_msgs += 1;
+            p.kick(was_empty, *direct_write);
+        }
     }
 
     /// Queues a subscription or cancellation of `prefix` for `peer`, in the form its ZMTP

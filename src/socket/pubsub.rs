@@ -13,7 +13,6 @@ use crate::message::Message;
 use crate::options::SocketOptions;
 use crate::pattern::{LocalSubscriptions, PeerId, PeerMap, SubscriptionChange, SubscriptionTrie};
 use crate::wire::SocketType;
-use crate::wire::frame::EncodedMessage;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::task::{Context, Poll};
@@ -131,8 +130,6 @@ struct Publisher {
     prefixes_held: PeerPrefixes,
     /// Matching peers of the message being sent (kept to avoid an allocation per send).
     matched: Vec<PeerId>,
-    /// The message being sent, encoded once for all its subscribers.
-    encoded: EncodedMessage,
     /// Tasks in `wait_for_subscribers`.
     subscriber_wakers: WakerList,
 }
@@ -143,7 +140,6 @@ impl Publisher {
             trie: SubscriptionTrie::new(),
             prefixes_held: PeerPrefixes::default(),
             matched: Vec::new(),
-            encoded: EncodedMessage::new(),
             subscriber_wakers: WakerList::default(),
         }
     }
@@ -188,9 +184,7 @@ impl Publisher {
         if self.matched.is_empty() {
             return false;
         }
-        // Small frames are encoded once and copied per peer; a large frame is queued by
-        // reference (a `Bytes` clone) for each peer instead, so it is never copied at all.
-        let encode_once = self.encoded.encode(message);
+        core.encode_for_fanout(message);
         let hwm = core.sndhwm;
         let mut congested = false;
         for &peer in &self.matched {
@@ -198,11 +192,7 @@ impl Publisher {
                 core.dropped_msgs += 1;
                 continue;
             }
-            if encode_once {
-                core.enqueue_encoded_message(peer, &self.encoded);
-            } else {
-                core.enqueue(peer, message);
-            }
+            core.enqueue_fanout(peer, message);
             congested |= core.peers.get(peer).is_some_and(|p| {
                 p.out.len() >= QUEUE_SOFT_LIMIT_BYTES || (hwm > 0 && p.out_msgs >= hwm / 2)
             });

@@ -208,15 +208,15 @@ impl EncodedMessage {
         Self::default()
     }
 
-    /// Encodes `message` if every frame is below [`WRITE_FLATTEN_THRESHOLD_BYTES`] and
-    /// returns true; otherwise returns false (queue it with [`WriteBuf::push_message`]).
-    pub fn encode(&mut self, message: &Message) -> bool {
+    /// Encodes `message` if every frame is below [`WRITE_FLATTEN_THRESHOLD_BYTES`];
+    /// otherwise leaves the encoding empty, and [`WriteBuf::push_encoded`] then declines it.
+    pub fn encode(&mut self, message: &Message) {
         self.bytes.clear();
         if message
             .iter()
             .any(|frame| frame.len() >= WRITE_FLATTEN_THRESHOLD_BYTES)
         {
-            return false;
+            return;
         }
         let last = message.len().saturating_sub(1);
         for (i, frame) in message.iter().enumerate() {
@@ -224,7 +224,6 @@ impl EncodedMessage {
             encode_header(&mut self.bytes, flags, frame.len());
             self.bytes.extend_from_slice(frame);
         }
-        true
     }
 }
 
@@ -305,9 +304,14 @@ impl WriteBuf {
         }
     }
 
-    /// Queues a message encoded once for many peers.
-    pub fn push_encoded(&mut self, message: &EncodedMessage) {
+    /// Queues a message encoded once for many peers; false (nothing queued) when it was not
+    /// encoded because a frame is large (queue it with [`WriteBuf::push_message`]).
+    pub fn push_encoded(&mut self, message: &EncodedMessage) -> bool {
+        if message.bytes.is_empty() {
+            return false;
+        }
         self.push_bytes(&message.bytes);
+        true
     }
 
     /// Queues a subscription (`subscribe`) or cancellation of `prefix` in the form a peer
