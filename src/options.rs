@@ -265,6 +265,18 @@ impl SocketOptions {
                 "a socket is the PLAIN server or a client (plain_username), not both",
             );
         }
+        if self.plain_password.is_some() && self.plain_username.is_none() {
+            return bad(
+                "plain_password",
+                "needs plain_username (a PLAIN client has both)",
+            );
+        }
+        if (self.curve_secretkey.is_some() || self.curve_publickey.is_some()) && !curve {
+            return bad(
+                "curve_secretkey/curve_publickey",
+                "need curve_server (be the server) or curve_serverkey (be a client)",
+            );
+        }
         if self.plain_server && self.zap.is_none() {
             return bad(
                 "plain_server",
@@ -424,5 +436,85 @@ mod tests {
                 })
             ));
         }
+    }
+
+    fn refused(o: SocketOptions) -> &'static str {
+        match o.validate() {
+            Err(Error::InvalidOption { option, .. }) => option,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn security_options_refuse_every_inconsistent_combination() {
+        let keys = CurveKeyPair::generate();
+        let zap = || Zap::new(crate::security::AuthPolicy::new());
+        let base = SocketOptions::default;
+        let mut o = base().curve_server_with(keys.secret);
+        o.plain_username = Some("u".into());
+        assert_eq!(refused(o), "plain_*/curve_*");
+        let mut o = base().plain_server_with(zap());
+        o.plain_username = Some("u".into());
+        assert_eq!(refused(o), "plain_server");
+        let mut o = base();
+        o.plain_server = true;
+        assert_eq!(
+            refused(o),
+            "plain_server",
+            "a PLAIN server needs an authenticator"
+        );
+        let mut o = base().curve_server_with(keys.secret);
+        o.curve_serverkey = Some(keys.public);
+        assert_eq!(refused(o), "curve_server");
+        let mut o = base();
+        o.curve_server = true;
+        assert_eq!(refused(o), "curve_secretkey");
+        let mut o = base().curve_server_with(keys.secret);
+        o.curve_publickey = Some(CurveKeyPair::generate().public);
+        assert_eq!(refused(o), "curve_publickey");
+        let mut o = base();
+        o.plain_password = Some("p".into());
+        assert_eq!(refused(o), "plain_password");
+        let mut o = base();
+        o.curve_secretkey = Some(keys.secret);
+        assert_eq!(refused(o), "curve_secretkey/curve_publickey");
+        let mut o = base();
+        o.zap_domain = Some(Bytes::from(vec![b'd'; 256]));
+        assert_eq!(refused(o), "zap_domain");
+    }
+
+    #[test]
+    fn security_options_choose_the_mechanism() {
+        let keys = CurveKeyPair::generate();
+        assert_eq!(SocketOptions::default().security(), Security::Null);
+        let server = SocketOptions::default().curve_server_with(keys.secret);
+        assert!(server.validate().is_ok());
+        assert_eq!(
+            server.security(),
+            Security::CurveServer {
+                keypair: keys.clone()
+            }
+        );
+        let mut client = SocketOptions::default();
+        client.curve_serverkey = Some(keys.public);
+        // No own keys: a fresh pair, made once per socket.
+        match client.security() {
+            Security::CurveClient {
+                server_key,
+                keypair,
+            } => {
+                assert_eq!(server_key, keys.public);
+                assert_eq!(keypair.secret.public_from_secret(), keypair.public);
+            }
+            other => panic!("{other:?}"),
+        }
+        let plain = SocketOptions::default().plain_client_with("u", "p");
+        assert_eq!(
+            plain.security(),
+            Security::PlainClient {
+                username: "u".into(),
+                password: "p".into()
+            }
+        );
     }
 }

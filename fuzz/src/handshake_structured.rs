@@ -540,6 +540,15 @@ impl Model {
 
     fn command(&mut self, command: Command, now: Instant) -> Result<(), ProtocolError> {
         if let Command::Error { reason } = &command {
+            // During the handshake, a ZAP status code ("300", "400", "500") means the peer
+            // refused our credentials.
+            if self.phase == ModelPhase::Handshake
+                && let [d @ b'3'..=b'5', b'0', b'0'] = reason[..]
+            {
+                return Err(ProtocolError::Unauthorized {
+                    status: u16::from(d - b'0') * 100,
+                });
+            }
             return Err(ProtocolError::PeerError {
                 reason: String::from_utf8_lossy(reason).into_owned(),
             });
@@ -599,6 +608,9 @@ impl Model {
             identity: first("Identity").filter(|id| !id.is_empty()),
             metadata: meta,
             version: self.version,
+            // These scripts run NULL security with no authenticator: no user id.
+            mechanism: Mechanism::NULL,
+            user_id: None,
         }));
         Ok(())
     }

@@ -63,15 +63,7 @@ impl Command {
 
     /// A short static label for errors and logs.
     pub fn label(&self) -> &'static str {
-        match self {
-            Command::Ready(_) => "READY",
-            Command::Error { .. } => "ERROR",
-            Command::Subscribe(_) => "SUBSCRIBE",
-            Command::Cancel(_) => "CANCEL",
-            Command::Ping { .. } => "PING",
-            Command::Pong { .. } => "PONG",
-            Command::Unknown { .. } => "unknown",
-        }
+        label_of(self.name())
     }
 
     /// Splits a command frame body into its name and the data after it.
@@ -175,6 +167,24 @@ impl Command {
             Command::Pong { context } => dst.put_slice(context),
             Command::Unknown { data, .. } => dst.put_slice(data),
         }
+    }
+}
+
+/// A static label for the command called `name`: its name when ZMTP or a security mechanism
+/// defines it, else "unknown".
+pub fn label_of(name: &[u8]) -> &'static str {
+    match name {
+        b"READY" => "READY",
+        b"ERROR" => "ERROR",
+        b"SUBSCRIBE" => "SUBSCRIBE",
+        b"CANCEL" => "CANCEL",
+        b"PING" => "PING",
+        b"PONG" => "PONG",
+        b"HELLO" => "HELLO",
+        b"WELCOME" => "WELCOME",
+        b"INITIATE" => "INITIATE",
+        b"MESSAGE" => "MESSAGE",
+        _ => "unknown",
     }
 }
 

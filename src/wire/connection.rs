@@ -44,6 +44,10 @@ pub const MAX_FRAMES_PER_MESSAGE: usize = 1 << 16;
 /// connections: 64 MiB). See spec/zmtp.md.
 pub const MAX_HANDSHAKE_FRAME_BYTES: usize = 64 * 1024;
 
+/// Longest a CURVE server keeps a cookie key, and so waits for the handshake to complete:
+/// RFC 26 asks servers to discard it "after a short interval, for example 60 seconds".
+pub const MAX_CURVE_COOKIE_LIFETIME: Duration = Duration::from_secs(60);
+
 /// Events decoded before [`Connection::handle_input`] stops and leaves the rest of the
 /// buffer for the next call: what a connection holds for its socket is bounded by this, not
 /// by how many tiny frames (SUBSCRIBEs, unknown commands) fit in one read.
@@ -216,6 +220,17 @@ impl Connection {
         let positive = |d: Option<Duration>| d.filter(|d| !d.is_zero());
         config.handshake_timeout = positive(config.handshake_timeout);
         config.heartbeat.interval = positive(config.heartbeat.interval);
+        if matches!(config.security, Security::CurveServer { .. }) {
+            // The cookie key must not outlive a short interval (RFC 26): a CURVE server
+            // waits at most this long for INITIATE, whatever the handshake interval.
+            config.handshake_timeout = Some(
+                config
+                    .handshake_timeout
+                    .map_or(MAX_CURVE_COOKIE_LIFETIME, |t| {
+                        t.min(MAX_CURVE_COOKIE_LIFETIME)
+                    }),
+            );
+        }
         let mut out = BytesMut::with_capacity(128);
         let greeting = Greeting {
             version: OUR_VERSION,
@@ -347,6 +362,8 @@ impl Connection {
     }
 
     fn on_greeting(&mut self, greeting: Greeting, now: Instant) -> Result<(), ProtocolError> {
+        // Both greetings are out: from here a fault is told to the peer with ERROR.
+        self.phase = Phase::Handshake;
         let ours = self.config.security.mechanism();
         if greeting.mechanism != ours {
             return Err(ProtocolError::MechanismMismatch {
@@ -357,7 +374,6 @@ impl Connection {
         // The peer's as-server flag is not checked: libzmq 4.3 always sends it as zero. Two
         // clients fail on each other's HELLO; two servers wait until the handshake timeout.
         self.version = Greeting::negotiate(OUR_VERSION, greeting.version);
-        self.phase = Phase::Handshake;
         self.run_handshake(now, |handshake, cx, out| handshake.start(cx, out))
     }
 
@@ -397,7 +413,9 @@ impl Connection {
 
     /// A command during the handshake: ERROR ends it, anything else is the mechanism's.
     fn on_handshake_command(&mut self, body: Bytes, now: Instant) -> Result<(), ProtocolError> {
-        if let Some(reason) = body.strip_prefix(LIBZMQ_PLAIN_ERROR) {
+        if let Some(reason) = body.strip_prefix(LIBZMQ_PLAIN_ERROR)
+            && self.config.security.mechanism() == super::mechanism::PLAIN
+        {
             let mut error = BytesMut::from(&b"\x05ERROR"[..]);
             error.extend_from_slice(reason);
             return self.on_command(Command::decode(error.freeze())?, now);
@@ -551,7 +569,13 @@ impl Connection {
         // that sent ERROR itself is already closing and needs no answer. An authentication
         // refusal sends only its status code, as libzmq does (its clients read "400" as a
         // ZAP failure), and a temporary one (300) closes silently so the client retries.
+        let client = matches!(
+            self.config.security,
+            Security::PlainClient { .. } | Security::CurveClient { .. }
+        );
         let reason = match &error {
+            // RFC 26: a client never sends ERROR (nor, alike, does a PLAIN client).
+            _ if client => None,
             ProtocolError::PeerError { .. } | ProtocolError::Unauthorized { .. } => None,
             ProtocolError::AuthenticationFailed { status: 300, .. } => None,
             ProtocolError::AuthenticationFailed { status, .. } => Some(status.to_string()),

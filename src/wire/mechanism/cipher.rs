@@ -143,3 +143,88 @@ impl Cipher {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crypto_box::SecretKey;
+    use crypto_box::aead::OsRng;
+
+    /// A client and a server cipher sharing one session key.
+    fn pair() -> (Cipher, Cipher) {
+        let c = SecretKey::generate(&mut OsRng);
+        let s = SecretKey::generate(&mut OsRng);
+        let client = Cipher::new(SalsaBox::new(&s.public_key(), &c), false, 3, 1);
+        let server = Cipher::new(SalsaBox::new(&c.public_key(), &s), true, 2, 2);
+        (client, server)
+    }
+
+    fn frame(body: &[u8], more: bool, command: bool) -> Frame {
+        Frame {
+            more,
+            command,
+            body: Bytes::copy_from_slice(body),
+        }
+    }
+
+    /// The body of the one frame `seal` wrote.
+    fn sealed_body(cipher: &mut Cipher, payload: &[u8]) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        cipher.seal(true, false, payload, &mut out);
+        out[2..].to_vec()
+    }
+
+    #[test]
+    fn a_box_in_a_command_frame_opens_too() {
+        let (mut client, mut server) = pair();
+        let body = sealed_body(&mut client, b"hi");
+        let opened = server.open(frame(&body, false, true)).unwrap();
+        assert_eq!(
+            (opened.more, opened.command, &opened.body[..]),
+            (true, false, &b"hi"[..])
+        );
+    }
+
+    #[test]
+    fn short_boxes_and_outer_more_are_malformed() {
+        let (mut client, mut server) = pair();
+        let body = sealed_body(&mut client, b"");
+        assert!(matches!(
+            server.open(frame(&body[..32], false, false)),
+            Err(ProtocolError::MalformedCommand {
+                command: "MESSAGE",
+                ..
+            })
+        ));
+        assert!(matches!(
+            server.open(frame(&body, true, false)),
+            Err(ProtocolError::MalformedCommand {
+                command: "MESSAGE",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn reserved_inner_flag_bits_are_refused() {
+        let (mut client, mut server) = pair();
+        // Box a plaintext whose flags byte has bit 2 set, as `seal` never would.
+        let short = client.next;
+        let mut text = vec![0x04, b'x'];
+        let tag = client
+            .key
+            .encrypt_in_place_detached(&nonce(client.ours, short), b"", &mut text)
+            .unwrap();
+        let mut body = MESSAGE_NAME.to_vec();
+        body.extend_from_slice(&short.to_be_bytes());
+        body.extend_from_slice(&tag);
+        body.extend_from_slice(&text);
+        assert!(matches!(
+            server.open(frame(&body, false, false)),
+            Err(ProtocolError::MalformedCommand {
+                command: "MESSAGE",
+                ..
+            })
+        ));
+    }
+}

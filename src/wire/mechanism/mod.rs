@@ -213,26 +213,10 @@ fn put_command(out: &mut BytesMut, name: &[u8], parts: &[&[u8]]) {
     }
 }
 
-/// The command's label for errors: the names mechanisms know, else "unknown".
-fn label(name: &[u8]) -> &'static str {
-    match name {
-        b"READY" => "READY",
-        b"HELLO" => "HELLO",
-        b"WELCOME" => "WELCOME",
-        b"INITIATE" => "INITIATE",
-        b"MESSAGE" => "MESSAGE",
-        b"SUBSCRIBE" => "SUBSCRIBE",
-        b"CANCEL" => "CANCEL",
-        b"PING" => "PING",
-        b"PONG" => "PONG",
-        _ => "unknown",
-    }
-}
-
 /// The error for a command that is not the one the handshake expects now.
 fn unexpected(name: &[u8]) -> ProtocolError {
     ProtocolError::UnexpectedCommand {
-        command: label(name),
+        command: super::command::label_of(name),
     }
 }
 

@@ -462,3 +462,275 @@ fn libzmqs_misspelt_plain_error_is_read_as_error() {
         Err(ProtocolError::Unauthorized { status: 400 })
     );
 }
+
+/// Runs the handshake step by step and hands each command frame `to_server` (or from the
+/// server, `to_client`) to `tamper` before delivering it; returns both results.
+fn tampered_curve(
+    mut tamper_to_server: impl FnMut(usize, &mut Vec<u8>),
+    mut tamper_to_client: impl FnMut(usize, &mut Vec<u8>),
+) -> (
+    Result<(), ProtocolError>,
+    Result<(), ProtocolError>,
+    Connection,
+    Connection,
+) {
+    let (client, server, _, _) = curve_pair();
+    let now = t0();
+    let mut c = Connection::new(client, now);
+    let mut s = Connection::new(server, now);
+    let (mut c_result, mut s_result) = (Ok(()), Ok(()));
+    let (mut to_s_count, mut to_c_count) = (0, 0);
+    for _ in 0..MAX_ROUNDS {
+        let to_s = c.take_transmit();
+        let to_c = s.take_transmit();
+        if to_s.is_none() && to_c.is_none() {
+            break;
+        }
+        if let Some(bytes) = to_s
+            && s_result.is_ok()
+        {
+            let mut bytes = bytes.to_vec();
+            tamper_to_server(to_s_count, &mut bytes);
+            to_s_count += 1;
+            s_result = s.handle_input(&mut BytesMut::from(&bytes[..]), now);
+        }
+        if let Some(bytes) = to_c
+            && c_result.is_ok()
+        {
+            let mut bytes = bytes.to_vec();
+            tamper_to_client(to_c_count, &mut bytes);
+            to_c_count += 1;
+            c_result = c.handle_input(&mut BytesMut::from(&bytes[..]), now);
+        }
+    }
+    (c_result, s_result, c, s)
+}
+
+#[test]
+fn initiate_whose_nonce_does_not_count_up_from_hello_is_refused() {
+    // The client sends its greeting, HELLO, then INITIATE, whose short nonce follows the
+    // name and the cookie (body offset 105).
+    let (_, s, _, _) = tampered_curve(
+        |n, bytes| {
+            if n == 2 {
+                let header = if bytes[0] & crate::wire::frame::FLAG_LONG != 0 {
+                    9
+                } else {
+                    2
+                };
+                let nonce_at = header + 105;
+                bytes[nonce_at..nonce_at + 8].copy_from_slice(&1u64.to_be_bytes());
+            }
+        },
+        |_, _| {},
+    );
+    assert_eq!(
+        s,
+        Err(ProtocolError::NonceNotIncreasing { nonce: 1, last: 1 })
+    );
+}
+
+#[test]
+fn forged_or_short_welcome_and_ready_fail_the_client_which_sends_no_error() {
+    for (step, cut) in [(1, false), (1, true), (2, false), (2, true)] {
+        let (c, _, mut client, _) = tampered_curve(
+            |_, _| {},
+            |n, bytes| {
+                if n == step {
+                    if cut {
+                        bytes.truncate(bytes.len() - 20);
+                        bytes[1] -= 20;
+                    } else {
+                        let last = bytes.len() - 1;
+                        bytes[last] ^= 0x40;
+                    }
+                }
+            },
+        );
+        let err = c.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ProtocolError::Crypto { .. } | ProtocolError::MalformedCommand { .. }
+            ),
+            "step {step} cut {cut}: {err:?}"
+        );
+        // RFC 26: a client never answers with ERROR.
+        assert_eq!(client.take_transmit(), None, "step {step} cut {cut}");
+    }
+}
+
+#[test]
+fn replayed_server_message_and_faults_after_the_handshake_send_no_error() {
+    let (client, server, _, _) = curve_pair();
+    // Swap roles: `a` is the server here, so its boxes reach the client.
+    let mut link = Link::new(server, client);
+    let one = link.wire_bytes_of(&Message::from("one"));
+    link.feed_b(&one);
+    link.feed_b(&one);
+    assert!(matches!(
+        link.b_result,
+        Err(ProtocolError::NonceNotIncreasing { .. })
+    ));
+    assert_eq!(link.b.take_transmit(), None);
+    // And the server, fed a forged box, closes without ERROR (RFC 26).
+    let (client, server, _, _) = curve_pair();
+    let mut link = Link::new(client, server);
+    let mut forged = link.wire_bytes_of(&Message::from("x"));
+    forged[20] ^= 1;
+    link.feed_b(&forged);
+    assert!(link.b_result.is_err());
+    assert_eq!(link.b.take_transmit(), None);
+}
+
+#[test]
+fn hello_with_wrong_version_padding_or_signature_is_malformed() {
+    let server = CurveKeyPair::generate();
+    let transient = crypto_box::SecretKey::generate(&mut crypto_box::aead::OsRng);
+    let hello = |version: [u8; 2], padding: u8, signature: [u8; 64]| {
+        let key = crypto_box::SalsaBox::new(
+            &crypto_box::PublicKey::from(*server.public.as_bytes()),
+            &transient,
+        );
+        let mut nonce = [0u8; 24];
+        nonce[..16].copy_from_slice(b"CurveZMQHELLO---");
+        nonce[23] = 1;
+        let mut text = signature.to_vec();
+        let tag = crypto_box::aead::AeadInPlace::encrypt_in_place_detached(
+            &key,
+            &nonce.into(),
+            b"",
+            &mut text,
+        )
+        .unwrap();
+        let mut body = b"\x05HELLO".to_vec();
+        body.extend_from_slice(&version);
+        body.extend_from_slice(&[padding; 72]);
+        body.extend_from_slice(transient.public_key().as_bytes());
+        body.extend_from_slice(&1u64.to_be_bytes());
+        body.extend_from_slice(&tag);
+        body.extend_from_slice(&text);
+        body
+    };
+    for (body, reason) in [
+        (hello([2, 0], 0, [0; 64]), "CurveZMQ version is not 1.0"),
+        (
+            hello([1, 0], 9, [0; 64]),
+            "anti-amplification padding is not zero",
+        ),
+        (
+            hello([1, 0], 0, [1; 64]),
+            "signature box does not hold 64 zeros",
+        ),
+    ] {
+        let now = t0();
+        let mut conn = Connection::new(
+            config(
+                SocketType::Pull,
+                Security::CurveServer {
+                    keypair: server.clone(),
+                },
+            ),
+            now,
+        );
+        let mut input = BytesMut::new();
+        let mut greeting = crate::wire::Greeting::null();
+        greeting.mechanism = CURVE;
+        input.extend_from_slice(&greeting.encode());
+        crate::wire::frame::encode_header(&mut input, crate::wire::frame::FLAG_COMMAND, body.len());
+        input.extend_from_slice(&body);
+        assert_eq!(
+            conn.handle_input(&mut input, now),
+            Err(ProtocolError::MalformedCommand {
+                command: "HELLO",
+                reason
+            })
+        );
+    }
+}
+
+#[test]
+fn plain_welcome_with_data_and_malformed_initiate_are_refused() {
+    // WELCOME with data, fed to a PLAIN client.
+    let now = t0();
+    let (client, _) = plain_pair("admin", "secret");
+    let mut conn = Connection::new(client, now);
+    let mut input = BytesMut::new();
+    let mut greeting = crate::wire::Greeting::null();
+    greeting.mechanism = PLAIN;
+    input.extend_from_slice(&greeting.encode());
+    input.extend_from_slice(b"\x04\x09\x07WELCOMEx");
+    assert!(matches!(
+        conn.handle_input(&mut input, now),
+        Err(ProtocolError::MalformedCommand {
+            command: "WELCOME",
+            ..
+        })
+    ));
+    // An INITIATE whose metadata runs past its end, fed to a PLAIN server after HELLO.
+    let (_, server) = plain_pair("admin", "secret");
+    let mut conn = Connection::new(server, now);
+    let mut input = BytesMut::new();
+    input.extend_from_slice(&greeting.encode());
+    input.extend_from_slice(b"\x04\x13\x05HELLO\x05admin\x06secret");
+    input.extend_from_slice(b"\x04\x0b\x08INITIATE\x05S");
+    assert!(matches!(
+        conn.handle_input(&mut input, now),
+        Err(ProtocolError::MalformedCommand {
+            command: "INITIATE",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn status_500_is_sent_as_error_500() {
+    let (client, mut server) = plain_pair("admin", "secret");
+    server.zap = Some(Zap::new(|_: &ZapRequest| {
+        ZapReply::refuse(ZapStatus::InternalError, "database down")
+    }));
+    let link = Link::new(client, server);
+    assert_eq!(
+        link.a_result,
+        Err(ProtocolError::Unauthorized { status: 500 })
+    );
+}
+
+#[test]
+fn the_authenticator_sees_rfc_27_fields_and_its_metadata_reaches_messages() {
+    use std::sync::{Arc, Mutex};
+    let seen = Arc::new(Mutex::new(None));
+    let record = seen.clone();
+    let (mut client, mut server) = plain_pair("admin", "secret");
+    client.routing_id = Bytes::from_static(b"client-id");
+    server.routing_id = Bytes::from_static(b"server-id");
+    server.zap_domain = Bytes::from_static(b"global");
+    server.zap = Some(Zap::new(move |request: &ZapRequest| {
+        *record.lock().unwrap() = Some(request.clone());
+        ZapReply::allow("admin").with_property("X-Role", "operator")
+    }));
+    let mut link = Link::new(client, server);
+    assert!(link.ready());
+    let request = seen.lock().unwrap().take().unwrap();
+    assert_eq!(request.domain, "global");
+    assert_eq!(request.address, "192.0.2.7");
+    assert_eq!(request.routing_id, "server-id");
+    assert_eq!(request.mechanism, crate::security::ZapMechanism::Plain);
+    let wire = link.wire_bytes_of(&Message::from("m"));
+    link.feed_b(&wire);
+    let m = link.b_messages()[0];
+    assert_eq!(m.property("x-role").unwrap(), "operator");
+    assert_eq!(m.user_id().unwrap(), "admin");
+}
+
+#[test]
+fn curve_servers_wait_at_most_the_cookie_lifetime() {
+    let (_, mut server, _, _) = curve_pair();
+    server.handshake_timeout = None;
+    let now = t0();
+    let conn = Connection::new(server, now);
+    assert_eq!(
+        conn.poll_timeout(),
+        Some(now + crate::wire::connection::MAX_CURVE_COOKIE_LIFETIME)
+    );
+}
