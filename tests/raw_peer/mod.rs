@@ -5,9 +5,13 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use ferromq::Message;
+use ferromq::security::{CurveKey, CurveKeyPair};
 use ferromq::wire::frame::{FLAG_COMMAND, FLAG_LONG};
-use ferromq::wire::{Command, Greeting, Metadata, WriteBuf};
+use ferromq::wire::{
+    Command, Connection, ConnectionConfig, Greeting, Metadata, Security, SocketType, WriteBuf,
+};
 use std::net::SocketAddr;
+use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -100,5 +104,79 @@ impl RawPeer {
     /// Writes all of `bytes`.
     pub async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.stream.write_all(bytes).await
+    }
+}
+
+/// A CURVE client built from ferromq's own sans-IO [`Connection`], driven by hand: it
+/// completes the handshake, then boxes whatever a test wants to send and never reads again.
+pub struct CurvePeer {
+    pub stream: TcpStream,
+    conn: Connection,
+}
+
+fn curve_client(socket_type: SocketType, server_key: CurveKey) -> ConnectionConfig {
+    let mut config = ConnectionConfig::new(socket_type);
+    config.security = Security::CurveClient {
+        keypair: CurveKeyPair::generate(),
+        server_key,
+    };
+    config
+}
+
+impl CurvePeer {
+    /// Our CURVE greeting and a valid HELLO for `server_key`, as a client that then stalls
+    /// would send them.
+    pub fn hello(socket_type: SocketType, server_key: CurveKey) -> Vec<u8> {
+        let now = Instant::now();
+        let mut conn = Connection::new(curve_client(socket_type, server_key), now);
+        let mut bytes = conn.take_transmit().expect("greeting").to_vec();
+        let server = Greeting {
+            version: (3, 1),
+            mechanism: Security::CurveServer {
+                keypair: CurveKeyPair::generate(),
+            }
+            .mechanism(),
+            as_server: true,
+        };
+        conn.handle_input(&mut BytesMut::from(&server.encode()[..]), now)
+            .expect("server greeting");
+        bytes.extend_from_slice(&conn.take_transmit().expect("HELLO"));
+        bytes
+    }
+
+    /// Connects as a CURVE client of `server_key` and completes the handshake.
+    pub async fn handshaken(
+        addr: SocketAddr,
+        socket_type: SocketType,
+        server_key: CurveKey,
+    ) -> CurvePeer {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let mut conn = Connection::new(curve_client(socket_type, server_key), Instant::now());
+        let mut input = BytesMut::new();
+        while !conn.is_ready() {
+            if let Some(bytes) = conn.take_transmit() {
+                stream.write_all(&bytes).await.expect("write handshake");
+            }
+            if stream.read_buf(&mut input).await.expect("read handshake") == 0 {
+                panic!("server closed during the CURVE handshake");
+            }
+            conn.handle_input(&mut input, Instant::now())
+                .expect("CURVE handshake");
+        }
+        if let Some(bytes) = conn.take_transmit() {
+            stream.write_all(&bytes).await.expect("write handshake");
+        }
+        CurvePeer { stream, conn }
+    }
+
+    /// The wire bytes of `messages`, boxed in order (each call continues the nonces).
+    pub fn seal(&mut self, messages: &[Message]) -> Vec<u8> {
+        let mut batch = WriteBuf::new();
+        for m in messages {
+            batch.push_message(m);
+        }
+        let mut out = WriteBuf::new();
+        self.conn.seal_batch(&mut batch, &mut out);
+        out.to_bytes().to_vec()
     }
 }
