@@ -495,8 +495,10 @@ mod tests {
                 keypair: keys.clone()
             }
         );
-        let mut client = SocketOptions::default();
-        client.curve_serverkey = Some(keys.public);
+        let client = SocketOptions {
+            curve_serverkey: Some(keys.public),
+            ..SocketOptions::default()
+        };
         // No own keys: a fresh pair, made once per socket.
         match client.security() {
             Security::CurveClient {

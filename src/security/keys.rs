@@ -64,8 +64,7 @@ impl CurveKey {
 
     /// The public key that goes with this secret key (libzmq's `zmq_curve_public`).
     pub fn public_from_secret(&self) -> CurveKey {
-        let secret = crypto_box::SecretKey::from_bytes(self.0);
-        CurveKey(*secret.public_key().as_bytes())
+        CurveKey(curve25519_dalek::MontgomeryPoint::mul_base_clamped(self.0).to_bytes())
     }
 }
 
@@ -117,11 +116,10 @@ impl CurveKeyPair {
     /// A fresh key pair from the operating system's random source (libzmq's
     /// `zmq_curve_keypair`).
     pub fn generate() -> Self {
-        let secret = crypto_box::SecretKey::generate(&mut crypto_box::aead::OsRng);
-        CurveKeyPair {
-            public: CurveKey(*secret.public_key().as_bytes()),
-            secret: CurveKey(secret.to_bytes()),
-        }
+        use crypto_secretbox::aead::rand_core::RngCore;
+        let mut secret = [0u8; KEY_BYTES];
+        crypto_secretbox::aead::OsRng.fill_bytes(&mut secret);
+        Self::from_secret(CurveKey(secret))
     }
 
     /// The pair whose secret key is `secret`.

@@ -11,12 +11,12 @@
 //! original and keeps none of its flags), and reads any frame as a MESSAGE after the
 //! handshake; ferromq sends what libzmq sends and accepts a MESSAGE in a command frame too.
 
+use super::nacl::{BoxKey, Nonce};
 use crate::wire::ProtocolError;
 use crate::wire::frame::{Frame, encode_header};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use crypto_box::SalsaBox;
-use crypto_box::aead::AeadInPlace;
-use crypto_box::aead::generic_array::GenericArray;
+use crypto_secretbox::aead::AeadInPlace;
+use crypto_secretbox::aead::generic_array::GenericArray;
 use std::fmt;
 
 /// "\x07MESSAGE".
@@ -31,7 +31,7 @@ const INNER_COMMAND: u8 = 0x02;
 /// Boxes outgoing frames and opens incoming ones for one CURVE connection.
 pub(crate) struct Cipher {
     /// The precomputed shared key of the two transient keys.
-    key: SalsaBox,
+    key: BoxKey,
     /// Prefix of our nonces and of the peer's.
     ours: &'static [u8; 16],
     theirs: &'static [u8; 16],
@@ -51,7 +51,7 @@ impl fmt::Debug for Cipher {
 }
 
 /// The full 24-byte nonce.
-fn nonce(prefix: &[u8; 16], short: u64) -> crypto_box::Nonce {
+fn nonce(prefix: &[u8; 16], short: u64) -> Nonce {
     let mut n = [0u8; 24];
     n[..16].copy_from_slice(prefix);
     n[16..].copy_from_slice(&short.to_be_bytes());
@@ -61,7 +61,7 @@ fn nonce(prefix: &[u8; 16], short: u64) -> crypto_box::Nonce {
 impl Cipher {
     /// A cipher for the client (`is_server` false) or server side, whose next short nonce is
     /// `next` and whose peer last used `peer_last`.
-    pub(super) fn new(key: SalsaBox, is_server: bool, next: u64, peer_last: u64) -> Self {
+    pub(super) fn new(key: BoxKey, is_server: bool, next: u64, peer_last: u64) -> Self {
         let (ours, theirs) = match is_server {
             true => (b"CurveZMQMESSAGES", b"CurveZMQMESSAGEC"),
             false => (b"CurveZMQMESSAGEC", b"CurveZMQMESSAGES"),
@@ -147,15 +147,14 @@ impl Cipher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crypto_box::SecretKey;
-    use crypto_box::aead::OsRng;
+    use crate::wire::mechanism::nacl::{Transient, box_key};
 
     /// A client and a server cipher sharing one session key.
     fn pair() -> (Cipher, Cipher) {
-        let c = SecretKey::generate(&mut OsRng);
-        let s = SecretKey::generate(&mut OsRng);
-        let client = Cipher::new(SalsaBox::new(&s.public_key(), &c), false, 3, 1);
-        let server = Cipher::new(SalsaBox::new(&c.public_key(), &s), true, 2, 2);
+        let c = Transient::generate();
+        let s = Transient::generate();
+        let client = Cipher::new(box_key(c.secret(), s.public()).unwrap(), false, 3, 1);
+        let server = Cipher::new(box_key(s.secret(), c.public()).unwrap(), true, 2, 2);
         (client, server)
     }
 
@@ -207,7 +206,7 @@ mod tests {
 
     #[test]
     fn reserved_inner_flag_bits_are_refused() {
-        let (mut client, mut server) = pair();
+        let (client, mut server) = pair();
         // Box a plaintext whose flags byte has bit 2 set, as `seal` never would.
         let short = client.next;
         let mut text = vec![0x04, b'x'];

@@ -8,23 +8,18 @@
 //!        ←  READY    nonce, Box[metadata](S'→C')       (or ERROR "400" when ZAP refuses)
 //! ```
 //!
-//! Every box is XSalsa20-Poly1305 from RustCrypto's `crypto_box`/`crypto_secretbox`
-//! (NaCl's `crypto_box`/`crypto_secretbox`, tag first). Short nonces count up from 1 on each
+//! Every box is NaCl's `crypto_box`/`crypto_secretbox` (X25519, XSalsa20-Poly1305, tag first),
+//! assembled from RustCrypto parts in [`super::nacl`]. Short nonces count up from 1 on each
 //! side through the handshake and on into traffic; every one from the peer must be larger
 //! than the last. The server keeps a fresh cookie key per WELCOME and drops it as soon as the
 //! INITIATE that returns the cookie opens.
 
+use super::nacl::{self, BoxKey, Transient, box_key, nonce, open, random, seal};
 use super::{Cipher, Context, Established, Handshake, Step, put_command, unexpected};
 use crate::security::{Credentials, CurveKey, CurveKeyPair};
 use crate::wire::ProtocolError;
 use crate::wire::command::Metadata;
 use bytes::{Bytes, BytesMut};
-use crypto_box::aead::consts::U24;
-use crypto_box::aead::generic_array::GenericArray;
-use crypto_box::aead::rand_core::RngCore;
-use crypto_box::aead::{AeadCore, AeadInPlace, KeyInit, OsRng};
-use crypto_box::{PublicKey, SalsaBox, SecretKey};
-use crypto_secretbox::XSalsa20Poly1305;
 use zeroize::Zeroizing;
 
 /// HELLO's data after its name: version, padding, C', short nonce, signature box.
@@ -40,55 +35,8 @@ const INITIATE_MIN_DATA_BYTES: usize = COOKIE_BYTES + 8 + 16 + 32 + 16 + 80;
 /// READY's data before its metadata: short nonce and tag.
 const READY_MIN_DATA_BYTES: usize = 8 + 16;
 
-/// A 24-byte nonce: `prefix` then `rest`.
-fn nonce(prefix: &[u8], rest: &[u8]) -> crypto_box::Nonce {
-    let mut n = [0u8; 24];
-    n[..prefix.len()].copy_from_slice(prefix);
-    n[prefix.len()..].copy_from_slice(rest);
-    n.into()
-}
-
-fn random<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    OsRng.fill_bytes(&mut bytes);
-    bytes
-}
-
-/// Box[plaintext] as the wire carries it: tag, then ciphertext.
-fn seal<K: AeadInPlace + AeadCore<NonceSize = U24>>(
-    key: &K,
-    nonce: &crypto_box::Nonce,
-    plaintext: &[u8],
-) -> Vec<u8> {
-    let mut out = vec![0u8; 16 + plaintext.len()];
-    out[16..].copy_from_slice(plaintext);
-    let tag = key
-        .encrypt_in_place_detached(nonce, b"", &mut out[16..])
-        .expect("handshake boxes are small");
-    out[..16].copy_from_slice(&tag);
-    out
-}
-
-/// Opens a box (tag then ciphertext), or fails with `what`.
-fn open<K: AeadInPlace + AeadCore<NonceSize = U24>>(
-    key: &K,
-    nonce: &crypto_box::Nonce,
-    boxed: &[u8],
-    what: &'static str,
-) -> Result<Zeroizing<Vec<u8>>, ProtocolError> {
-    let fail = || ProtocolError::Crypto { what };
-    if boxed.len() < 16 {
-        return Err(fail());
-    }
-    let tag = GenericArray::clone_from_slice(&boxed[..16]);
-    let mut text = Zeroizing::new(boxed[16..].to_vec());
-    key.decrypt_in_place_detached(nonce, b"", &mut text, &tag)
-        .map_err(|_| fail())?;
-    Ok(text)
-}
-
-fn public(key: &[u8]) -> PublicKey {
-    PublicKey::from(<[u8; 32]>::try_from(key).expect("32-byte key field"))
+fn key32(bytes: &[u8]) -> [u8; 32] {
+    bytes.try_into().expect("32-byte key field")
 }
 
 fn short_nonce(bytes: &[u8]) -> u64 {
@@ -108,11 +56,11 @@ enum ClientState {
 /// The client side.
 pub(super) struct CurveClient {
     keypair: CurveKeyPair,
-    server_key: PublicKey,
-    /// Our transient key c' (C' is derived).
-    transient: SecretKey,
+    server_key: [u8; 32],
+    /// Our transient key pair (C', c').
+    transient: Transient,
     /// Box(S', c'), once WELCOME opened.
-    session: Option<SalsaBox>,
+    session: Option<BoxKey>,
     state: ClientState,
     /// Our next short nonce.
     next: u64,
@@ -130,8 +78,8 @@ impl CurveClient {
     pub(super) fn new(keypair: CurveKeyPair, server_key: CurveKey) -> Self {
         CurveClient {
             keypair,
-            server_key: PublicKey::from(*server_key.as_bytes()),
-            transient: SecretKey::generate(&mut OsRng),
+            server_key: *server_key.as_bytes(),
+            transient: Transient::generate(),
             session: None,
             state: ClientState::ExpectWelcome,
             next: 1,
@@ -153,7 +101,7 @@ impl CurveClient {
         if data.len() != WELCOME_DATA_BYTES {
             return Err(malformed("WELCOME", "CURVE WELCOME is not 168 bytes"));
         }
-        let hello_key = SalsaBox::new(&self.server_key, &self.transient);
+        let hello_key = box_key(self.transient.secret(), &self.server_key)?;
         let welcome = open(
             &hello_key,
             &nonce(b"WELCOME-", &data[..16]),
@@ -161,17 +109,16 @@ impl CurveClient {
             "the WELCOME box does not open: the server does not hold the secret key of the \
              server key we were given",
         )?;
-        let server_transient = public(&welcome[..32]);
+        let server_transient = key32(&welcome[..32]);
         let cookie = &welcome[32..];
-        let session = SalsaBox::new(&server_transient, &self.transient);
+        let session = box_key(self.transient.secret(), &server_transient)?;
 
-        let long_term = SecretKey::from_bytes(*self.keypair.secret.as_bytes());
         let vouch_nonce: [u8; 16] = random();
         let mut vouch_text = [0u8; 64];
-        vouch_text[..32].copy_from_slice(self.transient.public_key().as_bytes());
-        vouch_text[32..].copy_from_slice(self.server_key.as_bytes());
+        vouch_text[..32].copy_from_slice(self.transient.public());
+        vouch_text[32..].copy_from_slice(&self.server_key);
         let vouch = seal(
-            &SalsaBox::new(&server_transient, &long_term),
+            &box_key(self.keypair.secret.as_bytes(), &server_transient)?,
             &nonce(b"VOUCH---", &vouch_nonce),
             &vouch_text,
         );
@@ -197,7 +144,7 @@ impl Handshake for CurveClient {
     fn start(&mut self, _cx: &Context<'_>, out: &mut BytesMut) -> Result<Step, ProtocolError> {
         let short = self.take_nonce();
         let signature = seal(
-            &SalsaBox::new(&self.server_key, &self.transient),
+            &box_key(self.transient.secret(), &self.server_key)?,
             &nonce(b"CurveZMQHELLO---", &short.to_be_bytes()),
             &[0u8; 64],
         );
@@ -207,7 +154,7 @@ impl Handshake for CurveClient {
             &[
                 &[1, 0],
                 &[0u8; HELLO_PADDING_BYTES],
-                self.transient.public_key().as_bytes(),
+                self.transient.public(),
                 &short.to_be_bytes(),
                 &signature,
             ],
@@ -255,8 +202,8 @@ impl Handshake for CurveClient {
 struct Welcomed {
     /// C', from HELLO.
     client_transient: [u8; 32],
-    /// Our transient key s'.
-    transient: SecretKey,
+    /// Our transient key pair (S', s').
+    transient: Transient,
     /// K, the cookie key: fresh for each WELCOME, dropped once INITIATE opens the cookie.
     cookie_key: Zeroizing<[u8; 32]>,
     /// The client's last short nonce.
@@ -285,10 +232,6 @@ impl CurveServer {
         }
     }
 
-    fn long_term(&self) -> SecretKey {
-        SecretKey::from_bytes(*self.keypair.secret.as_bytes())
-    }
-
     fn on_hello(&mut self, data: &[u8], out: &mut BytesMut) -> Result<(), ProtocolError> {
         if data.len() != HELLO_DATA_BYTES {
             return Err(malformed("HELLO", "CURVE HELLO is not 200 bytes"));
@@ -300,10 +243,12 @@ impl CurveServer {
         if padding.iter().any(|&b| b != 0) {
             return Err(malformed("HELLO", "anti-amplification padding is not zero"));
         }
-        let client_transient: [u8; 32] = rest[..32].try_into().expect("32 bytes");
+        let client_transient = key32(&rest[..32]);
         let short = short_nonce(&rest[32..40]);
+        // Box(C', s): opens the signature and seals the WELCOME.
+        let hello_key = box_key(self.keypair.secret.as_bytes(), &client_transient)?;
         let signature = open(
-            &SalsaBox::new(&public(&client_transient), &self.long_term()),
+            &hello_key,
             &nonce(b"CurveZMQHELLO---", &rest[32..40]),
             &rest[40..],
             "the HELLO box does not open: the client used another server key",
@@ -312,24 +257,24 @@ impl CurveServer {
             return Err(malformed("HELLO", "signature box does not hold 64 zeros"));
         }
 
-        let transient = SecretKey::generate(&mut OsRng);
+        let transient = Transient::generate();
         let cookie_key = Zeroizing::new(random::<32>());
         let cookie_nonce: [u8; 16] = random();
         let mut cookie_text = Zeroizing::new([0u8; 64]);
         cookie_text[..32].copy_from_slice(&client_transient);
-        cookie_text[32..].copy_from_slice(&transient.to_bytes());
+        cookie_text[32..].copy_from_slice(transient.secret());
         let cookie_box = seal(
-            &XSalsa20Poly1305::new(GenericArray::from_slice(&cookie_key[..])),
+            &nacl::secret_key(&cookie_key),
             &nonce(b"COOKIE--", &cookie_nonce),
             &cookie_text[..],
         );
         let mut welcome_text = Zeroizing::new(Vec::with_capacity(128));
-        welcome_text.extend_from_slice(transient.public_key().as_bytes());
+        welcome_text.extend_from_slice(transient.public());
         welcome_text.extend_from_slice(&cookie_nonce);
         welcome_text.extend_from_slice(&cookie_box);
         let welcome_nonce: [u8; 16] = random();
         let welcome_box = seal(
-            &SalsaBox::new(&public(&client_transient), &self.long_term()),
+            &hello_key,
             &nonce(b"WELCOME-", &welcome_nonce),
             &welcome_text,
         );
@@ -358,13 +303,13 @@ impl CurveServer {
         }
         let (cookie, rest) = data.split_at(COOKIE_BYTES);
         let cookie_text = open(
-            &XSalsa20Poly1305::new(GenericArray::from_slice(&welcomed.cookie_key[..])),
+            &nacl::secret_key(&welcomed.cookie_key),
             &nonce(b"COOKIE--", &cookie[..16]),
             &cookie[16..],
             "the cookie does not open: it is not the one we sent",
         )?;
         if cookie_text[..32] != welcomed.client_transient
-            || cookie_text[32..] != welcomed.transient.to_bytes()
+            || cookie_text[32..] != welcomed.transient.secret()[..]
         {
             return Err(ProtocolError::Crypto {
                 what: "the cookie belongs to another connection",
@@ -378,16 +323,16 @@ impl CurveServer {
                 last: welcomed.peer_last,
             });
         }
-        let session = SalsaBox::new(&public(&welcomed.client_transient), &welcomed.transient);
+        let session = box_key(welcomed.transient.secret(), &welcomed.client_transient)?;
         let text = open(
             &session,
             &nonce(b"CurveZMQINITIATE", &rest[..8]),
             &rest[8..],
             "the INITIATE box does not open",
         )?;
-        let client_key: [u8; 32] = text[..32].try_into().expect("32 bytes");
+        let client_key = key32(&text[..32]);
         let vouch = open(
-            &SalsaBox::new(&public(&client_key), &welcomed.transient),
+            &box_key(welcomed.transient.secret(), &client_key)?,
             &nonce(b"VOUCH---", &text[32..48]),
             &text[48..128],
             "the vouch does not open: the client does not hold the key it claims",

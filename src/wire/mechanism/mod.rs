@@ -11,6 +11,7 @@
 
 mod cipher;
 mod curve;
+mod nacl;
 mod null;
 mod plain;
 

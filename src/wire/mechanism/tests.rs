@@ -586,30 +586,20 @@ fn replayed_server_message_and_faults_after_the_handshake_send_no_error() {
 #[test]
 fn hello_with_wrong_version_padding_or_signature_is_malformed() {
     let server = CurveKeyPair::generate();
-    let transient = crypto_box::SecretKey::generate(&mut crypto_box::aead::OsRng);
+    let transient = super::nacl::Transient::generate();
     let hello = |version: [u8; 2], padding: u8, signature: [u8; 64]| {
-        let key = crypto_box::SalsaBox::new(
-            &crypto_box::PublicKey::from(*server.public.as_bytes()),
-            &transient,
-        );
-        let mut nonce = [0u8; 24];
-        nonce[..16].copy_from_slice(b"CurveZMQHELLO---");
-        nonce[23] = 1;
-        let mut text = signature.to_vec();
-        let tag = crypto_box::aead::AeadInPlace::encrypt_in_place_detached(
+        let key = super::nacl::box_key(transient.secret(), server.public.as_bytes()).unwrap();
+        let boxed = super::nacl::seal(
             &key,
-            &nonce.into(),
-            b"",
-            &mut text,
-        )
-        .unwrap();
+            &super::nacl::nonce(b"CurveZMQHELLO---", &1u64.to_be_bytes()),
+            &signature,
+        );
         let mut body = b"\x05HELLO".to_vec();
         body.extend_from_slice(&version);
         body.extend_from_slice(&[padding; 72]);
-        body.extend_from_slice(transient.public_key().as_bytes());
+        body.extend_from_slice(transient.public());
         body.extend_from_slice(&1u64.to_be_bytes());
-        body.extend_from_slice(&tag);
-        body.extend_from_slice(&text);
+        body.extend_from_slice(&boxed);
         body
     };
     for (body, reason) in [
@@ -733,4 +723,30 @@ fn curve_servers_wait_at_most_the_cookie_lifetime() {
         conn.poll_timeout(),
         Some(now + crate::wire::connection::MAX_CURVE_COOKIE_LIFETIME)
     );
+}
+
+#[test]
+fn a_low_order_transient_key_in_hello_is_refused() {
+    let now = t0();
+    let mut conn = Connection::new(
+        config(
+            SocketType::Pull,
+            Security::CurveServer {
+                keypair: CurveKeyPair::generate(),
+            },
+        ),
+        now,
+    );
+    let mut body = b"\x05HELLO\x01\x00".to_vec();
+    body.resize(200, 0); // C' = 0: the point of order 2.
+    let mut input = BytesMut::new();
+    let mut greeting = crate::wire::Greeting::null();
+    greeting.mechanism = CURVE;
+    input.extend_from_slice(&greeting.encode());
+    crate::wire::frame::encode_header(&mut input, crate::wire::frame::FLAG_COMMAND, body.len());
+    input.extend_from_slice(&body);
+    assert!(matches!(
+        conn.handle_input(&mut input, now),
+        Err(ProtocolError::Crypto { what }) if what.contains("low order")
+    ));
 }
