@@ -292,6 +292,12 @@ impl SocketOptions {
         if self.curve_server && self.curve_secretkey.is_none() {
             return bad("curve_secretkey", "a CURVE server needs its secret key");
         }
+        if self.curve_publickey.is_some() && self.curve_secretkey.is_none() {
+            return bad(
+                "curve_publickey",
+                "needs curve_secretkey (a client without keys gets a fresh pair: leave both unset)",
+            );
+        }
         if let (Some(public), Some(secret)) = (self.curve_publickey, self.curve_secretkey)
             && secret.public_from_secret() != public
         {
@@ -478,6 +484,10 @@ mod tests {
         let mut o = base();
         o.curve_secretkey = Some(keys.secret);
         assert_eq!(refused(o), "curve_secretkey/curve_publickey");
+        let mut o = base();
+        o.curve_serverkey = Some(keys.public);
+        o.curve_publickey = Some(keys.public);
+        assert_eq!(refused(o), "curve_publickey");
         let mut o = base();
         o.zap_domain = Some(Bytes::from(vec![b'd'; 256]));
         assert_eq!(refused(o), "zap_domain");

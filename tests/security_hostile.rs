@@ -185,7 +185,7 @@ async fn an_oversized_initiate_is_refused_from_its_header() {
 }
 
 #[tokio::test]
-async fn a_refused_plain_client_gets_error_400_and_the_server_serves_others() {
+async fn a_refused_plain_client_never_joins_nor_retries_and_the_server_serves_others() {
     timeout(TEST_TIMEOUT, async {
         let zap = Zap::new(AuthPolicy::new().allow_user("admin", "secret"));
         let pull = Pull::with_options(SocketOptions::default().plain_server_with(zap)).unwrap();

@@ -440,7 +440,11 @@ impl Model {
     }
 
     fn fail(&mut self, error: ProtocolError) {
-        if self.phase == ModelPhase::Handshake && !matches!(error, ProtocolError::PeerError { .. })
+        if self.phase == ModelPhase::Handshake
+            && !matches!(
+                error,
+                ProtocolError::PeerError { .. } | ProtocolError::Unauthorized { .. }
+            )
         {
             self.out.push(Command::Error {
                 reason: Bytes::from(error.to_string()),
@@ -497,19 +501,21 @@ impl Model {
                 minor: g[11],
             });
         }
+        // Both greetings are out: from here faults are told with ERROR, a mismatch included.
+        self.phase = ModelPhase::Handshake;
         let mechanism = &g[12..32];
-        let name_end = mechanism.iter().position(|&b| b == 0).unwrap_or(20);
         if mechanism != Mechanism::NULL.encode_padded() {
+            // The greeting decoder keeps the name's raw bytes, as the fault shows them.
+            let theirs = Greeting::decode(&mut BytesMut::from(g))
+                .ok()
+                .flatten()
+                .map_or(Mechanism::from_static("?"), |g| g.mechanism);
             return Err(ProtocolError::MechanismMismatch {
                 ours: Mechanism::NULL,
-                // Compared by name only, see `same_fault`.
-                theirs: Mechanism::from_static(
-                    std::str::from_utf8(&mechanism[..name_end]).unwrap_or("?"),
-                ),
+                theirs,
             });
         }
         self.version = (3, 1).min((g[10], g[11]));
-        self.phase = ModelPhase::Handshake;
         let mut meta = Metadata::new();
         meta.insert("Socket-Type", self.ours.as_str());
         if self.ours.sends_identity() {

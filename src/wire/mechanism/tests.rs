@@ -370,7 +370,7 @@ fn mechanism_mismatch_fails_at_the_greeting_and_two_clients_on_hello() {
 }
 
 #[test]
-fn truncated_hello_and_initiate_are_malformed() {
+fn truncated_hellos_are_malformed() {
     let now = t0();
     for (security, body) in [
         (
@@ -538,8 +538,9 @@ fn forged_or_short_welcome_and_ready_fail_the_client_which_sends_no_error() {
             |n, bytes| {
                 if n == step {
                     if cut {
-                        bytes.truncate(bytes.len() - 20);
-                        bytes[1] -= 20;
+                        // WELCOME below 168 bytes, READY below 30 (both short frames).
+                        bytes.truncate(bytes.len() - 30);
+                        bytes[1] -= 30;
                     } else {
                         let last = bytes.len() - 1;
                         bytes[last] ^= 0x40;
@@ -749,4 +750,31 @@ fn a_low_order_transient_key_in_hello_is_refused() {
         conn.handle_input(&mut input, now),
         Err(ProtocolError::Crypto { what }) if what.contains("low order")
     ));
+}
+
+#[test]
+fn initiate_under_257_bytes_is_malformed() {
+    let (_, s, _, _) = tampered_curve(
+        |n, bytes| {
+            if n == 2 {
+                // Keep 200 bytes of the INITIATE's body, in a short frame.
+                let header = if bytes[0] & crate::wire::frame::FLAG_LONG != 0 {
+                    9
+                } else {
+                    2
+                };
+                let body = bytes[header..header + 200].to_vec();
+                *bytes = vec![crate::wire::frame::FLAG_COMMAND, 200];
+                bytes.extend_from_slice(&body);
+            }
+        },
+        |_, _| {},
+    );
+    assert_eq!(
+        s,
+        Err(ProtocolError::MalformedCommand {
+            command: "INITIATE",
+            reason: "CURVE INITIATE is shorter than 257 bytes"
+        })
+    );
 }
