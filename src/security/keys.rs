@@ -116,9 +116,8 @@ impl CurveKeyPair {
     /// A fresh key pair from the operating system's random source (libzmq's
     /// `zmq_curve_keypair`).
     pub fn generate() -> Self {
-        use crypto_secretbox::aead::rand_core::RngCore;
         let mut secret = [0u8; KEY_BYTES];
-        crypto_secretbox::aead::OsRng.fill_bytes(&mut secret);
+        getrandom::getrandom(&mut secret).expect("the operating system's random source");
         Self::from_secret(CurveKey(secret))
     }
 

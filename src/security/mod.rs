@@ -11,8 +11,8 @@
 //! | CURVE client | `curve_serverkey`, and `curve_secretkey`/`curve_publickey` (generated if unset) |
 //!
 //! The handshakes themselves are sans-IO state machines in the crate's wire layer; the
-//! cryptography (X25519, XSalsa20-Poly1305) comes from `curve25519-dalek` and RustCrypto's
-//! `crypto_secretbox`. spec/security.md has the threat model.
+//! cryptography (X25519, XSalsa20, Poly1305) comes from `curve25519-dalek`, RustCrypto's
+//! `salsa20` and `poly1305`, and orion. spec/security.md has the threat model.
 
 mod keys;
 mod policy;

@@ -19,7 +19,7 @@
 
 use super::ProtocolError;
 use super::command::{Command, Metadata};
-use super::frame::{Frame, FrameDecoder, WriteBuf};
+use super::frame::{FrameDecoder, WriteBuf};
 use super::greeting::{Greeting, Mechanism, OUR_VERSION};
 use super::mechanism::{Cipher, Context, Established, Handshake, Security, Step};
 use super::socket_type::SocketType;
@@ -653,15 +653,10 @@ impl Connection {
     /// each frame when the mechanism encrypts. Batches and [`Connection::take_transmit`]
     /// must reach the wire in the order they were taken: boxes are numbered.
     pub fn seal_batch(&mut self, batch: &mut WriteBuf, out: &mut WriteBuf) {
-        let Some(cipher) = &mut self.cipher else {
-            out.append(batch);
-            return;
-        };
-        let mut plain = BytesMut::with_capacity(batch.len());
-        batch.drain_into(&mut plain);
-        let mut sealed = BytesMut::new();
-        seal_frames(cipher, &mut plain, &mut sealed);
-        out.push_chunk(sealed.freeze());
+        match &mut self.cipher {
+            Some(cipher) => cipher.seal_batch(batch, out),
+            None => out.append(batch),
+        }
     }
 
     /// Takes every byte queued for the peer, with the PONG and PING that are due.
@@ -682,7 +677,7 @@ impl Connection {
         if let Some(cipher) = &mut self.cipher
             && !self.plain_out.is_empty()
         {
-            seal_frames(cipher, &mut self.plain_out, &mut self.out);
+            cipher.seal_frames(&mut self.plain_out, &mut self.out);
         }
         if self.out.is_empty() {
             None
@@ -748,20 +743,6 @@ impl Connection {
         }
         Ok(())
     }
-}
-
-/// Boxes every frame of `plain` (frames we encoded ourselves) onto `out`.
-fn seal_frames(cipher: &mut Cipher, plain: &mut BytesMut, out: &mut BytesMut) {
-    let mut decoder = FrameDecoder::new(None);
-    while let Ok(Some(Frame {
-        more,
-        command,
-        body,
-    })) = decoder.decode(plain)
-    {
-        cipher.seal(more, command, &body, out);
-    }
-    debug_assert!(plain.is_empty(), "our own frames always decode whole");
 }
 
 #[cfg(test)]

@@ -59,8 +59,8 @@ pub(super) struct CurveClient {
     server_key: [u8; 32],
     /// Our transient key pair (C', c').
     transient: Transient,
-    /// Box(S', c'), once WELCOME opened.
-    session: Option<BoxKey>,
+    /// Box(S, c') from HELLO until WELCOME opens, then the session's Box(S', c').
+    key: Option<BoxKey>,
     state: ClientState,
     /// Our next short nonce.
     next: u64,
@@ -80,7 +80,7 @@ impl CurveClient {
             keypair,
             server_key: *server_key.as_bytes(),
             transient: Transient::generate(),
-            session: None,
+            key: None,
             state: ClientState::ExpectWelcome,
             next: 1,
         }
@@ -101,7 +101,7 @@ impl CurveClient {
         if data.len() != WELCOME_DATA_BYTES {
             return Err(malformed("WELCOME", "CURVE WELCOME is not 168 bytes"));
         }
-        let hello_key = box_key(self.transient.secret(), &self.server_key)?;
+        let hello_key = self.key.take().expect("set by start");
         let welcome = open(
             &hello_key,
             &nonce(b"WELCOME-", &data[..16]),
@@ -134,7 +134,7 @@ impl CurveClient {
             &text,
         );
         put_command(out, b"INITIATE", &[cookie, &short.to_be_bytes(), &boxed]);
-        self.session = Some(session);
+        self.key = Some(session);
         self.state = ClientState::ExpectReady;
         Ok(())
     }
@@ -143,11 +143,13 @@ impl CurveClient {
 impl Handshake for CurveClient {
     fn start(&mut self, _cx: &Context<'_>, out: &mut BytesMut) -> Result<Step, ProtocolError> {
         let short = self.take_nonce();
+        let hello_key = box_key(self.transient.secret(), &self.server_key)?;
         let signature = seal(
-            &box_key(self.transient.secret(), &self.server_key)?,
+            &hello_key,
             &nonce(b"CurveZMQHELLO---", &short.to_be_bytes()),
             &[0u8; 64],
         );
+        self.key = Some(hello_key);
         put_command(
             out,
             b"HELLO",
@@ -179,7 +181,7 @@ impl Handshake for CurveClient {
                     return Err(malformed("READY", "CURVE READY is shorter than 30 bytes"));
                 }
                 let short = short_nonce(&data[..8]);
-                let session = self.session.take().expect("set with ExpectReady");
+                let session = self.key.take().expect("set with ExpectReady");
                 let text = open(
                     &session,
                     &nonce(b"CurveZMQREADY---", &data[..8]),
