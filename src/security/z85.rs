@@ -38,7 +38,7 @@ pub enum Z85Error {
 
 /// Encodes `data` (a multiple of 4 bytes) as Z85 text.
 pub fn encode(data: &[u8]) -> Result<String, Z85Error> {
-    if data.len() % 4 != 0 {
+    if !data.len().is_multiple_of(4) {
         return Err(Z85Error::BinaryLength(data.len()));
     }
     let mut out = String::with_capacity(data.len() / 4 * 5);
@@ -57,7 +57,7 @@ pub fn encode(data: &[u8]) -> Result<String, Z85Error> {
 /// Decodes Z85 text (a multiple of 5 characters).
 pub fn decode(text: &str) -> Result<Vec<u8>, Z85Error> {
     let bytes = text.as_bytes();
-    if bytes.len() % 5 != 0 {
+    if !bytes.len().is_multiple_of(5) {
         return Err(Z85Error::TextLength(bytes.len()));
     }
     let mut out = Vec::with_capacity(bytes.len() / 5 * 4);
