@@ -88,7 +88,7 @@ fn hex_field_bytes(field: &[u8]) -> Option<Vec<u8>> {
 
 /// Pairs of hex digits to bytes; `None` for an odd count or a non-hex character.
 fn decode_hex(digits: &[u8]) -> Option<Vec<u8>> {
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return None;
     }
     digits
