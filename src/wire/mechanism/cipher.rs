@@ -11,7 +11,7 @@
 //! original and keeps none of its flags), and reads any frame as a MESSAGE after the
 //! handshake; ferromq sends what libzmq sends and accepts a MESSAGE in a command frame too.
 
-use super::nacl::{BoxKey, Nonce};
+use super::nacl::{BoxKey, PrefixedKey};
 use crate::wire::ProtocolError;
 use crate::wire::frame::{Frame, FrameDecoder, WriteBuf, encode_header};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -28,11 +28,10 @@ const INNER_COMMAND: u8 = 0x02;
 
 /// Boxes outgoing frames and opens incoming ones for one CURVE connection.
 pub(crate) struct Cipher {
-    /// The precomputed shared key of the two transient keys.
-    key: BoxKey,
-    /// Prefix of our nonces and of the peer's.
-    ours: &'static [u8; 16],
-    theirs: &'static [u8; 16],
+    /// The session key for our boxes and for the peer's, each with its direction's nonce
+    /// prefix applied once.
+    ours: PrefixedKey,
+    theirs: PrefixedKey,
     /// Our next short nonce.
     next: u64,
     /// The peer's last short nonce (from its last handshake command or MESSAGE).
@@ -52,14 +51,6 @@ impl fmt::Debug for Cipher {
     }
 }
 
-/// The full 24-byte nonce.
-fn nonce(prefix: &[u8; 16], short: u64) -> Nonce {
-    let mut n = [0u8; 24];
-    n[..16].copy_from_slice(prefix);
-    n[16..].copy_from_slice(&short.to_be_bytes());
-    n
-}
-
 impl Cipher {
     /// A cipher for the client (`is_server` false) or server side, whose next short nonce is
     /// `next` and whose peer last used `peer_last`.
@@ -69,9 +60,8 @@ impl Cipher {
             false => (b"CurveZMQMESSAGEC", b"CurveZMQMESSAGES"),
         };
         Cipher {
-            key,
-            ours,
-            theirs,
+            ours: key.prefixed(ours),
+            theirs: key.prefixed(theirs),
             next,
             peer_last,
             plain: BytesMut::new(),
@@ -122,9 +112,7 @@ impl Cipher {
         let command = if command { INNER_COMMAND } else { 0 };
         out.put_u8(more | command);
         out.put_slice(payload);
-        let tag = self
-            .key
-            .seal_in_place(&nonce(self.ours, short), &mut out[text_at..]);
+        let tag = self.ours.seal_in_place(short, &mut out[text_at..]);
         out[tag_at..text_at].copy_from_slice(&tag);
     }
 
@@ -152,8 +140,8 @@ impl Cipher {
             });
         }
         let mut text = BytesMut::from(&body[MESSAGE_HEADER_BYTES..]);
-        self.key
-            .open_in_place(&nonce(self.theirs, short), &mut text, &body[16..32])
+        self.theirs
+            .open_in_place(short, &mut text, &body[16..32])
             .map_err(|_| ProtocolError::Crypto {
                 what: "a MESSAGE box does not open: forged, corrupted or from another session",
             })?;
@@ -238,9 +226,7 @@ mod tests {
         // Box a plaintext whose flags byte has bit 2 set, as `seal` never would.
         let short = client.next;
         let mut text = vec![0x04, b'x'];
-        let tag = client
-            .key
-            .seal_in_place(&nonce(client.ours, short), &mut text);
+        let tag = client.ours.seal_in_place(short, &mut text);
         let mut body = MESSAGE_NAME.to_vec();
         body.extend_from_slice(&short.to_be_bytes());
         body.extend_from_slice(&tag);
