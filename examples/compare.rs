@@ -22,20 +22,19 @@
 //! `--quick`). Every child process has a timeout and is killed when it expires; any failed,
 //! hung or short run is reported loudly and makes the exit status non-zero.
 
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{Failures, RunSettings, cell, human_size, median, si};
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
 
 /// Sizes measured when `--sizes` is not given.
 const DEFAULT_SIZES: [usize; 5] = [16, 64, 1024, 16 * 1024, 64 * 1024];
 /// How long any one run may take before both its processes are killed.
 const RUN_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often a running pair is checked for exit.
-const POLL_INTERVAL: Duration = Duration::from_millis(5);
-/// Attempts for a run whose receiver lost its free port to another process.
-const BIND_ATTEMPTS: usize = 3;
 /// Every binary this harness starts, all built by `cargo build --release --examples`.
 const REQUIRED_BINARIES: [&str; 5] = [
     "local_thr",
@@ -63,7 +62,7 @@ fn main() -> ExitCode {
     let mut harness = Harness {
         binaries,
         settings,
-        failures: Vec::new(),
+        failures: Failures::default(),
         endpoint_counter: 0,
     };
     harness.run_all()
@@ -78,83 +77,29 @@ const USAGE: &str =
 
 /// What to measure, from the command line.
 struct Settings {
-    sizes: Vec<usize>,
-    reps: usize,
+    run: RunSettings,
     transports: Vec<Transport>,
-    /// Wall time one measured run should take.
-    target_run: Duration,
-    /// Wall time of the calibration run.
-    calibration_run: Duration,
 }
 
 impl Settings {
     fn from_args(args: impl Iterator<Item = String>) -> Result<Self, String> {
-        let mut settings = Settings {
-            sizes: DEFAULT_SIZES.to_vec(),
-            reps: 5,
-            transports: vec![Transport::Tcp, Transport::Ipc],
-            target_run: Duration::from_millis(1000),
-            calibration_run: Duration::from_millis(200),
-        };
-        let mut reps_given = false;
-        let mut args = args.peekable();
-        while let Some(flag) = args.next() {
-            let mut value = || args.next().ok_or(format!("{flag} needs a value"));
-            match flag.as_str() {
-                "--quick" => {
-                    settings.target_run = Duration::from_millis(300);
-                    settings.calibration_run = Duration::from_millis(100);
-                    if !reps_given {
-                        settings.reps = 1;
-                    }
-                }
-                "--reps" => {
-                    settings.reps = value()?
-                        .parse()
-                        .ok()
-                        .filter(|&n| n > 0)
-                        .ok_or("--reps needs a positive whole number")?;
-                    reps_given = true;
-                }
-                "--sizes" => {
-                    settings.sizes = value()?
-                        .split(',')
-                        .map(parse_size)
-                        .collect::<Result<_, _>>()?;
-                }
-                "--transports" => {
-                    settings.transports = value()?
-                        .split(',')
-                        .map(|name| match name.trim() {
-                            "tcp" => Ok(Transport::Tcp),
-                            "ipc" => Ok(Transport::Ipc),
-                            other => Err(format!("unknown transport {other:?}")),
-                        })
-                        .collect::<Result<_, _>>()?;
-                }
-                "--help" | "-h" => return Err("help requested".to_owned()),
-                other => return Err(format!("unknown argument {other:?}")),
+        let mut transports = vec![Transport::Tcp, Transport::Ipc];
+        let run = RunSettings::from_args(args, &DEFAULT_SIZES, |flag, value| {
+            if flag != "--transports" {
+                return Ok(false);
             }
-        }
-        Ok(settings)
+            transports = value()?
+                .split(',')
+                .map(|name| match name.trim() {
+                    "tcp" => Ok(Transport::Tcp),
+                    "ipc" => Ok(Transport::Ipc),
+                    other => Err(format!("unknown transport {other:?}")),
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(true)
+        })?;
+        Ok(Settings { run, transports })
     }
-}
-
-/// `64`, `1k`, `16K`, `64KiB` → bytes.
-fn parse_size(text: &str) -> Result<usize, String> {
-    let text = text.trim();
-    let lower = text.to_ascii_lowercase();
-    let (digits, scale) = match lower
-        .strip_suffix("kib")
-        .or_else(|| lower.strip_suffix('k'))
-    {
-        Some(digits) => (digits, 1024),
-        None => (lower.as_str(), 1),
-    };
-    digits
-        .parse::<usize>()
-        .map(|n| n * scale)
-        .map_err(|_| format!("bad size {text:?}"))
 }
 
 /// The directory holding this binary and its sibling examples, checked to contain them all.
@@ -277,7 +222,7 @@ struct Harness {
     binaries: PathBuf,
     settings: Settings,
     /// Every failed run, described for the final summary.
-    failures: Vec<String>,
+    failures: Failures,
     /// Makes every IPC path unique within this run.
     endpoint_counter: u64,
 }
@@ -290,7 +235,7 @@ impl Harness {
         // each transport back to back, so the machine's drift hits tcp and ipc alike too.
         let transports = self.settings.transports.clone();
         let pairings = [FERROMQ, LIBZMQ, RAW];
-        for size in self.settings.sizes.clone() {
+        for size in self.settings.run.sizes.clone() {
             let counts: Vec<Vec<Option<u64>>> = transports
                 .iter()
                 .map(|&transport| {
@@ -302,7 +247,7 @@ impl Harness {
                 .collect();
             let mut samples: Vec<HashMap<&'static str, Vec<f64>>> =
                 vec![HashMap::new(); transports.len()];
-            for rep in 1..=self.settings.reps {
+            for rep in 1..=self.settings.run.reps {
                 for (t, &transport) in transports.iter().enumerate() {
                     for (pairing, count) in pairings.iter().zip(&counts[t]) {
                         let Some(count) = *count else { continue };
@@ -324,7 +269,7 @@ impl Harness {
                 let cross_count = match (counts[t][0], counts[t][1]) {
                     (Some(a), Some(b)) => a.min(b),
                     (Some(n), None) | (None, Some(n)) => n,
-                    (None, None) => self.guess_count(FERROMQ, size, self.settings.target_run),
+                    (None, None) => self.guess_count(FERROMQ, size, self.settings.run.target_run),
                 };
                 for pairing in CROSS {
                     let what = format!("{} {size} B {}", transport.name(), pairing.label);
@@ -345,11 +290,7 @@ impl Harness {
         rows.sort_by_key(|(transport, size, _)| (order(transport), *size));
         cross_rows.sort_by_key(|(transport, size, _, _)| (order(transport), *size));
         self.print_report(&rows, &cross_rows);
-        if self.failures.is_empty() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        }
+        self.failures.exit_code()
     }
 
     /// A message count that makes one run of `pairing` take about `target_run`, from a short
@@ -360,11 +301,10 @@ impl Harness {
             transport.name(),
             pairing.label
         );
-        let probe = self.guess_count(pairing, size, self.settings.calibration_run);
+        let probe = self.guess_count(pairing, size, self.settings.run.calibration_run);
         match self.run_pair(pairing, transport, size, probe) {
             Ok(rate) => {
-                let count = (rate * self.settings.target_run.as_secs_f64()) as u64;
-                let count = count.clamp(1_000, 500_000_000);
+                let count = self.settings.run.calibrated_count(rate, 1_000);
                 eprintln!("  {what}: {} msg/s -> {count} messages per run", si(rate));
                 Some(count)
             }
@@ -405,22 +345,13 @@ impl Harness {
     }
 
     fn fail(&mut self, what: &str, reason: &str) {
-        eprintln!("  !!! FAILED: {what}: {reason}");
-        self.failures.push(format!("{what}: {reason}"));
+        self.failures.record(what, reason);
     }
 
     /// A fresh endpoint: a TCP port that was free a moment ago, or a new IPC path.
     fn fresh_endpoint(&mut self, transport: Transport) -> Result<String, String> {
         match transport {
-            Transport::Tcp => {
-                let listener = std::net::TcpListener::bind("127.0.0.1:0")
-                    .map_err(|e| format!("cannot find a free port: {e}"))?;
-                let port = listener
-                    .local_addr()
-                    .map_err(|e| format!("cannot read the free port: {e}"))?
-                    .port();
-                Ok(format!("tcp://127.0.0.1:{port}"))
-            }
+            Transport::Tcp => common::free_tcp_endpoint(),
             Transport::Ipc => {
                 self.endpoint_counter += 1;
                 Ok(format!(
@@ -440,20 +371,15 @@ impl Harness {
         size: usize,
         count: u64,
     ) -> Result<f64, String> {
-        for attempt in 1..=BIND_ATTEMPTS {
+        let stdout = common::retry_in_use(|| {
             let endpoint = self.fresh_endpoint(transport)?;
             let outcome = run_processes(&self.binaries, pairing, &endpoint, size, count);
             if let Some(path) = endpoint.strip_prefix("ipc://") {
                 let _ = std::fs::remove_file(path);
             }
-            match outcome {
-                // Another process took the port between our probe and the receiver's bind.
-                Err(reason) if reason.contains("in use") && attempt < BIND_ATTEMPTS => continue,
-                Err(reason) => return Err(reason),
-                Ok(stdout) => return parse_receiver_output(&stdout, count),
-            }
-        }
-        unreachable!("the last attempt returns")
+            outcome
+        })?;
+        common::THROUGHPUT.parse(&stdout, count)
     }
 
     fn print_report(
@@ -461,17 +387,15 @@ impl Harness {
         rows: &[(Transport, usize, Row)],
         cross_rows: &[(Transport, usize, &'static str, Result<f64, String>)],
     ) {
-        let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
         println!();
         println!(
             "## PUSH/PULL throughput, median of {} alternating run(s) per cell",
-            self.settings.reps
+            self.settings.run.reps
         );
         println!();
         println!(
-            "machine: {cpus} CPUs, Linux {}; receiver and sender in separate processes",
-            kernel.trim()
+            "machine: {}; receiver and sender in separate processes",
+            common::machine()
         );
         println!(
             "tuning: ferromq one current-thread tokio runtime per process; libzmq ZMQ_IO_THREADS=1; \
@@ -522,13 +446,7 @@ impl Harness {
                 human_size(*size)
             );
         }
-        if !self.failures.is_empty() {
-            println!();
-            println!("### !!! {} FAILED RUN(S) !!!", self.failures.len());
-            for failure in &self.failures {
-                println!("- {failure}");
-            }
-        }
+        self.failures.print();
     }
 }
 
@@ -541,154 +459,17 @@ fn run_processes(
     size: usize,
     count: u64,
 ) -> Result<String, String> {
-    let mut receiver = spawn(binaries, pairing.receiver, endpoint, size, count)?;
-    let mut sender = match spawn(binaries, pairing.sender, endpoint, size, count) {
-        Ok(sender) => sender,
-        Err(reason) => {
-            kill(&mut receiver);
-            return Err(reason);
-        }
+    let command = |program: Program| {
+        let mut command = Command::new(binaries.join(program.binary));
+        command.args(program.role);
+        command
+            .arg(endpoint)
+            .arg(size.to_string())
+            .arg(count.to_string());
+        (program.binary, command)
     };
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    let mut receiver_status = None;
-    let mut sender_status = None;
-    while receiver_status.is_none() || sender_status.is_none() {
-        if receiver_status.is_none() {
-            receiver_status = receiver.try_wait().map_err(|e| e.to_string())?;
-        }
-        if sender_status.is_none() {
-            sender_status = sender.try_wait().map_err(|e| e.to_string())?;
-        }
-        let receiver_failed = receiver_status.is_some_and(|s| !s.success());
-        let sender_failed = sender_status.is_some_and(|s| !s.success());
-        if receiver_failed || sender_failed {
-            // The other side would wait forever for its peer.
-            kill(&mut receiver);
-            kill(&mut sender);
-            let who = if receiver_failed {
-                &mut receiver
-            } else {
-                &mut sender
-            };
-            let program = if receiver_failed {
-                pairing.receiver.binary
-            } else {
-                pairing.sender.binary
-            };
-            return Err(format!("{program} failed: {}", stderr_of(who).trim()));
-        }
-        if Instant::now() >= deadline {
-            kill(&mut receiver);
-            kill(&mut sender);
-            let hung: Vec<&str> = [
-                (receiver_status.is_none(), pairing.receiver.binary),
-                (sender_status.is_none(), pairing.sender.binary),
-            ]
-            .iter()
-            .filter(|(running, _)| *running)
-            .map(|(_, name)| *name)
-            .collect();
-            return Err(format!(
-                "timed out after {}s ({} still running; killed)",
-                RUN_TIMEOUT.as_secs(),
-                hung.join(" and ")
-            ));
-        }
-        std::thread::sleep(POLL_INTERVAL);
-    }
-    let mut stdout = String::new();
-    if let Some(mut out) = receiver.stdout.take() {
-        out.read_to_string(&mut stdout)
-            .map_err(|e| format!("reading receiver output: {e}"))?;
-    }
-    Ok(stdout)
-}
-
-fn spawn(
-    binaries: &Path,
-    program: Program,
-    endpoint: &str,
-    size: usize,
-    count: u64,
-) -> Result<Child, String> {
-    let mut command = Command::new(binaries.join(program.binary));
-    command.args(program.role);
-    command
-        .arg(endpoint)
-        .arg(size.to_string())
-        .arg(count.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", program.binary))
-}
-
-fn kill(child: &mut Child) {
-    // Already exited is fine: kill only fails then.
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-fn stderr_of(child: &mut Child) -> String {
-    let mut text = String::new();
-    if let Some(mut err) = child.stderr.take() {
-        let _ = err.read_to_string(&mut text);
-    }
-    text
-}
-
-/// Checks the receiver counted exactly `count` messages and returns its msg/s figure.
-fn parse_receiver_output(stdout: &str, count: u64) -> Result<f64, String> {
-    let counted = stdout
-        .lines()
-        .find_map(|line| line.strip_prefix("message count: "))
-        .and_then(|n| n.trim().parse::<u64>().ok());
-    if counted != Some(count) {
-        return Err(format!(
-            "receiver counted {counted:?} messages, expected {count}; output: {stdout:?}"
-        ));
-    }
-    stdout
-        .lines()
-        .find_map(|line| {
-            line.strip_prefix("mean throughput: ")?
-                .strip_suffix(" [msg/s]")
-        })
-        .and_then(|n| n.trim().parse::<f64>().ok())
-        .ok_or_else(|| format!("no 'mean throughput: N [msg/s]' line in {stdout:?}"))
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 0 {
-        (values[mid - 1] + values[mid]) / 2.0
-    } else {
-        values[mid]
-    }
-}
-
-fn cell(value: Option<f64>, format: impl Fn(f64) -> String) -> String {
-    value.map_or_else(|| "FAILED".to_owned(), format)
-}
-
-/// 2_712_345.0 → "2.71 M"; 45_000.0 → "45.0 k".
-fn si(rate: f64) -> String {
-    if rate >= 1e6 {
-        format!("{:.2} M", rate / 1e6)
-    } else if rate >= 1e3 {
-        format!("{:.1} k", rate / 1e3)
-    } else {
-        format!("{rate:.0}")
-    }
-}
-
-fn human_size(size: usize) -> String {
-    if size >= 1024 && size % 1024 == 0 {
-        format!("{} KiB", size / 1024)
-    } else {
-        format!("{size} B")
-    }
+    common::run_processes(
+        vec![command(pairing.receiver), command(pairing.sender)],
+        RUN_TIMEOUT,
+    )
 }
