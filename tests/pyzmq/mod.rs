@@ -467,7 +467,10 @@ fn frame_from_hex(word: &str) -> Vec<u8> {
     if word == "-" {
         return Vec::new();
     }
-    assert!(word.len().is_multiple_of(2), "odd-length hex frame {word:?}");
+    assert!(
+        word.len().is_multiple_of(2),
+        "odd-length hex frame {word:?}"
+    );
     (0..word.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&word[i..i + 2], 16).expect("hex frame"))
