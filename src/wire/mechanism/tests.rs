@@ -778,3 +778,32 @@ fn initiate_under_257_bytes_is_malformed() {
         })
     );
 }
+
+#[test]
+fn each_connection_makes_its_own_transient_key() {
+    let server = CurveKeyPair::generate();
+    let keys = CurveKeyPair::generate();
+    let transient_key = || {
+        let now = t0();
+        let mut conn = Connection::new(
+            config(
+                SocketType::Push,
+                Security::CurveClient {
+                    keypair: keys.clone(),
+                    server_key: server.public,
+                },
+            ),
+            now,
+        );
+        conn.take_transmit();
+        let mut greeting = crate::wire::Greeting::null();
+        greeting.mechanism = CURVE;
+        greeting.as_server = true;
+        conn.handle_input(&mut BytesMut::from(&greeting.encode()[..]), now)
+            .unwrap();
+        let hello = conn.take_transmit().unwrap();
+        // A 200-byte HELLO in a short frame: C' follows name, version and padding.
+        hello[2 + 80..2 + 112].to_vec()
+    };
+    assert_ne!(transient_key(), transient_key());
+}
