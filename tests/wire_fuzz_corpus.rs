@@ -203,17 +203,43 @@ fn pattern_ops_target_holds_over_seeded_corpus() {
     );
 }
 
+/// Inputs for the security handshake targets: CURVE costs a few scalar multiplications per
+/// input, slow in an unoptimised test build.
+const SECURE_INPUTS: usize = 200;
+
+#[test]
+fn plain_handshake_target_holds_over_seeded_corpus() {
+    seeded_noise(
+        0x5EED_0005_91A1_4E11,
+        SECURE_INPUTS,
+        600,
+        targets::plain_handshake,
+    );
+}
+
+#[test]
+fn curve_handshake_target_holds_over_seeded_corpus() {
+    seeded_noise(
+        0x5EED_0006_C0E7_E5A1,
+        SECURE_INPUTS,
+        600,
+        targets::curve_handshake,
+    );
+}
+
 /// A fuzz target's logic: one input, panics on a broken invariant.
 type Target = fn(&[u8]);
 
 /// Every target by its cargo-fuzz name.
-const TARGETS: [(&str, Target); 6] = [
+const TARGETS: [(&str, Target); 8] = [
     ("frame", targets::frame),
     ("handshake", targets::handshake),
     ("handshake_structured", targets::handshake_structured),
     ("commands", targets::commands),
     ("codec_roundtrip", targets::codec_roundtrip),
     ("pattern_ops", targets::pattern_ops),
+    ("plain_handshake", targets::plain_handshake),
+    ("curve_handshake", targets::curve_handshake),
 ];
 
 /// Runs every file under `tests/fixtures/<dir>/<target>/` through its target; returns how
@@ -236,9 +262,14 @@ fn replay_fixtures(dir: &str) -> usize {
             eprintln!("replaying {}", path.display());
             let outcome = std::panic::catch_unwind(|| target(&input));
             if let Err(panic) = outcome {
-                if name == "handshake_structured" {
-                    // The script the bytes describe, to triage without the fuzzer.
-                    eprintln!("{}", targets::describe_handshake_script(&input));
+                // The script the bytes describe, to triage without the fuzzer.
+                match name {
+                    "handshake_structured" => {
+                        eprintln!("{}", targets::describe_handshake_script(&input))
+                    }
+                    "plain_handshake" => eprintln!("{}", targets::describe_plain_script(&input)),
+                    "curve_handshake" => eprintln!("{}", targets::describe_curve_script(&input)),
+                    _ => {}
                 }
                 std::panic::resume_unwind(panic);
             }
@@ -331,4 +362,95 @@ fn codec_fixtures_reach_large_frames_and_refusal() {
     }
     assert!(large, "no fixture round-trips a frame of 1 MiB");
     assert!(refused, "no fixture has a frame refused as too large");
+}
+
+/// What the `plain_handshake` or `curve_handshake` fixtures of one directory reach.
+fn secure_fixtures_reach(dir: &str, report: fn(&[u8]) -> targets::SecureReport) -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/fuzz")
+        .join(dir);
+    let mut reached = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(dir).expect("fixture dir") {
+        let input = std::fs::read(entry.expect("fixture").path()).expect("readable fixture");
+        let report = report(&input);
+        assert!(report.parsed, "a fixture that describes no script");
+        let role = if report.target_is_server {
+            "server"
+        } else {
+            "client"
+        };
+        if report.ready {
+            reached.insert(format!("{role} ready"));
+        }
+        if report.ready && report.undisturbed {
+            reached.insert(format!("{role} ready undisturbed"));
+        }
+        if report.messages > 0 {
+            reached.insert("message delivered".to_string());
+        }
+        if report.peer_messages > 0 {
+            reached.insert("message sent".to_string());
+        }
+        if report.forgery_refused {
+            reached.insert("forgery refused".to_string());
+        }
+        if let Some(ferromq::wire::ProtocolError::Crypto { what }) = &report.fault
+            && what.contains("vouch")
+        {
+            reached.insert("vouch refused".to_string());
+        }
+        if let Some(fault) = &report.fault {
+            let name = format!("{fault:?}");
+            let variant = name.split([' ', '(', '{']).next().unwrap_or_default();
+            reached.insert(variant.to_string());
+        }
+    }
+    reached.into_iter().collect()
+}
+
+/// The PLAIN fixtures complete the handshake in both roles (undisturbed and with the script
+/// interfering), carry messages both ways, and reach the authentication faults.
+#[test]
+fn plain_handshake_fixtures_reach_both_roles_and_auth_faults() {
+    let reached = secure_fixtures_reach("plain_handshake", targets::plain_handshake_report);
+    for want in [
+        "server ready undisturbed",
+        "client ready undisturbed",
+        "message delivered",
+        "message sent",
+        "AuthenticationFailed",
+        "Unauthorized",
+    ] {
+        assert!(
+            reached.iter().any(|r| r == want),
+            "no plain_handshake fixture reaches {want}; reached: {reached:?}"
+        );
+    }
+}
+
+/// The CURVE fixtures complete the handshake in both roles, carry boxed messages both ways,
+/// see a replayed or forged box refused with each fault that may refuse one, and reach the
+/// vouch check (a HELLO whose transient key differs only in the bit X25519 ignores opens
+/// every box; only the vouch tells it apart).
+#[test]
+fn curve_handshake_fixtures_reach_both_roles_and_refuse_forgeries() {
+    let reached = secure_fixtures_reach("curve_handshake", targets::curve_handshake_report);
+    for want in [
+        "server ready undisturbed",
+        "client ready undisturbed",
+        "message delivered",
+        "message sent",
+        "forgery refused",
+        "vouch refused",
+        "NonceNotIncreasing",
+        "Crypto",
+        "ExpectedMessageBox",
+        "AuthenticationFailed",
+        "Unauthorized",
+    ] {
+        assert!(
+            reached.iter().any(|r| r == want),
+            "no curve_handshake fixture reaches {want}; reached: {reached:?}"
+        );
+    }
 }

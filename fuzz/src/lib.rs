@@ -11,6 +11,10 @@
 //! * `commands`: `Command`/`Metadata` encode–decode round trips, and raw bytes into the decoders.
 //! * `codec_roundtrip`: multipart messages through `WriteBuf` and back through `FrameDecoder`.
 //! * `pattern_ops`: operation sequences on the pattern layer against simple models.
+//! * `plain_handshake`, `curve_handshake`: an `Arbitrary` hostile peer against a PLAIN or
+//!   CURVE `Connection` in either role, with an honest peer driven alongside so that the
+//!   script can deliver, tamper with, replay, reorder or forge real handshake commands and
+//!   boxes (harness and invariants in `secure_handshake.rs`).
 //!
 //! The structure-aware targets take `&[u8]` and build their input with
 //! `arbitrary::Unstructured`, so the replay needs the `arbitrary` crate (with `derive`) as a
@@ -359,17 +363,27 @@ const KNOWN_COMMANDS: [&[u8]; 6] = [
 
 mod codec_roundtrip;
 mod commands;
+mod curve_handshake;
 mod handshake_structured;
 mod pattern_ops;
+mod plain_handshake;
+mod secure_handshake;
 
 // Each includer (the fuzz crate, the stable replay) uses its own subset.
 #[allow(unused_imports)]
 pub use self::{
     codec_roundtrip::{CodecReport, codec_roundtrip, codec_roundtrip_report},
     commands::commands,
+    curve_handshake::{
+        CurveScript, curve_handshake, curve_handshake_report, describe_curve_script,
+    },
     handshake_structured::{
         HandshakeReport, HandshakeScript, describe_handshake_script, handshake_structured,
         handshake_structured_report,
     },
     pattern_ops::pattern_ops,
+    plain_handshake::{
+        PlainScript, describe_plain_script, plain_handshake, plain_handshake_report,
+    },
+    secure_handshake::SecureReport,
 };
