@@ -149,6 +149,26 @@ fn plain_pair(user: &str, pass: &str) -> (ConnectionConfig, ConnectionConfig) {
     (client, server)
 }
 
+/// Our greeting for `mechanism`, as a peer would send it, then one command frame of `body`.
+fn greeting_then_command(mechanism: crate::wire::Mechanism, body: &[u8]) -> BytesMut {
+    let mut greeting = crate::wire::Greeting::null();
+    greeting.mechanism = mechanism;
+    let mut input = BytesMut::from(&greeting.encode()[..]);
+    crate::wire::frame::encode_header(&mut input, crate::wire::frame::FLAG_COMMAND, body.len());
+    input.extend_from_slice(body);
+    input
+}
+
+/// The server (`b`) refused the client with `status`, and the client read it from ERROR.
+fn assert_refused(link: &Link, status: u16) {
+    assert!(
+        matches!(&link.b_result, Err(ProtocolError::AuthenticationFailed { status: s, .. }) if *s == status),
+        "{:?}",
+        link.b_result
+    );
+    assert_eq!(link.a_result, Err(ProtocolError::Unauthorized { status }));
+}
+
 #[test]
 fn curve_handshake_completes_and_messages_arrive_boxed() {
     let (client, mut server, client_keys, _) = curve_pair();
@@ -282,14 +302,7 @@ fn denied_curve_client_gets_error_400_and_is_unauthorized() {
     let (client, mut server, _, _) = curve_pair();
     server.zap = Some(Zap::new(AuthPolicy::new()));
     let link = Link::new(client, server);
-    assert!(matches!(
-        link.b_result,
-        Err(ProtocolError::AuthenticationFailed { status: 400, .. })
-    ));
-    assert_eq!(
-        link.a_result,
-        Err(ProtocolError::Unauthorized { status: 400 })
-    );
+    assert_refused(&link, 400);
 }
 
 #[test]
@@ -312,11 +325,8 @@ fn plain_handshake_passes_the_user_name_as_user_id() {
     let (client, server) = plain_pair("admin", "secret");
     let mut link = Link::new(client, server);
     assert!(link.ready());
-    let mut batch = WriteBuf::new();
-    batch.push_message(&Message::from("hi"));
-    let mut out = WriteBuf::new();
-    link.a.seal_batch(&mut batch, &mut out);
-    link.feed_b(&out.to_bytes());
+    let wire = link.wire_bytes_of(&Message::from("hi"));
+    link.feed_b(&wire);
     assert_eq!(link.b_messages()[0].user_id().unwrap(), "admin");
 }
 
@@ -324,14 +334,7 @@ fn plain_handshake_passes_the_user_name_as_user_id() {
 fn plain_wrong_password_is_refused_with_400() {
     let (client, server) = plain_pair("admin", "guess");
     let link = Link::new(client, server);
-    assert!(matches!(
-        link.b_result,
-        Err(ProtocolError::AuthenticationFailed { status: 400, .. })
-    ));
-    assert_eq!(
-        link.a_result,
-        Err(ProtocolError::Unauthorized { status: 400 })
-    );
+    assert_refused(&link, 400);
 }
 
 #[test]
@@ -340,14 +343,7 @@ fn null_peer_refused_by_address() {
     let mut server = config(SocketType::Pull, Security::Null);
     server.zap = Some(Zap::new(AuthPolicy::new().deny_ip("192.0.2.7")));
     let link = Link::new(client, server);
-    assert!(matches!(
-        link.b_result,
-        Err(ProtocolError::AuthenticationFailed { status: 400, .. })
-    ));
-    assert_eq!(
-        link.a_result,
-        Err(ProtocolError::Unauthorized { status: 400 })
-    );
+    assert_refused(&link, 400);
 }
 
 #[test]
@@ -382,12 +378,7 @@ fn truncated_hellos_are_malformed() {
         (Security::PlainServer, &b"\x05HELLO\x05adm"[..]),
     ] {
         let mut server = Connection::new(config(SocketType::Pull, security.clone()), now);
-        let mut input = BytesMut::new();
-        let mut greeting = crate::wire::Greeting::null();
-        greeting.mechanism = security.mechanism();
-        input.extend_from_slice(&greeting.encode());
-        crate::wire::frame::encode_header(&mut input, crate::wire::frame::FLAG_COMMAND, body.len());
-        input.extend_from_slice(body);
+        let mut input = greeting_then_command(security.mechanism(), body);
         assert!(matches!(
             server.handle_input(&mut input, now),
             Err(ProtocolError::MalformedCommand {
@@ -452,11 +443,7 @@ fn libzmqs_misspelt_plain_error_is_read_as_error() {
     let now = t0();
     let (client, _) = plain_pair("admin", "guess");
     let mut conn = Connection::new(client, now);
-    let mut input = BytesMut::new();
-    let mut greeting = crate::wire::Greeting::null();
-    greeting.mechanism = PLAIN;
-    input.extend_from_slice(&greeting.encode());
-    input.extend_from_slice(b"\x04\x09^RROR\x03400");
+    let mut input = greeting_then_command(PLAIN, b"^RROR\x03400");
     assert_eq!(
         conn.handle_input(&mut input, now),
         Err(ProtocolError::Unauthorized { status: 400 })
@@ -624,12 +611,7 @@ fn hello_with_wrong_version_padding_or_signature_is_malformed() {
             ),
             now,
         );
-        let mut input = BytesMut::new();
-        let mut greeting = crate::wire::Greeting::null();
-        greeting.mechanism = CURVE;
-        input.extend_from_slice(&greeting.encode());
-        crate::wire::frame::encode_header(&mut input, crate::wire::frame::FLAG_COMMAND, body.len());
-        input.extend_from_slice(&body);
+        let mut input = greeting_then_command(CURVE, &body);
         assert_eq!(
             conn.handle_input(&mut input, now),
             Err(ProtocolError::MalformedCommand {
@@ -646,11 +628,7 @@ fn plain_welcome_with_data_and_malformed_initiate_are_refused() {
     let now = t0();
     let (client, _) = plain_pair("admin", "secret");
     let mut conn = Connection::new(client, now);
-    let mut input = BytesMut::new();
-    let mut greeting = crate::wire::Greeting::null();
-    greeting.mechanism = PLAIN;
-    input.extend_from_slice(&greeting.encode());
-    input.extend_from_slice(b"\x04\x09\x07WELCOMEx");
+    let mut input = greeting_then_command(PLAIN, b"\x07WELCOMEx");
     assert!(matches!(
         conn.handle_input(&mut input, now),
         Err(ProtocolError::MalformedCommand {
@@ -661,9 +639,7 @@ fn plain_welcome_with_data_and_malformed_initiate_are_refused() {
     // An INITIATE whose metadata runs past its end, fed to a PLAIN server after HELLO.
     let (_, server) = plain_pair("admin", "secret");
     let mut conn = Connection::new(server, now);
-    let mut input = BytesMut::new();
-    input.extend_from_slice(&greeting.encode());
-    input.extend_from_slice(b"\x04\x13\x05HELLO\x05admin\x06secret");
+    let mut input = greeting_then_command(PLAIN, b"\x05HELLO\x05admin\x06secret");
     input.extend_from_slice(b"\x04\x0b\x08INITIATE\x05S");
     assert!(matches!(
         conn.handle_input(&mut input, now),
@@ -740,12 +716,7 @@ fn a_low_order_transient_key_in_hello_is_refused() {
     );
     let mut body = b"\x05HELLO\x01\x00".to_vec();
     body.resize(200, 0); // C' = 0: the point of order 2.
-    let mut input = BytesMut::new();
-    let mut greeting = crate::wire::Greeting::null();
-    greeting.mechanism = CURVE;
-    input.extend_from_slice(&greeting.encode());
-    crate::wire::frame::encode_header(&mut input, crate::wire::frame::FLAG_COMMAND, body.len());
-    input.extend_from_slice(&body);
+    let mut input = greeting_then_command(CURVE, &body);
     assert!(matches!(
         conn.handle_input(&mut input, now),
         Err(ProtocolError::Crypto { what }) if what.contains("low order")
