@@ -367,10 +367,6 @@ impl CurveServer {
 }
 
 impl Handshake for CurveServer {
-    fn start(&mut self, _cx: &Context<'_>, _out: &mut BytesMut) -> Result<Step, ProtocolError> {
-        Ok(Step::Continue)
-    }
-
     fn command(
         &mut self,
         name: &[u8],

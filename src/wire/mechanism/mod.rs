@@ -190,8 +190,11 @@ pub(crate) struct Established {
 /// [`Step::Done`]. ERROR commands never reach a mechanism. Commands to send go to `out`,
 /// encoded as frames.
 pub(crate) trait Handshake: Send + fmt::Debug {
-    /// Queues what we send first (NULL: READY; clients: HELLO; servers: nothing).
-    fn start(&mut self, cx: &Context<'_>, out: &mut BytesMut) -> Result<Step, ProtocolError>;
+    /// Queues what we send first (NULL: READY; clients: HELLO). Servers send nothing first:
+    /// they wait for HELLO.
+    fn start(&mut self, _cx: &Context<'_>, _out: &mut BytesMut) -> Result<Step, ProtocolError> {
+        Ok(Step::Continue)
+    }
 
     /// Handles one command from the peer: `name` and the data after it.
     fn command(

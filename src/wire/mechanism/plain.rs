@@ -93,10 +93,6 @@ pub(super) struct PlainServer {
 }
 
 impl Handshake for PlainServer {
-    fn start(&mut self, _cx: &Context<'_>, _out: &mut BytesMut) -> Result<Step, ProtocolError> {
-        Ok(Step::Continue)
-    }
-
     fn command(
         &mut self,
         name: &[u8],
