@@ -137,19 +137,14 @@ impl Authenticator for AuthPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::security::{CurveKeyPair, ZapMechanism, ZapStatus};
+    use crate::security::{CurveKeyPair, ZapStatus};
 
     fn request(address: &str, credentials: Credentials) -> ZapRequest {
-        let mechanism = match credentials {
-            Credentials::Null => ZapMechanism::Null,
-            Credentials::Plain { .. } => ZapMechanism::Plain,
-            Credentials::Curve { .. } => ZapMechanism::Curve,
-        };
         ZapRequest {
             domain: Bytes::new(),
             address: address.into(),
             routing_id: Bytes::new(),
-            mechanism,
+            mechanism: credentials.mechanism(),
             credentials,
         }
     }

@@ -58,6 +58,17 @@ pub enum Credentials {
     },
 }
 
+impl Credentials {
+    /// The mechanism these credentials belong to.
+    pub fn mechanism(&self) -> ZapMechanism {
+        match self {
+            Credentials::Null => ZapMechanism::Null,
+            Credentials::Plain { .. } => ZapMechanism::Plain,
+            Credentials::Curve { .. } => ZapMechanism::Curve,
+        }
+    }
+}
+
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -20,9 +20,7 @@ pub(crate) use cipher::Cipher;
 use super::ProtocolError;
 use super::command::Metadata;
 use super::greeting::Mechanism;
-use crate::security::{
-    Credentials, CurveKey, CurveKeyPair, Zap, ZapMechanism, ZapReply, ZapRequest, ZapStatus,
-};
+use crate::security::{Credentials, CurveKey, CurveKeyPair, Zap, ZapReply, ZapRequest, ZapStatus};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::fmt;
 
@@ -140,16 +138,11 @@ impl Context<'_> {
         let Some(zap) = self.zap else {
             return Ok(None);
         };
-        let mechanism = match credentials {
-            Credentials::Null => ZapMechanism::Null,
-            Credentials::Plain { .. } => ZapMechanism::Plain,
-            Credentials::Curve { .. } => ZapMechanism::Curve,
-        };
         let request = ZapRequest {
             domain: self.zap_domain.clone(),
             address: self.peer_address.to_owned(),
             routing_id: self.routing_id.clone(),
-            mechanism,
+            mechanism: credentials.mechanism(),
             credentials,
         };
         let reply = zap.authenticate(&request);
