@@ -379,20 +379,13 @@ impl Core {
     /// Queues the message given to [`Core::encode_for_fanout`] for `peer`, counting it against
     /// the HWM like [`Core::enqueue`].
     pub fn enqueue_fanout(&mut self, peer: PeerId, message: &Message) {
-        let Core {
-            peers,
-            fanout,
-            direct_write,
-            ..
-        } = self;
-        if let Some(p) = peers.get_mut(peer) {
-            let was_empty = p.out.is_empty();
-            if !p.out.push_encoded(fanout) {
-                p.out.push_message(message);
+        let fanout = std::mem::take(&mut self.fanout);
+        self.queue_for(peer, true, |out| {
+            if !out.push_encoded(&fanout) {
+                out.push_message(message);
             }
-            p.out_msgs += 1;
-            p.kick(was_empty, *direct_write);
-        }
+        });
+        self.fanout = fanout;
     }
 
     /// Queues a subscription or cancellation of `prefix` for `peer`, in the form its ZMTP
