@@ -1,26 +1,40 @@
-//! Side-by-side PUSH/PULL throughput: ferromq, libzmq and the raw TCP ceiling, in one run.
+//! Side-by-side PUSH/PULL throughput in the shapes users run: ferromq, libzmq, the fastest
+//! Rust port (omq-tokio) and the raw TCP ceiling, in one run.
 //!
 //! ```text
-//! cargo build --release --examples
-//! target/release/examples/compare [--quick] [--reps N] [--sizes 16,64,1k,16k,64k] [--transports tcp,ipc]
+//! cargo build --release --examples                            # stock profile, as a dependent crate
+//! cargo build --profile release-lto --examples                # optional: the thin-LTO column
+//! cargo build --release --manifest-path tools/omq-peer/Cargo.toml   # optional: omq-tokio
+//! target/release/examples/compare [--quick] [--reps N] [--sizes 16,64,1k,64k] [--transports tcp,ipc]
 //! ```
-//! For every transport and message size it runs receiver and sender as two separate
-//! processes — ferromq (`local_thr` ← `remote_thr`), libzmq (`libzmq_local_thr` ←
-//! `libzmq_remote_thr`) and the ceiling (`raw_tcp_ceiling`) — alternating A B C A B C, over
-//! tcp and then ipc within each repetition, so slow drift of the shared machine hits all three
-//! and both transports alike, keeps the median of each and prints a
-//! markdown table with ratios. It then checks both cross-implementation directions (ferromq
-//! receiving from libzmq and the reverse), where every message must be counted.
+//! Every ferromq and omq program receives with one `recv().await` per message and copies each
+//! payload into a fresh message per send, as libzmq's perf tools do. For every transport and
+//! size it runs receiver and sender as two separate processes for each implementation and
+//! shape below, alternating all of them within each repetition so the drift of the shared
+//! machine hits them alike, keeps the median of each and prints ratios to libzmq:
+//!
+//! - `ferromq mt` — the multi-thread runtime with default workers, the loop in `block_on`:
+//!   what `#[tokio::main]` gives an application (the headline);
+//! - `ferromq ct` — a current-thread runtime per process;
+//! - `omq mt`, `omq ct` — omq-tokio in the same two shapes (`tools/omq-peer`);
+//! - `ferromq mt batch` — the receiver takes up to 1,024 messages per `recv_many` call;
+//! - `ferromq mt lto` — the `mt` programs built with thin LTO and one codegen unit
+//!   (`target/release-lto`), to show what the stock build gives up;
+//! - `libzmq` (the `zmq` crate, one I/O thread) and `raw` (`raw_tcp_ceiling`).
+//!
+//! The optional columns (omq, LTO) print "not built" when their binaries are missing. It then
+//! checks both cross-implementation directions (ferromq receiving from libzmq and the
+//! reverse); every message must arrive, and any failed or hung run makes the exit status
+//! non-zero.
 //!
 //! This is an example, not a criterion benchmark, because the measurement is two processes
-//! talking over a real socket, timed by the receiver as libzmq's perf tools do, against an
-//! external reference implementation; criterion's model of timing a closure in-process many
+//! talking over a real socket, timed by the receiver as libzmq's perf tools do, against
+//! external reference implementations; criterion's model of timing a closure in-process many
 //! times does not fit that.
 //!
 //! Message counts are calibrated: a short first run per implementation and size measures the
 //! rate, and the measured runs then use a count that takes about one second (a third with
-//! `--quick`). Every child process has a timeout and is killed when it expires; any failed,
-//! hung or short run is reported loudly and makes the exit status non-zero.
+//! `--quick`). Every child process has a timeout and is killed when it expires.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -32,10 +46,10 @@ use std::process::{Command, ExitCode};
 use std::time::Duration;
 
 /// Sizes measured when `--sizes` is not given.
-const DEFAULT_SIZES: [usize; 5] = [16, 64, 1024, 16 * 1024, 64 * 1024];
+const DEFAULT_SIZES: [usize; 4] = [16, 64, 1024, 64 * 1024];
 /// How long any one run may take before both its processes are killed.
 const RUN_TIMEOUT: Duration = Duration::from_secs(30);
-/// Every binary this harness starts, all built by `cargo build --release --examples`.
+/// Binaries every run needs, all built by `cargo build --release --examples`.
 const REQUIRED_BINARIES: [&str; 5] = [
     "local_thr",
     "remote_thr",
@@ -52,15 +66,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let binaries = match locate_binaries() {
-        Ok(dir) => dir,
+    let dirs = match Dirs::locate() {
+        Ok(dirs) => dirs,
         Err(message) => {
             eprintln!("compare: {message}");
             return ExitCode::from(2);
         }
     };
     let mut harness = Harness {
-        binaries,
+        dirs,
         settings,
         failures: Failures::default(),
         endpoint_counter: 0,
@@ -69,10 +83,10 @@ fn main() -> ExitCode {
 }
 
 const USAGE: &str =
-    "usage: compare [--quick] [--reps N] [--sizes 16,64,1k,16k,64k] [--transports tcp,ipc]
+    "usage: compare [--quick] [--reps N] [--sizes 16,64,1k,64k] [--transports tcp,ipc]
   --quick        one repetition of short runs (a validation pass, not a measurement)
   --reps N       measured repetitions per implementation and size (default 5; median kept)
-  --sizes LIST   message sizes in bytes, k = KiB (default 16,64,1k,16k,64k)
+  --sizes LIST   message sizes in bytes, k = KiB (default 16,64,1k,64k)
   --transports   tcp, ipc or both (default tcp,ipc)";
 
 /// What to measure, from the command line.
@@ -102,26 +116,55 @@ impl Settings {
     }
 }
 
-/// The directory holding this binary and its sibling examples, checked to contain them all.
-fn locate_binaries() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find own path: {e}"))?;
-    let dir = exe
-        .parent()
-        .ok_or("own path has no directory")?
-        .to_path_buf();
-    let missing: Vec<&str> = REQUIRED_BINARIES
-        .iter()
-        .copied()
-        .filter(|name| !dir.join(name).is_file())
-        .collect();
-    if missing.is_empty() {
-        Ok(dir)
-    } else {
-        Err(format!(
-            "missing {} in {}.\nBuild them first with: cargo build --release --examples",
-            missing.join(", "),
-            dir.display()
-        ))
+/// Where each build of the measured programs lives.
+struct Dirs {
+    /// `target/release/examples`: this binary's own directory, stock release profile.
+    release: PathBuf,
+    /// `target/release-lto/examples`, when built.
+    lto: PathBuf,
+    /// `tools/omq-peer/target/release`, when built.
+    omq: PathBuf,
+}
+
+impl Dirs {
+    /// Finds the directories from this binary's path and checks the required binaries.
+    fn locate() -> Result<Self, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find own path: {e}"))?;
+        let release = exe
+            .parent()
+            .ok_or("own path has no directory")?
+            .to_path_buf();
+        let missing: Vec<&str> = REQUIRED_BINARIES
+            .iter()
+            .copied()
+            .filter(|name| !release.join(name).is_file())
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "missing {} in {}.\nBuild them first with: cargo build --release --examples",
+                missing.join(", "),
+                release.display()
+            ));
+        }
+        // target/release/examples -> target
+        let target = release
+            .parent()
+            .and_then(Path::parent)
+            .ok_or("own path is not under target/release/examples")?;
+        let repository = target.parent().unwrap_or(Path::new("."));
+        Ok(Dirs {
+            lto: target.join("release-lto/examples"),
+            omq: repository.join("tools/omq-peer/target/release"),
+            release,
+        })
+    }
+
+    fn of(&self, build: Build) -> &Path {
+        match build {
+            Build::Release => &self.release,
+            Build::Lto => &self.lto,
+            Build::Omq => &self.omq,
+        }
     }
 }
 
@@ -140,11 +183,58 @@ impl Transport {
     }
 }
 
-/// One process of a pair: a binary and, for `raw_tcp_ceiling`, its role argument.
+/// Which build a program comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Build {
+    Release,
+    Lto,
+    Omq,
+}
+
+/// One process of a pair: a binary, the arguments before the three positional ones (a role or
+/// subcommand) and after them (the shape flags).
 #[derive(Clone, Copy)]
 struct Program {
+    build: Build,
     binary: &'static str,
-    role: Option<&'static str>,
+    before: &'static [&'static str],
+    after: &'static [&'static str],
+}
+
+impl Program {
+    const fn ferromq(binary: &'static str, after: &'static [&'static str]) -> Self {
+        Program {
+            build: Build::Release,
+            binary,
+            before: &[],
+            after,
+        }
+    }
+
+    const fn lto(self) -> Self {
+        Program {
+            build: Build::Lto,
+            ..self
+        }
+    }
+
+    const fn omq(role: &'static [&'static str], after: &'static [&'static str]) -> Self {
+        Program {
+            build: Build::Omq,
+            binary: "omq-peer",
+            before: role,
+            after,
+        }
+    }
+
+    const fn plain(binary: &'static str, before: &'static [&'static str]) -> Self {
+        Program {
+            build: Build::Release,
+            binary,
+            before,
+            after: &[],
+        }
+    }
 }
 
 /// A receiver and a sender measured together.
@@ -155,49 +245,71 @@ struct Pairing {
     sender: Program,
 }
 
-const FERROMQ: Pairing = Pairing {
-    label: "ferromq",
-    receiver: Program {
-        binary: "local_thr",
-        role: None,
-    },
-    sender: Program {
-        binary: "remote_thr",
-        role: None,
-    },
+const MT: &[&str] = &["--runtime", "mt"];
+const CT: &[&str] = &["--runtime", "ct"];
+const MT_BATCH: &[&str] = &["--runtime", "mt", "--batch"];
+
+const FERROMQ_MT: Pairing = Pairing {
+    label: "ferromq mt",
+    receiver: Program::ferromq("local_thr", MT),
+    sender: Program::ferromq("remote_thr", MT),
+};
+const FERROMQ_CT: Pairing = Pairing {
+    label: "ferromq ct",
+    receiver: Program::ferromq("local_thr", CT),
+    sender: Program::ferromq("remote_thr", CT),
+};
+const FERROMQ_MT_BATCH: Pairing = Pairing {
+    label: "ferromq mt batch",
+    receiver: Program::ferromq("local_thr", MT_BATCH),
+    sender: Program::ferromq("remote_thr", MT),
+};
+const FERROMQ_MT_LTO: Pairing = Pairing {
+    label: "ferromq mt lto",
+    receiver: Program::ferromq("local_thr", MT).lto(),
+    sender: Program::ferromq("remote_thr", MT).lto(),
+};
+const OMQ_MT: Pairing = Pairing {
+    label: "omq mt",
+    receiver: Program::omq(&["local_thr"], MT),
+    sender: Program::omq(&["remote_thr"], MT),
+};
+const OMQ_CT: Pairing = Pairing {
+    label: "omq ct",
+    receiver: Program::omq(&["local_thr"], CT),
+    sender: Program::omq(&["remote_thr"], CT),
 };
 const LIBZMQ: Pairing = Pairing {
     label: "libzmq",
-    receiver: Program {
-        binary: "libzmq_local_thr",
-        role: None,
-    },
-    sender: Program {
-        binary: "libzmq_remote_thr",
-        role: None,
-    },
+    receiver: Program::plain("libzmq_local_thr", &[]),
+    sender: Program::plain("libzmq_remote_thr", &[]),
 };
 const RAW: Pairing = Pairing {
     label: "raw",
-    receiver: Program {
-        binary: "raw_tcp_ceiling",
-        role: Some("local"),
-    },
-    sender: Program {
-        binary: "raw_tcp_ceiling",
-        role: Some("remote"),
-    },
+    receiver: Program::plain("raw_tcp_ceiling", &["local"]),
+    sender: Program::plain("raw_tcp_ceiling", &["remote"]),
 };
+/// Everything measured, in the order each repetition runs them.
+const MEASURED: [Pairing; 8] = [
+    LIBZMQ,
+    FERROMQ_MT,
+    OMQ_MT,
+    FERROMQ_CT,
+    OMQ_CT,
+    FERROMQ_MT_BATCH,
+    FERROMQ_MT_LTO,
+    RAW,
+];
 const CROSS: [Pairing; 2] = [
     Pairing {
         label: "ferromq local_thr <- libzmq remote_thr",
-        receiver: FERROMQ.receiver,
+        receiver: FERROMQ_MT.receiver,
         sender: LIBZMQ.sender,
     },
     Pairing {
         label: "libzmq local_thr <- ferromq remote_thr",
         receiver: LIBZMQ.receiver,
-        sender: FERROMQ.sender,
+        sender: FERROMQ_MT.sender,
     },
 ];
 
@@ -218,8 +330,15 @@ struct Row {
     medians: HashMap<&'static str, f64>,
 }
 
+/// A table cell's content when a pairing was not measured.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Absent {
+    NotBuilt,
+    Failed,
+}
+
 struct Harness {
-    binaries: PathBuf,
+    dirs: Dirs,
     settings: Settings,
     /// Every failed run, described for the final summary.
     failures: Failures,
@@ -228,13 +347,36 @@ struct Harness {
 }
 
 impl Harness {
+    /// Whether both programs of `pairing` are built.
+    fn built(&self, pairing: Pairing) -> bool {
+        [pairing.receiver, pairing.sender]
+            .iter()
+            .all(|p| self.dirs.of(p.build).join(p.binary).is_file())
+    }
+
     fn run_all(&mut self) -> ExitCode {
+        let pairings: Vec<Pairing> = MEASURED
+            .into_iter()
+            .filter(|&pairing| {
+                let built = self.built(pairing);
+                if !built {
+                    eprintln!(
+                        "note: {} not built; build it with {}",
+                        pairing.label,
+                        match pairing.receiver.build {
+                            Build::Lto => "cargo build --profile release-lto --examples",
+                            _ => "cargo build --release --manifest-path tools/omq-peer/Cargo.toml",
+                        }
+                    );
+                }
+                built
+            })
+            .collect();
         let mut rows: Vec<(Transport, usize, Row)> = Vec::new();
         let mut cross_rows: Vec<(Transport, usize, &'static str, Result<f64, String>)> = Vec::new();
         // Sizes outside, transports inside: every repetition runs each implementation over
         // each transport back to back, so the machine's drift hits tcp and ipc alike too.
         let transports = self.settings.transports.clone();
-        let pairings = [FERROMQ, LIBZMQ, RAW];
         for size in self.settings.run.sizes.clone() {
             let counts: Vec<Vec<Option<u64>>> = transports
                 .iter()
@@ -266,10 +408,18 @@ impl Harness {
                 }
                 // Cross runs use the smaller of the two calibrated counts so neither side
                 // makes the run long.
-                let cross_count = match (counts[t][0], counts[t][1]) {
+                let count_of = |label: &str| {
+                    pairings
+                        .iter()
+                        .position(|p| p.label == label)
+                        .and_then(|i| counts[t][i])
+                };
+                let cross_count = match (count_of(FERROMQ_MT.label), count_of(LIBZMQ.label)) {
                     (Some(a), Some(b)) => a.min(b),
                     (Some(n), None) | (None, Some(n)) => n,
-                    (None, None) => self.guess_count(FERROMQ, size, self.settings.run.target_run),
+                    (None, None) => {
+                        self.guess_count(FERROMQ_MT, size, self.settings.run.target_run)
+                    }
                 };
                 for pairing in CROSS {
                     let what = format!("{} {size} B {}", transport.name(), pairing.label);
@@ -285,11 +435,15 @@ impl Harness {
                 rows.push((transport, size, row));
             }
         }
-        // Report grouped by transport, as before.
+        // Report grouped by transport.
         let order = |transport: &Transport| transports.iter().position(|t| t == transport);
         rows.sort_by_key(|(transport, size, _)| (order(transport), *size));
         cross_rows.sort_by_key(|(transport, size, _, _)| (order(transport), *size));
-        self.print_report(&rows, &cross_rows);
+        let absent = |label: &str| match pairings.iter().any(|p| p.label == label) {
+            true => Absent::Failed,
+            false => Absent::NotBuilt,
+        };
+        self.print_report(&rows, &cross_rows, absent);
         self.failures.exit_code()
     }
 
@@ -373,7 +527,7 @@ impl Harness {
     ) -> Result<f64, String> {
         let stdout = common::retry_in_use(|| {
             let endpoint = self.fresh_endpoint(transport)?;
-            let outcome = run_processes(&self.binaries, pairing, &endpoint, size, count);
+            let outcome = run_processes(&self.dirs, pairing, &endpoint, size, count);
             if let Some(path) = endpoint.strip_prefix("ipc://") {
                 let _ = std::fs::remove_file(path);
             }
@@ -386,10 +540,11 @@ impl Harness {
         &self,
         rows: &[(Transport, usize, Row)],
         cross_rows: &[(Transport, usize, &'static str, Result<f64, String>)],
+        absent: impl Fn(&str) -> Absent,
     ) {
         println!();
         println!(
-            "## PUSH/PULL throughput, median of {} alternating run(s) per cell",
+            "## PUSH/PULL throughput, one call per message, median of {} alternating run(s) per cell",
             self.settings.run.reps
         );
         println!();
@@ -398,38 +553,62 @@ impl Harness {
             common::machine()
         );
         println!(
-            "tuning: ferromq one current-thread tokio runtime per process; libzmq ZMQ_IO_THREADS=1; \
-             send/receive HWM 1000 (default) both; kernel socket buffers OS default both over tcp; \
-             over ipc ferromq's default 4 MiB (libzmq has no IPC buffer option: OS default); \
-             every send copies the payload into a fresh message (all three); raw = plain \
-             socket writer/reader moving the same ZMTP frames in 64 KiB writes"
+            "shape: ferromq and omq built with the stock release profile (no LTO, 16 codegen \
+             units) unless marked lto; mt = tokio multi-thread runtime, default workers, loop in \
+             block_on (#[tokio::main]); ct = current-thread runtime; one recv().await per \
+             message unless marked batch (recv_many, up to 1,024 per call); libzmq \
+             ZMQ_IO_THREADS=1, one zmq_recvmsg per message; HWM 1000 (default) everywhere; \
+             every send copies its payload into a fresh message; raw = plain socket \
+             writer/reader moving the same ZMTP frames in 64 KiB writes"
         );
         println!();
         println!(
-            "| transport | size | ferromq msg/s | ferromq MB/s | libzmq msg/s | libzmq MB/s | ferromq/libzmq | raw MB/s | ferromq/raw |"
+            "| transport | size | libzmq msg/s | ferromq mt msg/s | **ferromq mt** | omq mt | ferromq/omq mt | ferromq ct | omq ct | ferromq/omq ct | mt batch | mt lto | stock/lto | raw MB/s |"
         );
-        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let show = |value: Option<f64>, label: &str, format: &dyn Fn(f64) -> String| match value {
+            Some(v) => format(v),
+            None if absent(label) == Absent::NotBuilt => "not built".to_owned(),
+            None => "FAILED".to_owned(),
+        };
         for (transport, size, row) in rows {
             let get = |label: &str| row.medians.get(label).copied();
-            let megabytes = |rate: Option<f64>| rate.map(|r| r * *size as f64 / 1e6);
-            let (ferromq, libzmq, raw) = (get("ferromq"), get("libzmq"), get("raw"));
-            let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-                (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
-                _ => "FAILED".to_owned(),
+            let libzmq = get(LIBZMQ.label);
+            let ratio = |label: &str, to: Option<f64>| {
+                let value = match (get(label), to) {
+                    (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+                    _ => None,
+                };
+                show(value, label, &|r| format!("{r:.2}"))
             };
+            let versus = |ours: &str, theirs: &str| ratio(ours, get(theirs));
             println!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | **{}** | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 transport.name(),
                 human_size(*size),
-                cell(ferromq, si),
-                cell(megabytes(ferromq), |m| format!("{m:.0}")),
                 cell(libzmq, si),
-                cell(megabytes(libzmq), |m| format!("{m:.0}")),
-                ratio(ferromq, libzmq),
-                cell(megabytes(raw), |m| format!("{m:.0}")),
-                ratio(ferromq, raw),
+                show(get(FERROMQ_MT.label), FERROMQ_MT.label, &si),
+                ratio(FERROMQ_MT.label, libzmq),
+                ratio(OMQ_MT.label, libzmq),
+                versus(FERROMQ_MT.label, OMQ_MT.label),
+                ratio(FERROMQ_CT.label, libzmq),
+                ratio(OMQ_CT.label, libzmq),
+                versus(FERROMQ_CT.label, OMQ_CT.label),
+                ratio(FERROMQ_MT_BATCH.label, libzmq),
+                ratio(FERROMQ_MT_LTO.label, libzmq),
+                versus(FERROMQ_MT.label, FERROMQ_MT_LTO.label),
+                show(
+                    get(RAW.label).map(|r| r * *size as f64 / 1e6),
+                    RAW.label,
+                    &|m| { format!("{m:.0}") }
+                ),
             );
         }
+        println!();
+        println!(
+            "Ratios are to libzmq in the same run unless the column says otherwise; stock/lto is \
+             ferromq mt stock over ferromq mt built with thin LTO."
+        );
         println!();
         println!("### Cross-implementation runs (every message must be counted)");
         println!();
@@ -453,19 +632,20 @@ impl Harness {
 /// Starts receiver then sender, waits for both under `RUN_TIMEOUT`, and returns the
 /// receiver's stdout; kills both when either fails or the time runs out.
 fn run_processes(
-    binaries: &Path,
+    dirs: &Dirs,
     pairing: Pairing,
     endpoint: &str,
     size: usize,
     count: u64,
 ) -> Result<String, String> {
     let command = |program: Program| {
-        let mut command = Command::new(binaries.join(program.binary));
-        command.args(program.role);
+        let mut command = Command::new(dirs.of(program.build).join(program.binary));
         command
+            .args(program.before)
             .arg(endpoint)
             .arg(size.to_string())
-            .arg(count.to_string());
+            .arg(count.to_string())
+            .args(program.after);
         (program.binary, command)
     };
     common::run_processes(

@@ -1,26 +1,43 @@
 //! Throughput receiver, argument- and output-compatible with libzmq's `perf/local_thr`:
-//! `local_thr <bind-to> <message-size> <message-count>`. PULL binds, times the arrival of
-//! `message-count` messages from the first one on, and prints libzmq's four lines.
+//! `local_thr <bind-to> <message-size> <message-count> [--runtime mt|ct] [--batch]`. PULL
+//! binds, times the arrival of `message-count` messages from the first one on, and prints
+//! libzmq's four lines.
 //!
-//! Runs on a current-thread runtime: with sender and receiver in separate processes on a
-//! 2-core machine, one thread per process avoids cross-thread wake-ups.
+//! By default it runs as an application written with `#[tokio::main]` does: the multi-thread
+//! runtime, the loop in `block_on`, one `recv().await` per message — the shape libzmq's own
+//! tool measures (one `zmq_recvmsg` per message). `--runtime ct` and `--batch` (`recv_many`,
+//! up to 1,024 messages per call) measure the other shapes (see `common/shape.rs`).
 
-use ferromq::{Pull, SocketOptions};
+#[path = "common/shape.rs"]
+mod shape;
+
+use ferromq::{Message, Pull, SocketOptions};
 use std::process::ExitCode;
 use std::time::Instant;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    if args.len() != 4 {
-        eprintln!("usage: local_thr <bind-to> <message-size> <message-count>");
-        return ExitCode::from(2);
-    }
-    let (Ok(size), Ok(count)) = (args[2].parse::<usize>(), args[3].parse::<u64>()) else {
+/// Most messages one `recv_many` call takes with `--batch`.
+const BATCH: usize = 1024;
+
+fn main() -> ExitCode {
+    let shape = match shape::Shape::from_args(std::env::args().skip(1)) {
+        Ok(shape) if shape.positional.len() == 3 => shape,
+        Ok(_) | Err(_) => {
+            eprintln!(
+                "usage: local_thr <bind-to> <message-size> <message-count> [--runtime mt|ct] [--batch]"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let args = &shape.positional;
+    let (Ok(size), Ok(count)) = (args[1].parse::<usize>(), args[2].parse::<u64>()) else {
         eprintln!("local_thr: message-size and message-count must be whole numbers");
         return ExitCode::from(2);
     };
-    match run(&args[1], size, count).await {
+    let outcome = shape
+        .runtime()
+        .map_err(ferromq::Error::Io)
+        .and_then(|runtime| runtime.block_on(run(&args[0], size, count, shape.batch)));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("local_thr: {e}");
@@ -29,22 +46,28 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(bind_to: &str, size: usize, count: u64) -> ferromq::Result<()> {
+async fn run(bind_to: &str, size: usize, count: u64, batch: bool) -> ferromq::Result<()> {
     let pull = Pull::with_options(SocketOptions::default())?;
     pull.bind(bind_to)?;
     let first = pull.recv().await?;
     check_size(&first, size)?;
     let start = Instant::now();
-    let mut batch = Vec::with_capacity(1024);
-    let mut received = 1;
-    while received < count {
-        batch.clear();
-        let want = (count - received).min(1024) as usize;
-        pull.recv_many(&mut batch, want).await?;
-        for message in &batch {
-            check_size(message, size)?;
+    if batch {
+        let mut messages = Vec::with_capacity(BATCH);
+        let mut received = 1;
+        while received < count {
+            messages.clear();
+            let want = (count - received).min(BATCH as u64) as usize;
+            pull.recv_many(&mut messages, want).await?;
+            for message in &messages {
+                check_size(message, size)?;
+            }
+            received += messages.len() as u64;
         }
-        received += batch.len() as u64;
+    } else {
+        for _ in 1..count {
+            check_size(&pull.recv().await?, size)?;
+        }
     }
     let elapsed = start.elapsed().as_secs_f64().max(1e-9);
     let throughput = count as f64 / elapsed;
@@ -56,7 +79,7 @@ async fn run(bind_to: &str, size: usize, count: u64) -> ferromq::Result<()> {
     Ok(())
 }
 
-fn check_size(message: &ferromq::Message, size: usize) -> ferromq::Result<()> {
+fn check_size(message: &Message, size: usize) -> ferromq::Result<()> {
     if message.byte_len() != size {
         return Err(ferromq::Error::MalformedMessage(
             "message of the wrong size",

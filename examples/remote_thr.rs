@@ -1,13 +1,18 @@
 //! Throughput sender, argument-compatible with libzmq's `perf/remote_thr`:
-//! `remote_thr <connect-to> <message-size> <message-count>`. PUSH connects and sends
-//! `message-count` messages of `message-size` bytes (a fresh copy each, as libzmq's
-//! `zmq_msg_init_size` per send), then closes and waits until all are written or linger ends.
+//! `remote_thr <connect-to> <message-size> <message-count> [--runtime mt|ct]`. PUSH connects
+//! and sends `message-count` messages of `message-size` bytes (a fresh copy each, as libzmq's
+//! `zmq_msg_init_size` per send), one `send().await` each, then closes and waits until all are
+//! written or linger ends. It runs on the multi-thread runtime unless told `--runtime ct`
+//! (see `common/shape.rs`).
 //!
 //! Like this repository's `libzmq_remote_thr`, it departs from libzmq's tool in one way: after
 //! the last send it waits (up to `RECEIVER_PATIENCE`) for the receiver to disconnect before
 //! closing. A libzmq 4.3 PULL over IPC that is stalled at its receive HWM when its peer closes
 //! stops reading and loses the unread tail (spec/performance.md); the receiver's clock stops
 //! at its last message, so the wait changes no figure.
+
+#[path = "common/shape.rs"]
+mod shape;
 
 use ferromq::{Message, Push};
 use std::process::ExitCode;
@@ -18,18 +23,26 @@ const RECEIVER_PATIENCE: Duration = Duration::from_secs(60);
 /// How often the wait checks whether the receiver is gone.
 const DISCONNECT_POLL: Duration = Duration::from_millis(1);
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    if args.len() != 4 {
-        eprintln!("usage: remote_thr <connect-to> <message-size> <message-count>");
-        return ExitCode::from(2);
-    }
-    let (Ok(size), Ok(count)) = (args[2].parse::<usize>(), args[3].parse::<u64>()) else {
+fn main() -> ExitCode {
+    let shape = match shape::Shape::from_args(std::env::args().skip(1)) {
+        Ok(shape) if shape.positional.len() == 3 => shape,
+        Ok(_) | Err(_) => {
+            eprintln!(
+                "usage: remote_thr <connect-to> <message-size> <message-count> [--runtime mt|ct]"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let args = &shape.positional;
+    let (Ok(size), Ok(count)) = (args[1].parse::<usize>(), args[2].parse::<u64>()) else {
         eprintln!("remote_thr: message-size and message-count must be whole numbers");
         return ExitCode::from(2);
     };
-    match run(&args[1], size, count).await {
+    let outcome = shape
+        .runtime()
+        .map_err(ferromq::Error::Io)
+        .and_then(|runtime| runtime.block_on(run(&args[0], size, count)));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("remote_thr: {e}");

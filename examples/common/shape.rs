@@ -1,0 +1,62 @@
+//! The shape a measured program runs in, from its optional flags: which tokio runtime drives
+//! it and whether the receiver takes one message per call or batches.
+//!
+//! `local_thr`, `remote_thr`, `local_lat` and `remote_lat` keep libzmq's three positional
+//! arguments and accept these flags after them:
+//!
+//! - `--runtime mt` (the default): tokio's multi-thread runtime with its default worker count,
+//!   the program's loop running in `block_on` — exactly what `#[tokio::main]` gives an
+//!   application;
+//! - `--runtime ct`: a current-thread runtime (`#[tokio::main(flavor = "current_thread")]`);
+//! - `--batch`: receivers take up to 1,024 queued messages per call (`recv_many`) instead of
+//!   one `recv().await` per message.
+//!
+//! Each measured example includes it with `#[path = "common/shape.rs"] mod shape;`.
+
+// Not every example reads every field.
+#![allow(dead_code)]
+
+/// A parsed command line: the positional arguments and the shape.
+pub struct Shape {
+    pub positional: Vec<String>,
+    pub multi_thread: bool,
+    pub batch: bool,
+}
+
+impl Shape {
+    /// Splits the process arguments (without the program name) into positional arguments and
+    /// the shape flags.
+    pub fn from_args(args: impl Iterator<Item = String>) -> Result<Self, String> {
+        let mut shape = Shape {
+            positional: Vec::new(),
+            multi_thread: true,
+            batch: false,
+        };
+        let mut args = args.peekable();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--runtime" => match args.next().as_deref() {
+                    Some("mt") => shape.multi_thread = true,
+                    Some("ct") => shape.multi_thread = false,
+                    other => return Err(format!("--runtime takes mt or ct, not {other:?}")),
+                },
+                "--batch" => shape.batch = true,
+                _ => shape.positional.push(arg),
+            }
+        }
+        Ok(shape)
+    }
+
+    /// The runtime this shape names, built as `#[tokio::main]` builds it.
+    pub fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        if self.multi_thread {
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+        } else {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        }
+    }
+}
