@@ -18,6 +18,9 @@
 //! - `ferromq ct` — a current-thread runtime per process;
 //! - `omq mt`, `omq ct` — omq-tokio in the same two shapes (`tools/omq-peer`);
 //! - `ferromq mt batch` — the receiver takes up to 1,024 messages per `recv_many` call;
+//! - `ferromq mt 8 tasks` — eight tasks send on one shared `Push` and eight receive from one
+//!   shared `Pull` (`--tasks 8`), to show that sharing a socket does not collapse under lock
+//!   contention (its column is the ratio to `ferromq mt`, one task each side);
 //! - `ferromq mt lto` — the `mt` programs built with thin LTO and one codegen unit
 //!   (`target/release-lto`), to show what the stock build gives up;
 //! - `libzmq` (the `zmq` crate, one I/O thread) and `raw` (`raw_tcp_ceiling`).
@@ -248,6 +251,7 @@ struct Pairing {
 const MT: &[&str] = &["--runtime", "mt"];
 const CT: &[&str] = &["--runtime", "ct"];
 const MT_BATCH: &[&str] = &["--runtime", "mt", "--batch"];
+const MT_TASKS: &[&str] = &["--runtime", "mt", "--tasks", "8"];
 
 const FERROMQ_MT: Pairing = Pairing {
     label: "ferromq mt",
@@ -263,6 +267,11 @@ const FERROMQ_MT_BATCH: Pairing = Pairing {
     label: "ferromq mt batch",
     receiver: Program::ferromq("local_thr", MT_BATCH),
     sender: Program::ferromq("remote_thr", MT),
+};
+const FERROMQ_MT_TASKS: Pairing = Pairing {
+    label: "ferromq mt 8 tasks",
+    receiver: Program::ferromq("local_thr", MT_TASKS),
+    sender: Program::ferromq("remote_thr", MT_TASKS),
 };
 const FERROMQ_MT_LTO: Pairing = Pairing {
     label: "ferromq mt lto",
@@ -290,13 +299,14 @@ const RAW: Pairing = Pairing {
     sender: Program::plain("raw_tcp_ceiling", &["remote"]),
 };
 /// Everything measured, in the order each repetition runs them.
-const MEASURED: [Pairing; 8] = [
+const MEASURED: [Pairing; 9] = [
     LIBZMQ,
     FERROMQ_MT,
     OMQ_MT,
     FERROMQ_CT,
     OMQ_CT,
     FERROMQ_MT_BATCH,
+    FERROMQ_MT_TASKS,
     FERROMQ_MT_LTO,
     RAW,
 ];
@@ -563,9 +573,9 @@ impl Harness {
         );
         println!();
         println!(
-            "| transport | size | libzmq msg/s | ferromq mt msg/s | **ferromq mt** | omq mt | ferromq/omq mt | ferromq ct | omq ct | ferromq/omq ct | mt batch | mt lto | stock/lto | raw MB/s |"
+            "| transport | size | libzmq msg/s | ferromq mt msg/s | **ferromq mt** | omq mt | ferromq/omq mt | ferromq ct | omq ct | ferromq/omq ct | mt batch | 8 tasks / 1 | mt lto | stock/lto | raw MB/s |"
         );
-        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         let show = |value: Option<f64>, label: &str, format: &dyn Fn(f64) -> String| match value {
             Some(v) => format(v),
             None if absent(label) == Absent::NotBuilt => "not built".to_owned(),
@@ -583,7 +593,7 @@ impl Harness {
             };
             let versus = |ours: &str, theirs: &str| ratio(ours, get(theirs));
             println!(
-                "| {} | {} | {} | {} | **{}** | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | **{}** | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 transport.name(),
                 human_size(*size),
                 cell(libzmq, si),
@@ -595,6 +605,7 @@ impl Harness {
                 ratio(OMQ_CT.label, libzmq),
                 versus(FERROMQ_CT.label, OMQ_CT.label),
                 ratio(FERROMQ_MT_BATCH.label, libzmq),
+                versus(FERROMQ_MT_TASKS.label, FERROMQ_MT.label),
                 ratio(FERROMQ_MT_LTO.label, libzmq),
                 versus(FERROMQ_MT.label, FERROMQ_MT_LTO.label),
                 show(
@@ -606,7 +617,8 @@ impl Harness {
         }
         println!();
         println!(
-            "Ratios are to libzmq in the same run unless the column says otherwise; stock/lto is \
+            "Ratios are to libzmq in the same run unless the column says otherwise; 8 tasks / 1 is \
+             ferromq mt with eight tasks on each shared socket over one task each; stock/lto is \
              ferromq mt stock over ferromq mt built with thin LTO."
         );
         println!();

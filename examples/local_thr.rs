@@ -1,18 +1,21 @@
 //! Throughput receiver, argument- and output-compatible with libzmq's `perf/local_thr`:
-//! `local_thr <bind-to> <message-size> <message-count> [--runtime mt|ct] [--batch]`. PULL
+//! `local_thr <bind-to> <message-size> <message-count> [--runtime mt|ct] [--batch] [--tasks N]`. PULL
 //! binds, times the arrival of `message-count` messages from the first one on, and prints
 //! libzmq's four lines.
 //!
 //! By default it runs as an application written with `#[tokio::main]` does: the multi-thread
 //! runtime, the loop in `block_on`, one `recv().await` per message — the shape libzmq's own
 //! tool measures (one `zmq_recvmsg` per message). `--runtime ct` and `--batch` (`recv_many`,
-//! up to 1,024 messages per call) measure the other shapes (see `common/shape.rs`).
+//! up to 1,024 messages per call) measure the other shapes, and `--tasks N` has N tasks receive
+//! from the one socket at once (see `common/shape.rs`).
 
 #[path = "common/shape.rs"]
 mod shape;
 
 use ferromq::{Message, Pull, SocketOptions};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// Most messages one `recv_many` call takes with `--batch`.
@@ -23,7 +26,7 @@ fn main() -> ExitCode {
         Ok(shape) if shape.positional.len() == 3 => shape,
         Ok(_) | Err(_) => {
             eprintln!(
-                "usage: local_thr <bind-to> <message-size> <message-count> [--runtime mt|ct] [--batch]"
+                "usage: local_thr <bind-to> <message-size> <message-count> [--runtime mt|ct] [--batch] [--tasks N]"
             );
             return ExitCode::from(2);
         }
@@ -36,7 +39,7 @@ fn main() -> ExitCode {
     let outcome = shape
         .runtime()
         .map_err(ferromq::Error::Io)
-        .and_then(|runtime| runtime.block_on(run(&args[0], size, count, shape.batch)));
+        .and_then(|runtime| runtime.block_on(run(&args[0], size, count, &shape)));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -46,13 +49,15 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(bind_to: &str, size: usize, count: u64, batch: bool) -> ferromq::Result<()> {
-    let pull = Pull::with_options(SocketOptions::default())?;
+async fn run(bind_to: &str, size: usize, count: u64, shape: &shape::Shape) -> ferromq::Result<()> {
+    let pull = Arc::new(Pull::with_options(SocketOptions::default())?);
     pull.bind(bind_to)?;
     let first = pull.recv().await?;
     check_size(&first, size)?;
     let start = Instant::now();
-    if batch {
+    if shape.tasks > 1 {
+        receive_in_tasks(&pull, size, count, shape.tasks).await?;
+    } else if shape.batch {
         let mut messages = Vec::with_capacity(BATCH);
         let mut received = 1;
         while received < count {
@@ -77,6 +82,41 @@ async fn run(bind_to: &str, size: usize, count: u64, batch: bool) -> ferromq::Re
     println!("mean throughput: {throughput:.0} [msg/s]");
     println!("mean throughput: {megabits:.3} [Mb/s]");
     Ok(())
+}
+
+/// `tasks` tasks receive from `pull` at once until `count` messages (the first included) have
+/// arrived; the others are then stopped, as they wait for messages that will not come.
+async fn receive_in_tasks(
+    pull: &Arc<Pull>,
+    size: usize,
+    count: u64,
+    tasks: usize,
+) -> ferromq::Result<()> {
+    let received = Arc::new(AtomicU64::new(1));
+    let (done, mut finished) = tokio::sync::mpsc::channel::<ferromq::Result<()>>(tasks);
+    let handles: Vec<_> = (0..tasks)
+        .map(|_| {
+            let (pull, received, done) = (pull.clone(), received.clone(), done.clone());
+            tokio::spawn(async move {
+                let outcome = async {
+                    while received.load(Ordering::Relaxed) < count {
+                        check_size(&pull.recv().await?, size)?;
+                        if received.fetch_add(1, Ordering::Relaxed) + 1 == count {
+                            break;
+                        }
+                    }
+                    Ok(())
+                }
+                .await;
+                let _ = done.send(outcome).await;
+            })
+        })
+        .collect();
+    let outcome = finished.recv().await.unwrap_or(Ok(()));
+    for handle in handles {
+        handle.abort();
+    }
+    outcome
 }
 
 fn check_size(message: &Message, size: usize) -> ferromq::Result<()> {

@@ -1,9 +1,9 @@
 //! Throughput sender, argument-compatible with libzmq's `perf/remote_thr`:
-//! `remote_thr <connect-to> <message-size> <message-count> [--runtime mt|ct]`. PUSH connects
+//! `remote_thr <connect-to> <message-size> <message-count> [--runtime mt|ct] [--tasks N]`. PUSH connects
 //! and sends `message-count` messages of `message-size` bytes (a fresh copy each, as libzmq's
 //! `zmq_msg_init_size` per send), one `send().await` each, then closes and waits until all are
-//! written or linger ends. It runs on the multi-thread runtime unless told `--runtime ct`
-//! (see `common/shape.rs`).
+//! written or linger ends. It runs on the multi-thread runtime unless told `--runtime ct`;
+//! `--tasks N` splits the sends among N tasks sharing the socket (see `common/shape.rs`).
 //!
 //! Like this repository's `libzmq_remote_thr`, it departs from libzmq's tool in one way: after
 //! the last send it waits (up to `RECEIVER_PATIENCE`) for the receiver to disconnect before
@@ -16,6 +16,7 @@ mod shape;
 
 use ferromq::{Message, Push};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Longest wait, after the last send, for the receiver to disconnect.
@@ -41,7 +42,7 @@ fn main() -> ExitCode {
     let outcome = shape
         .runtime()
         .map_err(ferromq::Error::Io)
-        .and_then(|runtime| runtime.block_on(run(&args[0], size, count)));
+        .and_then(|runtime| runtime.block_on(run(&args[0], size, count, shape.tasks)));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -51,17 +52,40 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(connect_to: &str, size: usize, count: u64) -> ferromq::Result<()> {
-    let push = Push::new();
+async fn run(connect_to: &str, size: usize, count: u64, tasks: usize) -> ferromq::Result<()> {
+    let push = Arc::new(Push::new());
     push.connect(connect_to)?;
-    let payload = vec![0u8; size];
-    for _ in 0..count {
-        push.send(Message::from(&payload[..])).await?;
+    if tasks == 1 {
+        send(&push, size, count).await?;
+    } else {
+        let share = count / tasks as u64;
+        let senders: Vec<_> = (0..tasks as u64)
+            .map(|i| {
+                // The first task sends what does not divide evenly.
+                let n = share + if i == 0 { count % tasks as u64 } else { 0 };
+                let push = push.clone();
+                tokio::spawn(async move { send(&push, size, n).await })
+            })
+            .collect();
+        for sender in senders {
+            sender
+                .await
+                .map_err(|e| ferromq::Error::Io(std::io::Error::other(e)))??;
+        }
     }
     let patience = tokio::time::Instant::now() + RECEIVER_PATIENCE;
     while push.peer_count() > 0 && tokio::time::Instant::now() < patience {
         tokio::time::sleep(DISCONNECT_POLL).await;
     }
     push.close().await;
+    Ok(())
+}
+
+/// Sends `count` messages of `size` bytes, a fresh copy each.
+async fn send(push: &Push, size: usize, count: u64) -> ferromq::Result<()> {
+    let payload = vec![0u8; size];
+    for _ in 0..count {
+        push.send(Message::from(&payload[..])).await?;
+    }
     Ok(())
 }

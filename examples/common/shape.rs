@@ -9,7 +9,9 @@
 //!   application;
 //! - `--runtime ct`: a current-thread runtime (`#[tokio::main(flavor = "current_thread")]`);
 //! - `--batch`: receivers take up to 1,024 queued messages per call (`recv_many`) instead of
-//!   one `recv().await` per message.
+//!   one `recv().await` per message;
+//! - `--tasks N`: N tasks share the one socket (an `Arc`), each sending its share of the
+//!   messages or receiving until all have arrived.
 //!
 //! Each measured example includes it with `#[path = "common/shape.rs"] mod shape;`.
 
@@ -21,6 +23,7 @@ pub struct Shape {
     pub positional: Vec<String>,
     pub multi_thread: bool,
     pub batch: bool,
+    pub tasks: usize,
 }
 
 impl Shape {
@@ -31,6 +34,7 @@ impl Shape {
             positional: Vec::new(),
             multi_thread: true,
             batch: false,
+            tasks: 1,
         };
         let mut args = args.peekable();
         while let Some(arg) = args.next() {
@@ -41,6 +45,13 @@ impl Shape {
                     other => return Err(format!("--runtime takes mt or ct, not {other:?}")),
                 },
                 "--batch" => shape.batch = true,
+                "--tasks" => {
+                    shape.tasks = args
+                        .next()
+                        .and_then(|n| n.parse().ok())
+                        .filter(|&n| n > 0)
+                        .ok_or("--tasks takes a positive whole number")?
+                }
                 _ => shape.positional.push(arg),
             }
         }
