@@ -1,21 +1,26 @@
-//! Side-by-side REQ/REP latency in one run: ferromq, libzmq (the `zmq` crate) and the raw
-//! TCP floor, alternating, 64-byte messages over TCP loopback, each server in its own
-//! process. Reports one-way p50/p99 (half a round trip) per repetition, the medians over
-//! repetitions, and the ratios ferromq/libzmq and ferromq/raw.
+//! Side-by-side REQ/REP latency in one run: ferromq and omq-tokio (the fastest Rust port, via
+//! `tools/omq-peer`) each on tokio's multi-thread runtime (`mt`, what `#[tokio::main]` gives)
+//! and on a current-thread runtime (`ct`), libzmq (the `zmq` crate) and the raw TCP floor,
+//! alternating, 64-byte messages over TCP loopback, each server in its own process. Reports
+//! one-way p50/p99 (half a round trip) per repetition, the medians over repetitions, and the
+//! ratios to libzmq and to the raw floor. omq is skipped, with a note, when `tools/omq-peer`
+//! is not built (`cargo build --release --manifest-path tools/omq-peer/Cargo.toml`).
 //!
 //! ```text
 //! latency_compare [roundtrips] [repetitions]        (defaults 20000, 3)
 //! ```
 //!
 //! The measuring client runs in this process; each server is this same binary re-invoked
-//! as `latency_compare serve <ferromq|libzmq|raw> <roundtrips>`, which prints its endpoint
-//! on its first stdout line. ferromq sides use a current-thread tokio runtime; libzmq sides
-//! use libzmq's defaults (one I/O thread per context besides the caller's); the raw floor
-//! uses blocking std sockets with TCP_NODELAY. The first `WARMUP_ROUNDTRIPS` of each run
-//! are not measured.
+//! as `latency_compare serve <kind> <roundtrips>`, which prints its endpoint on its first
+//! stdout line; omq's client and server are `omq-peer lat-client` and `omq-peer lat-serve`.
+//! Both sides of a ferromq or omq kind use the same runtime, the loop running in `block_on`;
+//! libzmq sides use libzmq's defaults (one I/O thread per context besides the caller's); the
+//! raw floor uses blocking std sockets with TCP_NODELAY. The first `WARMUP_ROUNDTRIPS` of each
+//! run are not measured.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
@@ -26,19 +31,41 @@ const WARMUP_ROUNDTRIPS: usize = 1_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
-    Ferromq,
+    FerromqMt,
+    FerromqCt,
+    OmqMt,
+    OmqCt,
     Libzmq,
     Raw,
 }
 
 impl Kind {
-    const ALL: [Kind; 3] = [Kind::Ferromq, Kind::Libzmq, Kind::Raw];
+    const ALL: [Kind; 6] = [
+        Kind::FerromqMt,
+        Kind::FerromqCt,
+        Kind::OmqMt,
+        Kind::OmqCt,
+        Kind::Libzmq,
+        Kind::Raw,
+    ];
 
     fn name(self) -> &'static str {
         match self {
-            Kind::Ferromq => "ferromq",
+            Kind::FerromqMt => "ferromq-mt",
+            Kind::FerromqCt => "ferromq-ct",
+            Kind::OmqMt => "omq-mt",
+            Kind::OmqCt => "omq-ct",
             Kind::Libzmq => "libzmq",
             Kind::Raw => "raw",
+        }
+    }
+
+    /// omq's `--runtime` flag, for the omq kinds.
+    fn omq_runtime(self) -> Option<&'static str> {
+        match self {
+            Kind::OmqMt => Some("mt"),
+            Kind::OmqCt => Some("ct"),
+            _ => None,
         }
     }
 
@@ -57,7 +84,10 @@ fn main() -> ExitCode {
                 Ok(n) => serve(kind, n),
                 Err(e) => Err(e.into()),
             },
-            _ => Err("usage: latency_compare serve <ferromq|libzmq|raw> <roundtrips>".into()),
+            _ => Err(
+                "usage: latency_compare serve <ferromq-mt|ferromq-ct|libzmq|raw> <roundtrips>"
+                    .into(),
+            ),
         },
         _ => {
             let arg = |i: usize, default: usize| {
@@ -102,8 +132,19 @@ fn compare(roundtrips: usize, repetitions: usize) -> Result<(), BoxError> {
         "REQ/REP one-way latency, {MESSAGE_BYTES} B over TCP loopback, {roundtrips} round trips \
          x {repetitions} repetitions (after {WARMUP_ROUNDTRIPS} warm-up)"
     );
-    let mut results: Vec<(Kind, Vec<Figures>)> =
-        Kind::ALL.iter().map(|&k| (k, Vec::new())).collect();
+    let omq = omq_peer();
+    if !omq.is_file() {
+        eprintln!(
+            "note: {} not built; omq is skipped (cargo build --release --manifest-path \
+             tools/omq-peer/Cargo.toml)",
+            omq.display()
+        );
+    }
+    let mut results: Vec<(Kind, Vec<Figures>)> = Kind::ALL
+        .iter()
+        .filter(|kind| kind.omq_runtime().is_none() || omq.is_file())
+        .map(|&k| (k, Vec::new()))
+        .collect();
     for repetition in 1..=repetitions {
         for (kind, runs) in &mut results {
             let run = figures(run_once(*kind, roundtrips)?);
@@ -121,38 +162,71 @@ fn compare(roundtrips: usize, repetitions: usize) -> Result<(), BoxError> {
     for (kind, runs) in &results {
         let p50 = median(runs.iter().map(|f| f.p50).collect());
         let p99 = median(runs.iter().map(|f| f.p99).collect());
-        println!(
-            "{:<8} p50 {p50:>8.3} [us]  p99 {p99:>8.3} [us]",
-            kind.name()
-        );
-        medians.push(Figures { p50, p99 });
+        medians.push((*kind, Figures { p50, p99 }));
     }
-    let (ours, theirs, raw) = (medians[0], medians[1], medians[2]);
-    println!(
-        "ferromq/libzmq: p50 {:.3}  p99 {:.3}   (goal p50 <= 0.55)",
-        ours.p50 / theirs.p50,
-        ours.p99 / theirs.p99
-    );
-    println!(
-        "ferromq/raw:    p50 {:.3}  p99 {:.3}   (goal p50 <= 1.5)",
-        ours.p50 / raw.p50,
-        ours.p99 / raw.p99
-    );
+    let of = |kind: Kind| medians.iter().find(|(k, _)| *k == kind).map(|(_, f)| *f);
+    let (Some(libzmq), Some(raw)) = (of(Kind::Libzmq), of(Kind::Raw)) else {
+        return Err("libzmq or raw produced no figures".into());
+    };
+    println!();
+    println!("| kind | p50 us | p99 us | p50 / libzmq | p99 / libzmq | p50 / raw |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (kind, f) in &medians {
+        println!(
+            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            kind.name(),
+            f.p50,
+            f.p99,
+            f.p50 / libzmq.p50,
+            f.p99 / libzmq.p99,
+            f.p50 / raw.p50
+        );
+    }
+    for (ours, theirs) in [
+        (Kind::FerromqMt, Kind::OmqMt),
+        (Kind::FerromqCt, Kind::OmqCt),
+    ] {
+        if let (Some(a), Some(b)) = (of(ours), of(theirs)) {
+            println!(
+                "{}/{}: p50 {:.2}  p99 {:.2}",
+                ours.name(),
+                theirs.name(),
+                a.p50 / b.p50,
+                a.p99 / b.p99
+            );
+        }
+    }
     Ok(())
+}
+
+/// `tools/omq-peer/target/release/omq-peer`, found from this binary's path
+/// (`target/release/examples`).
+fn omq_peer() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let repository = exe.ancestors().nth(4).unwrap_or(std::path::Path::new("."));
+    repository.join("tools/omq-peer/target/release/omq-peer")
 }
 
 /// Starts a server process of `kind`, measures `roundtrips` round trips against it.
 fn run_once(kind: Kind, roundtrips: usize) -> Result<Vec<f64>, BoxError> {
     let total = WARMUP_ROUNDTRIPS + roundtrips;
-    let mut server = Command::new(std::env::current_exe()?)
-        .args(["serve", kind.name(), &total.to_string()])
-        .stdout(Stdio::piped())
-        .spawn()?;
+    let mut server = match kind.omq_runtime() {
+        Some(runtime) => Command::new(omq_peer())
+            .args(["lat-serve", &total.to_string(), "--runtime", runtime])
+            .stdout(Stdio::piped())
+            .spawn()?,
+        None => Command::new(std::env::current_exe()?)
+            .args(["serve", kind.name(), &total.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()?,
+    };
     let mut endpoint = String::new();
     BufReader::new(server.stdout.take().ok_or("no server stdout")?).read_line(&mut endpoint)?;
     let endpoint = endpoint.trim();
     let samples = match kind {
-        Kind::Ferromq => ferromq_client(endpoint, roundtrips),
+        Kind::FerromqMt => ferromq_client(runtime(true)?, endpoint, roundtrips),
+        Kind::FerromqCt => ferromq_client(runtime(false)?, endpoint, roundtrips),
+        Kind::OmqMt | Kind::OmqCt => omq_client(kind, endpoint, roundtrips),
         Kind::Libzmq => libzmq_client(endpoint, roundtrips),
         Kind::Raw => raw_client(endpoint, roundtrips),
     };
@@ -181,14 +255,22 @@ fn timed(
     Ok(one_way_us)
 }
 
-fn current_thread_runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+/// The multi-thread runtime `#[tokio::main]` builds, or a current-thread one.
+fn runtime(multi_thread: bool) -> std::io::Result<tokio::runtime::Runtime> {
+    match multi_thread {
+        true => tokio::runtime::Builder::new_multi_thread(),
+        false => tokio::runtime::Builder::new_current_thread(),
+    }
+    .enable_all()
+    .build()
 }
 
-fn ferromq_client(endpoint: &str, roundtrips: usize) -> Result<Vec<f64>, BoxError> {
-    current_thread_runtime()?.block_on(async {
+fn ferromq_client(
+    runtime: tokio::runtime::Runtime,
+    endpoint: &str,
+    roundtrips: usize,
+) -> Result<Vec<f64>, BoxError> {
+    runtime.block_on(async {
         let req = ferromq::Req::new();
         req.connect(endpoint)?;
         let request = ferromq::Message::from(vec![0u8; MESSAGE_BYTES]);
@@ -205,6 +287,37 @@ fn ferromq_client(endpoint: &str, roundtrips: usize) -> Result<Vec<f64>, BoxErro
         req.close().await;
         Ok(one_way_us)
     })
+}
+
+/// Runs `omq-peer lat-client`, which prints one one-way latency in microseconds per line.
+fn omq_client(kind: Kind, endpoint: &str, roundtrips: usize) -> Result<Vec<f64>, BoxError> {
+    let output = Command::new(omq_peer())
+        .args([
+            "lat-client",
+            endpoint,
+            &MESSAGE_BYTES.to_string(),
+            &roundtrips.to_string(),
+            &WARMUP_ROUNDTRIPS.to_string(),
+            "--runtime",
+            kind.omq_runtime().unwrap_or("mt"),
+        ])
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !output.status.success() {
+        return Err(format!("omq-peer lat-client failed: {}", output.status).into());
+    }
+    let samples = String::from_utf8(output.stdout)?
+        .lines()
+        .map(str::parse::<f64>)
+        .collect::<Result<Vec<_>, _>>()?;
+    if samples.len() != roundtrips {
+        return Err(format!(
+            "omq-peer reported {} round trips of {roundtrips}",
+            samples.len()
+        )
+        .into());
+    }
+    Ok(samples)
 }
 
 fn libzmq_client(endpoint: &str, roundtrips: usize) -> Result<Vec<f64>, BoxError> {
@@ -242,7 +355,7 @@ fn raw_client(endpoint: &str, roundtrips: usize) -> Result<Vec<f64>, BoxError> {
 /// Server role: prints the bound endpoint, echoes `total` round trips, exits.
 fn serve(kind: Kind, total: usize) -> Result<(), BoxError> {
     match kind {
-        Kind::Ferromq => current_thread_runtime()?.block_on(async {
+        Kind::FerromqMt | Kind::FerromqCt => runtime(kind == Kind::FerromqMt)?.block_on(async {
             let rep = ferromq::Rep::new();
             let endpoint = rep.bind("tcp://127.0.0.1:0")?;
             announce(&endpoint.to_string())?;
@@ -266,6 +379,7 @@ fn serve(kind: Kind, total: usize) -> Result<(), BoxError> {
             }
             Ok(())
         }
+        Kind::OmqMt | Kind::OmqCt => Err("omq servers run as omq-peer lat-serve".into()),
         Kind::Raw => {
             let listener = TcpListener::bind("127.0.0.1:0")?;
             announce(&format!("tcp://{}", listener.local_addr()?))?;
