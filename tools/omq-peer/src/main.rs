@@ -35,9 +35,13 @@ fn main() -> ExitCode {
         }
     }
     let runtime = if multi_thread {
-        tokio::runtime::Builder::new_multi_thread().enable_all().build()
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
     } else {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     };
     let Ok(runtime) = runtime else {
         eprintln!("omq-peer: cannot start a runtime");
@@ -145,7 +149,12 @@ async fn lat_serve(total: u64) -> Result<(), BoxError> {
 }
 
 /// Prints one-way microseconds (half a round trip) of every measured round trip, one per line.
-async fn lat_client(endpoint: &str, size: u64, roundtrips: u64, warmup: u64) -> Result<(), BoxError> {
+async fn lat_client(
+    endpoint: &str,
+    size: u64,
+    roundtrips: u64,
+    warmup: u64,
+) -> Result<(), BoxError> {
     let req = Socket::new(SocketType::Req, options());
     req.connect(endpoint).await?;
     let payload = vec![0u8; size as usize];
