@@ -440,6 +440,74 @@ async fn stalled_subscriber_loses_counted_messages_and_never_slows_the_publisher
     .unwrap();
 }
 
+/// The same rule on tokio's multi-thread runtime, the publisher looping in `block_on` as under
+/// `#[tokio::main]`: its connection tasks run on the workers beside it, and a publisher that
+/// outruns a subscriber drops at the HWM exactly as on a current-thread runtime (and as
+/// libzmq): it never waits, and every message is either delivered, in order, or counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publisher_on_a_multi_thread_runtime_drops_at_the_hwm_and_counts_every_drop() {
+    const MSGS: u64 = 30_000;
+    const HWM: usize = 50;
+    const PAYLOAD: usize = 500;
+    timeout(TEST_TIMEOUT, async {
+        let publisher = Pub::with_options(options_with(|o| o.sndhwm = HWM)).unwrap();
+        let endpoint = publisher.bind("tcp://127.0.0.1:0").unwrap();
+        let addr = tcp_addr(&endpoint);
+        let stalled = tokio::task::spawn_blocking(move || {
+            let mut raw = RawSubscriber::connect(addr, Some(4096));
+            raw.subscribe(b"");
+            raw
+        })
+        .await
+        .unwrap();
+        publisher
+            .wait_for_subscribers(1)
+            .await
+            .expect("the publisher is open");
+        let payload = bytes::Bytes::from(vec![7u8; PAYLOAD]);
+        for i in 0..MSGS {
+            let index = bytes::Bytes::copy_from_slice(&i.to_be_bytes());
+            let message: Message = [index, payload.clone()].into_iter().collect();
+            publisher.send(message).await.unwrap();
+        }
+        let dropped = publisher.dropped_messages();
+        assert!(dropped > 0, "a subscriber that never read lost nothing");
+        assert!(
+            dropped <= MSGS - HWM as u64,
+            "dropped {dropped} of {MSGS} with a queue of {HWM}"
+        );
+        // What was not dropped arrives whole and in order, and nothing else before "end".
+        let stalled = tokio::task::spawn_blocking(move || {
+            let mut stalled = stalled;
+            let mut last = None;
+            for _ in 0..MSGS - dropped {
+                let message = stalled.next_message();
+                assert_eq!(message.len(), 2);
+                assert_eq!(message.frames()[1].len(), PAYLOAD);
+                let index = u64::from_be_bytes(message.frames()[0][..].try_into().unwrap());
+                assert!(
+                    last.is_none_or(|l| index > l),
+                    "out of order: {index} after {last:?}"
+                );
+                last = Some(index);
+            }
+            stalled
+        })
+        .await
+        .unwrap();
+        publisher.send("end").await.unwrap();
+        tokio::task::spawn_blocking(move || {
+            let mut stalled = stalled;
+            assert_eq!(text(&stalled.next_message()), "end");
+        })
+        .await
+        .unwrap();
+        assert_eq!(publisher.dropped_messages(), dropped);
+    })
+    .await
+    .unwrap();
+}
+
 /// On a current-thread runtime a publisher that never waits must still let a subscriber that
 /// keeps up receive everything, at the default HWM.
 #[tokio::test(flavor = "current_thread")]
