@@ -46,12 +46,18 @@ impl LoadBalancer {
     /// Picks the next peer, in rotation from the cursor, for which `has_room` is true, and
     /// moves the cursor just past it. Returns `None` (cursor unchanged) if no peer has room.
     pub fn next_peer(&mut self, mut has_room: impl FnMut(PeerId) -> bool) -> Option<PeerId> {
+        // Wrapping by comparison, not `%`: this runs once per message sent, and a division
+        // costs more than the rest of the loop with one or two peers.
         let n = self.peers.len();
-        for step in 0..n {
-            let pos = (self.cursor + step) % n;
+        let mut pos = self.cursor.min(n);
+        for _ in 0..n {
+            if pos == n {
+                pos = 0;
+            }
             let id = self.peers[pos];
+            pos += 1;
             if has_room(id) {
-                self.cursor = (pos + 1) % n;
+                self.cursor = if pos == n { 0 } else { pos };
                 return Some(id);
             }
         }
