@@ -118,6 +118,7 @@ impl Message {
     }
 
     /// Number of frames.
+    #[inline]
     pub fn len(&self) -> usize {
         match &self.frames {
             Frames::Empty => 0,
@@ -127,11 +128,13 @@ impl Message {
     }
 
     /// True when the message has no frames (an empty *frame* still counts as a frame).
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The frames, in order.
+    #[inline]
     pub fn frames(&self) -> &[Bytes] {
         match &self.frames {
             Frames::Empty => &[],
@@ -141,16 +144,19 @@ impl Message {
     }
 
     /// Frame `index`, if there is one.
+    #[inline]
     pub fn frame(&self, index: usize) -> Option<&Bytes> {
         self.frames().get(index)
     }
 
     /// The first frame, if any.
+    #[inline]
     pub fn first(&self) -> Option<&Bytes> {
         self.frames().first()
     }
 
     /// The last frame, if any.
+    #[inline]
     pub fn last(&self) -> Option<&Bytes> {
         self.frames().last()
     }
@@ -161,6 +167,7 @@ impl Message {
     }
 
     /// Sum of the frame sizes in bytes.
+    #[inline]
     pub fn byte_len(&self) -> usize {
         self.frames().iter().map(Bytes::len).sum()
     }
@@ -260,6 +267,7 @@ impl Message {
 }
 
 impl From<Bytes> for Message {
+    #[inline]
     fn from(frame: Bytes) -> Self {
         Message {
             frames: Frames::One(frame),
@@ -269,24 +277,28 @@ impl From<Bytes> for Message {
 }
 
 impl From<Vec<u8>> for Message {
+    #[inline]
     fn from(frame: Vec<u8>) -> Self {
         Bytes::from(frame).into()
     }
 }
 
 impl From<&[u8]> for Message {
+    #[inline]
     fn from(frame: &[u8]) -> Self {
         Bytes::copy_from_slice(frame).into()
     }
 }
 
 impl<const N: usize> From<&[u8; N]> for Message {
+    #[inline]
     fn from(frame: &[u8; N]) -> Self {
         Bytes::copy_from_slice(frame).into()
     }
 }
 
 impl From<&str> for Message {
+    #[inline]
     fn from(frame: &str) -> Self {
         Bytes::copy_from_slice(frame.as_bytes()).into()
     }
