@@ -21,6 +21,8 @@
 //! - `ferromq mt 8 tasks` — eight tasks send on one shared `Push` and eight receive from one
 //!   shared `Pull` (`--tasks 8`), to show that sharing a socket does not collapse under lock
 //!   contention (its column is the ratio to `ferromq mt`, one task each side);
+//! - `ferromq mt spawn` — the `mt` programs with their loop in a spawned task (`--spawn`), on a
+//!   worker thread beside the connection tasks instead of on the main thread;
 //! - `ferromq mt lto` — the `mt` programs built with thin LTO and one codegen unit
 //!   (`target/release-lto`), to show what the stock build gives up;
 //! - `libzmq` (the `zmq` crate, one I/O thread) and `raw` (`raw_tcp_ceiling`).
@@ -252,6 +254,7 @@ const MT: &[&str] = &["--runtime", "mt"];
 const CT: &[&str] = &["--runtime", "ct"];
 const MT_BATCH: &[&str] = &["--runtime", "mt", "--batch"];
 const MT_TASKS: &[&str] = &["--runtime", "mt", "--tasks", "8"];
+const MT_SPAWN: &[&str] = &["--runtime", "mt", "--spawn"];
 
 const FERROMQ_MT: Pairing = Pairing {
     label: "ferromq mt",
@@ -272,6 +275,11 @@ const FERROMQ_MT_TASKS: Pairing = Pairing {
     label: "ferromq mt 8 tasks",
     receiver: Program::ferromq("local_thr", MT_TASKS),
     sender: Program::ferromq("remote_thr", MT_TASKS),
+};
+const FERROMQ_MT_SPAWN: Pairing = Pairing {
+    label: "ferromq mt spawn",
+    receiver: Program::ferromq("local_thr", MT_SPAWN),
+    sender: Program::ferromq("remote_thr", MT_SPAWN),
 };
 const FERROMQ_MT_LTO: Pairing = Pairing {
     label: "ferromq mt lto",
@@ -299,7 +307,7 @@ const RAW: Pairing = Pairing {
     sender: Program::plain("raw_tcp_ceiling", &["remote"]),
 };
 /// Everything measured, in the order each repetition runs them.
-const MEASURED: [Pairing; 9] = [
+const MEASURED: [Pairing; 10] = [
     LIBZMQ,
     FERROMQ_MT,
     OMQ_MT,
@@ -307,6 +315,7 @@ const MEASURED: [Pairing; 9] = [
     OMQ_CT,
     FERROMQ_MT_BATCH,
     FERROMQ_MT_TASKS,
+    FERROMQ_MT_SPAWN,
     FERROMQ_MT_LTO,
     RAW,
 ];
@@ -573,9 +582,11 @@ impl Harness {
         );
         println!();
         println!(
-            "| transport | size | libzmq msg/s | ferromq mt msg/s | **ferromq mt** | omq mt | ferromq/omq mt | ferromq ct | omq ct | ferromq/omq ct | mt batch | 8 tasks / 1 | mt lto | stock/lto | raw MB/s |"
+            "| transport | size | libzmq msg/s | ferromq mt msg/s | **ferromq mt** | omq mt | ferromq/omq mt | ferromq ct | omq ct | ferromq/omq ct | mt batch | 8 tasks / 1 | mt spawn | mt lto | stock/lto | raw MB/s |"
         );
-        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!(
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
         let show = |value: Option<f64>, label: &str, format: &dyn Fn(f64) -> String| match value {
             Some(v) => format(v),
             None if absent(label) == Absent::NotBuilt => "not built".to_owned(),
@@ -593,7 +604,7 @@ impl Harness {
             };
             let versus = |ours: &str, theirs: &str| ratio(ours, get(theirs));
             println!(
-                "| {} | {} | {} | {} | **{}** | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | **{}** | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 transport.name(),
                 human_size(*size),
                 cell(libzmq, si),
@@ -606,6 +617,7 @@ impl Harness {
                 versus(FERROMQ_CT.label, OMQ_CT.label),
                 ratio(FERROMQ_MT_BATCH.label, libzmq),
                 versus(FERROMQ_MT_TASKS.label, FERROMQ_MT.label),
+                ratio(FERROMQ_MT_SPAWN.label, libzmq),
                 ratio(FERROMQ_MT_LTO.label, libzmq),
                 versus(FERROMQ_MT.label, FERROMQ_MT_LTO.label),
                 show(

@@ -1,13 +1,14 @@
 //! Throughput receiver, argument- and output-compatible with libzmq's `perf/local_thr`:
-//! `local_thr <bind-to> <message-size> <message-count> [--runtime mt|ct] [--batch] [--tasks N]`. PULL
+//! `local_thr <bind-to> <message-size> <message-count> [--runtime mt|ct] [--batch] [--tasks N] [--spawn]`. PULL
 //! binds, times the arrival of `message-count` messages from the first one on, and prints
 //! libzmq's four lines.
 //!
 //! By default it runs as an application written with `#[tokio::main]` does: the multi-thread
 //! runtime, the loop in `block_on`, one `recv().await` per message — the shape libzmq's own
 //! tool measures (one `zmq_recvmsg` per message). `--runtime ct` and `--batch` (`recv_many`,
-//! up to 1,024 messages per call) measure the other shapes, and `--tasks N` has N tasks receive
-//! from the one socket at once (see `common/shape.rs`).
+//! up to 1,024 messages per call) measure the other shapes, `--tasks N` has N tasks receive
+//! from the one socket at once, and `--spawn` runs the loop in a spawned task (see
+//! `common/shape.rs`).
 
 #[path = "common/shape.rs"]
 mod shape;
@@ -26,7 +27,7 @@ fn main() -> ExitCode {
         Ok(shape) if shape.positional.len() == 3 => shape,
         Ok(_) | Err(_) => {
             eprintln!(
-                "usage: local_thr <bind-to> <message-size> <message-count> [--runtime mt|ct] [--batch] [--tasks N]"
+                "usage: local_thr <bind-to> <message-size> <message-count> [--runtime mt|ct] [--batch] [--tasks N] [--spawn]"
             );
             return ExitCode::from(2);
         }
@@ -36,10 +37,11 @@ fn main() -> ExitCode {
         eprintln!("local_thr: message-size and message-count must be whole numbers");
         return ExitCode::from(2);
     };
+    let (tasks, batch) = (shape.tasks, shape.batch);
     let outcome = shape
-        .runtime()
+        .run(run(args[0].clone(), size, count, tasks, batch))
         .map_err(ferromq::Error::Io)
-        .and_then(|runtime| runtime.block_on(run(&args[0], size, count, &shape)));
+        .and_then(|outcome| outcome);
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -49,15 +51,21 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(bind_to: &str, size: usize, count: u64, shape: &shape::Shape) -> ferromq::Result<()> {
+async fn run(
+    bind_to: String,
+    size: usize,
+    count: u64,
+    tasks: usize,
+    batch: bool,
+) -> ferromq::Result<()> {
     let pull = Arc::new(Pull::with_options(SocketOptions::default())?);
-    pull.bind(bind_to)?;
+    pull.bind(bind_to.as_str())?;
     let first = pull.recv().await?;
     check_size(&first, size)?;
     let start = Instant::now();
-    if shape.tasks > 1 {
-        receive_in_tasks(&pull, size, count, shape.tasks).await?;
-    } else if shape.batch {
+    if tasks > 1 {
+        receive_in_tasks(&pull, size, count, tasks).await?;
+    } else if batch {
         let mut messages = Vec::with_capacity(BATCH);
         let mut received = 1;
         while received < count {

@@ -1,9 +1,10 @@
 //! Throughput sender, argument-compatible with libzmq's `perf/remote_thr`:
-//! `remote_thr <connect-to> <message-size> <message-count> [--runtime mt|ct] [--tasks N]`. PUSH connects
+//! `remote_thr <connect-to> <message-size> <message-count> [--runtime mt|ct] [--tasks N] [--spawn]`. PUSH connects
 //! and sends `message-count` messages of `message-size` bytes (a fresh copy each, as libzmq's
 //! `zmq_msg_init_size` per send), one `send().await` each, then closes and waits until all are
 //! written or linger ends. It runs on the multi-thread runtime unless told `--runtime ct`;
-//! `--tasks N` splits the sends among N tasks sharing the socket (see `common/shape.rs`).
+//! `--tasks N` splits the sends among N tasks sharing the socket, and `--spawn` runs the loop
+//! in a spawned task (see `common/shape.rs`).
 //!
 //! Like this repository's `libzmq_remote_thr`, it departs from libzmq's tool in one way: after
 //! the last send it waits (up to `RECEIVER_PATIENCE`) for the receiver to disconnect before
@@ -29,7 +30,7 @@ fn main() -> ExitCode {
         Ok(shape) if shape.positional.len() == 3 => shape,
         Ok(_) | Err(_) => {
             eprintln!(
-                "usage: remote_thr <connect-to> <message-size> <message-count> [--runtime mt|ct]"
+                "usage: remote_thr <connect-to> <message-size> <message-count> [--runtime mt|ct] [--tasks N] [--spawn]"
             );
             return ExitCode::from(2);
         }
@@ -40,9 +41,9 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let outcome = shape
-        .runtime()
+        .run(run(args[0].clone(), size, count, shape.tasks))
         .map_err(ferromq::Error::Io)
-        .and_then(|runtime| runtime.block_on(run(&args[0], size, count, shape.tasks)));
+        .and_then(|outcome| outcome);
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -52,9 +53,9 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(connect_to: &str, size: usize, count: u64, tasks: usize) -> ferromq::Result<()> {
+async fn run(connect_to: String, size: usize, count: u64, tasks: usize) -> ferromq::Result<()> {
     let push = Arc::new(Push::new());
-    push.connect(connect_to)?;
+    push.connect(connect_to.as_str())?;
     if tasks == 1 {
         send(&push, size, count).await?;
     } else {

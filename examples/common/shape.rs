@@ -11,7 +11,9 @@
 //! - `--batch`: receivers take up to 1,024 queued messages per call (`recv_many`) instead of
 //!   one `recv().await` per message;
 //! - `--tasks N`: N tasks share the one socket (an `Arc`), each sending its share of the
-//!   messages or receiving until all have arrived.
+//!   messages or receiving until all have arrived;
+//! - `--spawn`: the program's loop runs in a spawned task (on a runtime worker) instead of in
+//!   `block_on` (on the main thread).
 //!
 //! Each measured example includes it with `#[path = "common/shape.rs"] mod shape;`.
 
@@ -24,6 +26,7 @@ pub struct Shape {
     pub multi_thread: bool,
     pub batch: bool,
     pub tasks: usize,
+    pub spawn: bool,
 }
 
 impl Shape {
@@ -35,6 +38,7 @@ impl Shape {
             multi_thread: true,
             batch: false,
             tasks: 1,
+            spawn: false,
         };
         let mut args = args.peekable();
         while let Some(arg) = args.next() {
@@ -45,6 +49,7 @@ impl Shape {
                     other => return Err(format!("--runtime takes mt or ct, not {other:?}")),
                 },
                 "--batch" => shape.batch = true,
+                "--spawn" => shape.spawn = true,
                 "--tasks" => {
                     shape.tasks = args
                         .next()
@@ -58,16 +63,28 @@ impl Shape {
         Ok(shape)
     }
 
-    /// The runtime this shape names, built as `#[tokio::main]` builds it.
-    pub fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
-        if self.multi_thread {
+    /// Runs `program` on the runtime this shape names, built as `#[tokio::main]` builds it:
+    /// in `block_on`, or in a task spawned on it with `--spawn`.
+    pub fn run<F>(&self, program: F) -> std::io::Result<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send,
+    {
+        let runtime = if self.multi_thread {
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
-                .build()
+                .build()?
         } else {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
-                .build()
+                .build()?
+        };
+        if self.spawn {
+            runtime
+                .block_on(runtime.spawn(program))
+                .map_err(std::io::Error::other)
+        } else {
+            Ok(runtime.block_on(program))
         }
     }
 }
