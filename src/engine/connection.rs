@@ -530,7 +530,14 @@ impl<P: Pattern> Driver<'_, P> {
                 let mut freed = false;
                 if self.ready && idle && !peer.out.is_empty() {
                     self.last_batch = peer.out.len();
-                    batch = Some(std::mem::take(&mut peer.out));
+                    if self.conn.encrypts() {
+                        batch = Some(std::mem::take(&mut peer.out));
+                    } else {
+                        // Swap buffers: the sender refills the one this task just wrote out,
+                        // capacity and all, instead of growing a new one that this task then
+                        // frees on another thread.
+                        std::mem::swap(&mut peer.out, &mut self.out);
+                    }
                     freed = std::mem::take(&mut peer.out_msgs) > 0;
                 }
                 // From here until the next call, only this task writes to the stream.
