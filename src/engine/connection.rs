@@ -48,6 +48,10 @@ const MIN_READ_ROOM_BYTES: usize = 16 * 1024;
 /// Only large-frame streams keep them: 4 MiB of [`LARGE_READ_BUF_BYTES`] buffers, more when
 /// single frames are larger than that.
 const MAX_RETIRED_READ_BUFS: usize = 8;
+/// Used-up read buffers kept while small frames stream: enough for an application that keeps
+/// up (it holds messages of the last buffer or two), while a socket with many busy peers pins
+/// at most 240 KiB more per connection.
+const MAX_RETIRED_SMALL_READ_BUFS: usize = 2;
 /// A read, or a batch taken for writing, shorter than this means traffic trickles rather than
 /// streams: the emptied buffer is then released, so idle connections pin no memory. Streaming
 /// connections keep theirs, which the allocator would otherwise hand back and fault in again
@@ -499,16 +503,19 @@ impl<P: Pattern> Driver<'_, P> {
         }
     }
 
-    /// Keeps a used-up read buffer for [`Self::reusable_read_buf`] while large frames flow.
-    /// Small-message streams drop it instead: their buffers hold many messages each, are
-    /// usually reused in place (`try_reclaim`), and kept ones would pin up to a megabyte per
-    /// connection on a socket with many busy peers.
+    /// Keeps a used-up read buffer for [`Self::reusable_read_buf`]: up to
+    /// [`MAX_RETIRED_READ_BUFS`] while large frames flow, [`MAX_RETIRED_SMALL_READ_BUFS`]
+    /// while small ones do. A small-message buffer is usually reused in place
+    /// (`try_reclaim`), but not when the application, on another thread, still holds a
+    /// message sliced from it; dropped, it would be freed on that thread when the message
+    /// goes and a fresh one allocated and faulted in here.
     fn retire_read_buf(&mut self, mut used: BytesMut) {
-        if self.read_buf_size < LARGE_READ_BUF_BYTES {
-            return;
-        }
+        let keep = match self.read_buf_size < LARGE_READ_BUF_BYTES {
+            true => MAX_RETIRED_SMALL_READ_BUFS,
+            false => MAX_RETIRED_READ_BUFS,
+        };
         used.clear();
-        if self.retired_read_bufs.len() == MAX_RETIRED_READ_BUFS {
+        while self.retired_read_bufs.len() >= keep {
             self.retired_read_bufs.pop_front();
         }
         self.retired_read_bufs.push_back(used);
