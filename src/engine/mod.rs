@@ -467,18 +467,21 @@ impl Core {
     /// Pops one message, waking a connection task that waits for room and releasing the slot
     /// of a departed peer once its last message was read.
     pub fn pop_inbox(&mut self) -> Option<(PeerId, Message)> {
+        // One lookup of the peer for everything: this runs once per message received.
         let (peer, message) = self.inbox.pop()?;
-        let queued = self.inbox.queued(peer);
-        if let Some(p) = self.peers.get_mut(peer) {
-            p.inbox_bytes = p.inbox_bytes.saturating_sub(message.byte_len());
-            if !p.alive && queued == 0 {
+        let Some(p) = self.peers.get_mut(peer) else {
+            return Some((peer, message));
+        };
+        p.inbox_bytes = p.inbox_bytes.saturating_sub(message.byte_len());
+        if !p.alive {
+            if self.inbox.queued(peer) == 0 {
                 self.inbox.remove_peer(peer);
                 self.peers.remove(peer);
                 self.close_wakers.wake_all();
-                return Some((peer, message));
             }
+        } else if std::mem::take(&mut p.wants_room) {
+            p.wake_task();
         }
-        self.room_freed(peer);
         Some((peer, message))
     }
 
