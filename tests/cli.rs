@@ -830,6 +830,64 @@ async fn curve_server_pull_accepts_the_allowed_libzmq_client_and_refuses_another
     assert_eq!(exit.stdout, ["one", "two", "three"]);
 }
 
+/// Z85 uses `-` (and the CLI's keys are random), so one key in 85 starts with it: such a key
+/// is a value of its option, not an unknown flag. Clients and servers with those keys talk.
+#[test]
+fn keys_and_passwords_that_start_with_a_dash_are_values() {
+    // "-0000" decodes to 4 bytes (0x3f * 85^4 < 2^32), so this is a valid 40-character key;
+    // the server and the client both use it as their secret key, and the server also admits
+    // a second, dashed public key nobody holds.
+    let dashed_secret = format!("-{}", "0".repeat(39));
+    let key: CurveKey = dashed_secret.parse().expect("a valid Z85 key");
+    let public = key.public_from_secret().to_z85();
+    let dashed_stranger = format!("-{}", "1".repeat(39));
+    let (pull, endpoint) = bound_tool(
+        Transport::Tcp,
+        &[
+            "pull",
+            "-n",
+            "1",
+            "--curve-server",
+            "--curve-secretkey",
+            &dashed_secret,
+            "--allow-key",
+            &dashed_stranger,
+            "--allow-key",
+            &public,
+        ],
+    );
+    let server_public = public;
+    let mut push = Tool::spawn(&[
+        "push",
+        "--connect",
+        &endpoint,
+        "--curve-serverkey",
+        &server_public,
+        "--curve-secretkey",
+        &dashed_secret,
+    ]);
+    push.write("dashed\n");
+    let exit = pull.wait();
+    assert_success(&exit);
+    assert_eq!(exit.stdout, ["dashed"]);
+    drop(push);
+
+    // No input: the client ends at once, having parsed its options.
+    let exit = Tool::run(
+        &[
+            "req",
+            "--connect",
+            "tcp://127.0.0.1:1",
+            "--plain-username",
+            "-user",
+            "--plain-password",
+            "-pass",
+        ],
+        "",
+    );
+    assert_success(&exit);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_client_push_and_curve_client_req_talk_to_libzmq_servers() {
     let pull = PyPeer::start(

@@ -149,29 +149,29 @@ struct SecurityArgs {
     #[arg(long)]
     curve_server: bool,
     /// Our CURVE secret key (40 Z85 characters, as `ferromq keygen` prints).
-    #[arg(long, value_name = "KEY", value_parser = parse_key)]
+    #[arg(long, value_name = "KEY", value_parser = parse_key, allow_hyphen_values = true)]
     curve_secretkey: Option<CurveKey>,
     /// Our CURVE public key (derived from --curve-secretkey when omitted).
-    #[arg(long, value_name = "KEY", value_parser = parse_key)]
+    #[arg(long, value_name = "KEY", value_parser = parse_key, allow_hyphen_values = true)]
     curve_publickey: Option<CurveKey>,
     /// Be a CURVE client of the server with this public key (own keys from
     /// --curve-secretkey, else generated).
-    #[arg(long, value_name = "KEY", value_parser = parse_key)]
+    #[arg(long, value_name = "KEY", value_parser = parse_key, allow_hyphen_values = true)]
     curve_serverkey: Option<CurveKey>,
     /// Be a PLAIN server (needs at least one --allow-user).
     #[arg(long)]
     plain_server: bool,
     /// Be a PLAIN client with this user name.
-    #[arg(long, value_name = "USER")]
+    #[arg(long, value_name = "USER", allow_hyphen_values = true)]
     plain_username: Option<String>,
     /// The PLAIN client's password.
-    #[arg(long, value_name = "PASS")]
+    #[arg(long, value_name = "PASS", allow_hyphen_values = true)]
     plain_password: Option<String>,
     /// CURVE server: accept this client public key (repeatable; default: any key).
-    #[arg(long, value_name = "KEY", value_parser = parse_key)]
+    #[arg(long, value_name = "KEY", value_parser = parse_key, allow_hyphen_values = true)]
     allow_key: Vec<CurveKey>,
     /// PLAIN server: accept this user (repeatable).
-    #[arg(long, value_name = "USER:PASS")]
+    #[arg(long, value_name = "USER:PASS", allow_hyphen_values = true)]
     allow_user: Vec<String>,
     /// Accept peers from this IP address only (repeatable).
     #[arg(long, value_name = "ADDR")]
