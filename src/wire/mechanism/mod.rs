@@ -1,10 +1,10 @@
 //! Security mechanisms (RFC 23 NULL, RFC 24 PLAIN, RFC 25/26 CURVE) as sans-IO handshake
-//! state machines behind one interface, [`Handshake`].
+//! state machines behind one interface, `Handshake`.
 //!
 //! The [`Connection`](super::Connection) owns the greeting, the ERROR command, the
 //! Socket-Type check and traffic; a mechanism owns only the commands between the greeting and
-//! the first message, and says when the handshake is done with [`Established`]. CURVE also
-//! hands over a [`Cipher`] that boxes and opens every frame afterwards.
+//! the first message, and says when the handshake is done with `Established`. CURVE also
+//! hands over a `Cipher` that boxes and opens every frame afterwards.
 //!
 //! Authentication (RFC 27 ZAP) is a call to the socket's [`Zap`] from the server side of the
 //! handshake (and from either NULL peer that has one).
