@@ -100,7 +100,6 @@ pub(super) async fn run<P: Pattern>(
         zap_domain: options.zap_domain.clone().unwrap_or_default(),
         peer_address: stream.peer_ip(),
     };
-    let label = stream.peer_label();
     let mut driver = Driver {
         shared: &shared,
         id,
@@ -127,12 +126,11 @@ pub(super) async fn run<P: Pattern>(
             ))
         ),
     };
+    // The `peer{address}` span the task runs in names the peer.
     match result {
-        Ok(()) => tracing::debug!(peer = %label, "connection closed"),
-        Err(Error::Io(e)) if is_disconnect(&e) => {
-            tracing::debug!(peer = %label, "peer disconnected")
-        }
-        Err(e) => tracing::warn!(peer = %label, error = %e, "connection dropped"),
+        Ok(()) => tracing::debug!("connection closed"),
+        Err(Error::Io(e)) if is_disconnect(&e) => tracing::debug!("peer disconnected"),
+        Err(e) => tracing::warn!(error = %e, "connection dropped"),
     }
     drop(driver);
     drop(guard);

@@ -8,6 +8,7 @@ use super::{EndpointId, Pattern, Shared, connection, random_u64, transport};
 use crate::endpoint::Endpoint;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// Connects to `endpoint` and reconnects with backoff whenever the connection ends, until the
 /// endpoint is removed (the task is then aborted) or the peer sends ERROR.
@@ -17,18 +18,21 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, endpoint: Endpoint, 
     loop {
         match transport::connect(&endpoint, options).await {
             Ok(stream) => {
-                let connection = tokio::spawn(connection::run(shared.clone(), stream, id));
+                let span = tracing::info_span!("peer", address = %stream.peer_label());
+                span.in_scope(|| tracing::debug!("connected"));
+                let connection =
+                    tokio::spawn(connection::run(shared.clone(), stream, id).instrument(span));
                 // A panicking connection task counts as one that ended without a handshake.
                 let ended = connection.await.unwrap_or_default();
                 if ended.peer_error {
-                    tracing::warn!(%endpoint, "peer sent ERROR; not reconnecting (RFC 23)");
+                    tracing::warn!("peer sent ERROR; not reconnecting (RFC 23)");
                     return;
                 }
                 if ended.handshake_done {
                     backoff = options.reconnect_ivl;
                 }
             }
-            Err(e) => tracing::debug!(%endpoint, error = %e, "connect failed"),
+            Err(e) => tracing::debug!(error = %e, "connect failed"),
         }
         if !shared.lock().core.has_endpoint(id) {
             return;

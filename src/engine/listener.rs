@@ -10,6 +10,7 @@ use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// Pause after a failed accept (usually EMFILE) instead of spinning on the error.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(10);
@@ -35,7 +36,9 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, id: EndpointId) {
         };
         match result {
             Ok(stream) => {
-                tokio::spawn(connection::run(shared.clone(), stream, id));
+                let span = tracing::info_span!("peer", address = %stream.peer_label());
+                span.in_scope(|| tracing::debug!("accepted"));
+                tokio::spawn(connection::run(shared.clone(), stream, id).instrument(span));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");

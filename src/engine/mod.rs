@@ -52,12 +52,17 @@ use crate::wire::{PeerInfo, Security, SocketType, WriteBuf};
 use bytes::Bytes;
 use std::future::{Future, poll_fn};
 use std::io::IoSlice;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::task::AbortHandle;
+use tracing::Instrument;
 use transport::Stream;
 pub(crate) use waker::{WaitKey, WakerList};
+
+/// The id of the next socket created in this process, for the `socket` span of its logs.
+static NEXT_SOCKET_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Socket-type behaviour the engine calls into, under the socket lock.
 pub(crate) trait Pattern: Send + 'static {
@@ -576,6 +581,9 @@ pub(crate) struct Shared<P> {
     /// The mechanism every connection of this socket uses (a CURVE client's generated key
     /// pair is made once, here).
     pub security: Security,
+    /// `socket{kind, id}`: the parent of every span and event of this socket's tasks, so the
+    /// logs of two sockets in one process can be told apart (see [`SocketCore::new`]).
+    pub span: tracing::Span,
     state: Mutex<State<P>>,
 }
 
@@ -605,11 +613,19 @@ impl<P: Pattern> SocketCore<P> {
             Security::CurveClient { .. } | Security::CurveServer { .. }
         );
         core.direct_write = matches!(socket_type, SocketType::Req | SocketType::Rep) && !encrypts;
+        // Spans nest socket{kind, id} > bind{endpoint} or connect{endpoint} > peer{address};
+        // their tasks are instrumented when spawned, and nothing is logged per message.
+        let span = tracing::info_span!(
+            "socket",
+            kind = %socket_type,
+            id = NEXT_SOCKET_ID.fetch_add(1, Ordering::Relaxed)
+        );
         Ok(SocketCore {
             shared: Arc::new(Shared {
                 socket_type,
                 options,
                 security,
+                span,
                 state: Mutex::new(State { core, pattern }),
             }),
         })
@@ -632,7 +648,9 @@ impl<P: Pattern> SocketCore<P> {
             return Err(Error::Closed);
         }
         let id = state.core.add_endpoint(bound.clone(), Some(listener));
-        let task = runtime.spawn(listener::run(self.shared.clone(), id));
+        let span = tracing::info_span!(parent: &self.shared.span, "bind", endpoint = %bound);
+        span.in_scope(|| tracing::debug!("listening"));
+        let task = runtime.spawn(listener::run(self.shared.clone(), id).instrument(span));
         state.core.set_task(id, task.abort_handle());
         Ok(bound)
     }
@@ -656,7 +674,9 @@ impl<P: Pattern> SocketCore<P> {
             return Err(Error::Closed);
         }
         let id = state.core.add_endpoint(endpoint.clone(), None);
-        let task = runtime.spawn(connector::run(self.shared.clone(), endpoint, id));
+        let span = tracing::info_span!(parent: &self.shared.span, "connect", endpoint = %endpoint);
+        let task =
+            runtime.spawn(connector::run(self.shared.clone(), endpoint, id).instrument(span));
         state.core.set_task(id, task.abort_handle());
         Ok(())
     }

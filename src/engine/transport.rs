@@ -80,7 +80,6 @@ impl Stream {
         }
     }
 
-    /// The peer's address, for logs.
     /// The peer's IP address as ZAP and `Peer-Address` give it: dotted IPv4 or canonical
     /// IPv6, empty over IPC.
     pub(crate) fn peer_ip(&self) -> String {
@@ -94,6 +93,7 @@ impl Stream {
         }
     }
 
+    /// The peer's address, for logs.
     pub(crate) fn peer_label(&self) -> String {
         match self {
             Stream::Tcp(s) => s
