@@ -93,6 +93,9 @@ pub struct SocketOptions {
     /// ROUTER: a new connection announcing a routing id in use takes it over
     /// (ZMQ_ROUTER_HANDOVER).
     pub router_handover: bool,
+    /// ROUTER: receive `[routing id, empty frame]` when a peer connects and/or disconnects
+    /// (libzmq's ZMQ_ROUTER_NOTIFY; default neither).
+    pub router_notify: RouterNotify,
     /// REQ: allow a new request before the reply to the last one (ZMQ_REQ_RELAXED).
     pub req_relaxed: bool,
     /// REQ: tag requests with an id and drop replies that do not carry the current one
@@ -155,6 +158,7 @@ impl Default for SocketOptions {
             rcvbuf: None,
             router_mandatory: false,
             router_handover: false,
+            router_notify: RouterNotify::default(),
             req_relaxed: false,
             req_correlate: false,
             xpub_verbose: false,
@@ -371,6 +375,43 @@ impl SocketOptions {
         self.zap = Some(zap);
         self
     }
+}
+
+/// Which peer events a ROUTER reports as messages (libzmq's `ZMQ_ROUTER_NOTIFY`, whose
+/// `ZMQ_NOTIFY_CONNECT` and `ZMQ_NOTIFY_DISCONNECT` flags these are).
+///
+/// Each report is the two frames `[routing id, empty frame]`, received in turn with the
+/// peers' messages: a connect report once the peer's handshake has completed, before anything
+/// it sends; a disconnect report after the last message that arrived from it. A report that
+/// finds that peer's share of the inbox full is dropped, as libzmq's is.
+///
+/// ```
+/// use ferromq::SocketOptions;
+/// use ferromq::options::RouterNotify;
+///
+/// let mut options = SocketOptions::default();
+/// options.router_notify = RouterNotify::BOTH;
+/// assert!(options.router_notify.connect && options.router_notify.disconnect);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouterNotify {
+    /// Report each peer whose handshake completed (`ZMQ_NOTIFY_CONNECT`).
+    pub connect: bool,
+    /// Report each peer that went away after its handshake (`ZMQ_NOTIFY_DISCONNECT`).
+    pub disconnect: bool,
+}
+
+impl RouterNotify {
+    /// Neither report (the default).
+    pub const NONE: RouterNotify = RouterNotify {
+        connect: false,
+        disconnect: false,
+    };
+    /// Connects and disconnects.
+    pub const BOTH: RouterNotify = RouterNotify {
+        connect: true,
+        disconnect: true,
+    };
 }
 
 #[cfg(test)]

@@ -397,6 +397,66 @@ async fn libzmq_dealer_with_ferromq_router() {
     .await;
 }
 
+/// ROUTER_NOTIFY: a libzmq DEALER's connection and departure reach the application as
+/// `[routing id, ""]` around what it sent, and `routing_ids` lists it while it is there.
+#[tokio::test]
+async fn ferromq_router_reports_a_libzmq_dealer_connecting_and_leaving() {
+    bounded(async {
+        let ctx = zmq::Context::new();
+        for case in CASES {
+            let router = Router::with_options(tweak(SocketOptions::default(), |o| {
+                o.router_notify = ferromq::options::RouterNotify::BOTH;
+            }))
+            .unwrap();
+            let dealer = zmq_socket(&ctx, zmq::DEALER);
+            dealer.set_identity(b"zmq-dealer").unwrap();
+            link!(router, dealer, case);
+            let connected = router.recv().await.unwrap();
+            assert_eq!(connected.frames(), ["zmq-dealer", ""], "{case:?}");
+            assert_eq!(router.routing_ids(), ["zmq-dealer"], "{case:?}");
+            let dealer = spawn_blocking(move || {
+                dealer.send("hello", 0).unwrap();
+                dealer
+            })
+            .await
+            .unwrap();
+            let hello = router.recv().await.unwrap();
+            assert_eq!(hello.frames(), ["zmq-dealer", "hello"], "{case:?}");
+            drop(dealer);
+            let left = router.recv().await.unwrap();
+            assert_eq!(left.frames(), ["zmq-dealer", ""], "{case:?}");
+            assert!(router.routing_ids().is_empty(), "{case:?}");
+            router.close().await;
+        }
+    })
+    .await;
+}
+
+/// Without ROUTER_NOTIFY (libzmq's default) nothing but the peer's own messages arrives.
+#[tokio::test]
+async fn ferromq_router_without_notify_reports_nothing() {
+    bounded(async {
+        let ctx = zmq::Context::new();
+        let router = Router::new();
+        let dealer = zmq_socket(&ctx, zmq::DEALER);
+        dealer.set_identity(b"quiet").unwrap();
+        link!(router, dealer, (Transport::Tcp, Binder::Ferromq));
+        let dealer = spawn_blocking(move || {
+            dealer.send("one", 0).unwrap();
+            dealer
+        })
+        .await
+        .unwrap();
+        assert_eq!(router.recv().await.unwrap().frames(), ["quiet", "one"]);
+        drop(dealer);
+        while !router.routing_ids().is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(matches!(router.try_recv(), Err(Error::WouldBlock)));
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn router_router_with_explicit_identities_both_ways() {
     bounded(async {

@@ -107,6 +107,11 @@ impl RoutingTable {
         self.by_peer.get(peer)
     }
 
+    /// Every routing id in use, in no particular order.
+    pub fn ids(&self) -> impl Iterator<Item = &Bytes> {
+        self.by_id.keys()
+    }
+
     /// Detaches `peer`, returning the routing id it had.
     pub fn remove_peer(&mut self, peer: PeerId) -> Option<Bytes> {
         let id = self.by_peer.remove(peer)?;

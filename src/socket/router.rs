@@ -3,7 +3,7 @@
 use crate::engine::{Core, Pattern, SocketCore, State, random_u64};
 use crate::error::{Error, Result, SendError};
 use crate::message::Message;
-use crate::options::SocketOptions;
+use crate::options::{RouterNotify, SocketOptions};
 use crate::pattern::{PeerId, PeerMap, RoutingTable};
 use crate::wire::SocketType;
 use bytes::Bytes;
@@ -55,6 +55,7 @@ pub(crate) struct RouterPattern {
     departed: PeerMap<Bytes>,
     mandatory: bool,
     handover: bool,
+    notify: RouterNotify,
 }
 
 impl RouterPattern {
@@ -64,6 +65,7 @@ impl RouterPattern {
             departed: PeerMap::new(),
             mandatory: options.router_mandatory,
             handover: options.router_handover,
+            notify: options.router_notify,
         }
     }
 
@@ -154,6 +156,9 @@ impl Pattern for RouterPattern {
                     self.retire(core, old, id);
                 }
                 core.inbox.add_peer(peer);
+                if self.notify.connect {
+                    notify(core, peer);
+                }
                 true
             }
         }
@@ -161,6 +166,10 @@ impl Pattern for RouterPattern {
 
     fn detach(&mut self, core: &mut Core, peer: PeerId) {
         if let Some(id) = self.routes.remove_peer(peer) {
+            if self.notify.disconnect && !core.is_closing() {
+                // Queued behind what the peer sent.
+                notify(core, peer);
+            }
             self.retire(core, peer, id);
         }
     }
@@ -171,6 +180,15 @@ impl Pattern for RouterPattern {
             return Ok(());
         }
         core.push_inbox(peer, message)
+    }
+}
+
+/// Queues a connect or disconnect report from `peer` (one empty frame; `recv` puts the
+/// routing id before it) and wakes waiting receivers. Dropped, as libzmq's, when that peer's
+/// share of the inbox is full (it never is for a peer that has just arrived).
+fn notify(core: &mut Core, peer: PeerId) {
+    if core.push_inbox(peer, Message::from(Bytes::new())).is_ok() {
+        core.recv_wakers.wake_all();
     }
 }
 
@@ -208,6 +226,14 @@ impl Router {
     /// `router_mandatory`).
     pub fn dropped_messages(&self) -> u64 {
         self.core.dropped_messages()
+    }
+
+    /// The routing ids of the peers a message can be sent to now (connected, handshake
+    /// done), sorted.
+    pub fn routing_ids(&self) -> Vec<Bytes> {
+        let mut ids: Vec<Bytes> = self.core.lock().pattern.routes.ids().cloned().collect();
+        ids.sort();
+        ids
     }
 }
 
