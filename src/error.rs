@@ -1,5 +1,9 @@
 //! Errors: [`Error`] for everything a call can fail with, [`SendError`] to give an unsent
 //! message back.
+//!
+//! Each error prints its cause in its own message and does not also return it from
+//! [`source`](std::error::Error::source), so a reporter that walks the chain (anyhow, eyre,
+//! tracing) prints every cause once.
 
 use crate::Message;
 use crate::wire::{ProtocolError, SocketType};
@@ -15,10 +19,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// The peer broke the ZMTP protocol.
     #[error("protocol error: {0}")]
-    Protocol(#[from] ProtocolError),
+    Protocol(ProtocolError),
     /// An operating-system I/O error.
     #[error("I/O error: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
     /// An endpoint string could not be parsed.
     #[error("invalid endpoint {endpoint:?}: {reason}")]
     InvalidEndpoint {
@@ -92,8 +96,7 @@ pub enum Error {
 #[derive(Debug, thiserror::Error)]
 #[error("send failed: {error}")]
 pub struct SendError {
-    /// Why the send failed.
-    #[source]
+    /// Why the send failed (printed in the message, so not also a `source`).
     pub error: Error,
     /// The message that was not sent.
     pub message: Message,
@@ -114,5 +117,58 @@ impl SendError {
 impl From<SendError> for Error {
     fn from(e: SendError) -> Self {
         e.error
+    }
+}
+
+impl From<ProtocolError> for Error {
+    fn from(e: ProtocolError) -> Self {
+        Error::Protocol(e)
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a chain-walking reporter prints: the error, then each `source` in turn.
+    fn report(error: &dyn std::error::Error) -> Vec<String> {
+        let mut lines = vec![error.to_string()];
+        let mut cause = error.source();
+        while let Some(e) = cause {
+            lines.push(e.to_string());
+            cause = e.source();
+        }
+        lines
+    }
+
+    #[test]
+    fn every_cause_is_printed_once_through_the_source_chain() {
+        let wrapped = io::Error::other(ProtocolError::HandshakeTimeout);
+        let errors: Vec<Box<dyn std::error::Error>> = vec![
+            Box::new(Error::from(io::Error::other("disk on fire"))),
+            Box::new(Error::from(wrapped)),
+            Box::new(Error::from(ProtocolError::HeartbeatTimeout)),
+            Box::new(SendError::new(
+                Error::from(io::Error::other("pipe burst")),
+                Message::default(),
+            )),
+        ];
+        for error in &errors {
+            let lines = report(error.as_ref());
+            for (i, line) in lines.iter().enumerate() {
+                for later in &lines[i + 1..] {
+                    assert!(
+                        !line.contains(later.as_str()),
+                        "{later:?} printed twice in {lines:?}"
+                    );
+                }
+            }
+        }
     }
 }

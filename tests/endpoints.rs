@@ -159,6 +159,21 @@ async fn ipc_abstract_namespace_roundtrip() {
     .unwrap();
 }
 
+/// A host name that does not resolve (`.invalid` never does, RFC 2606) is
+/// `Error::Unresolvable` naming the endpoint, not an I/O error of the resolver's.
+#[tokio::test]
+async fn a_host_that_does_not_resolve_is_unresolvable_naming_the_endpoint() {
+    timeout(TEST_TIMEOUT, async {
+        let endpoint = "tcp://no-such-host.invalid:5555";
+        match Pull::new().bind(endpoint) {
+            Err(Error::Unresolvable(named)) => assert_eq!(named, endpoint),
+            other => panic!("expected Unresolvable, got {other:?}"),
+        }
+    })
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn malformed_endpoints_fail_with_a_typed_error_naming_the_input() {
     timeout(TEST_TIMEOUT, async {

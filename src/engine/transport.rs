@@ -190,9 +190,12 @@ pub(crate) fn bind(endpoint: &Endpoint, options: &SocketOptions) -> Result<(List
             let addr = match host {
                 Host::Ip(ip) => SocketAddr::new(*ip, *port),
                 Host::Any => SocketAddr::from(([0, 0, 0, 0], *port)),
+                // A lookup that fails says why only in its text ("failed to lookup address
+                // information"), so any failure is reported as the unresolvable endpoint.
                 Host::Name(name) => (name.as_str(), *port)
-                    .to_socket_addrs()?
-                    .next()
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|mut addrs| addrs.next())
                     .ok_or_else(|| Error::Unresolvable(endpoint.to_string()))?,
             };
             let socket = socket2::Socket::new(
@@ -244,7 +247,8 @@ pub(crate) async fn connect(endpoint: &Endpoint, options: &SocketOptions) -> Res
             let addrs: Vec<SocketAddr> = match host {
                 Host::Ip(ip) => vec![SocketAddr::new(*ip, *port)],
                 Host::Name(name) => tokio::net::lookup_host((name.as_str(), *port))
-                    .await?
+                    .await
+                    .map_err(|_| Error::Unresolvable(endpoint.to_string()))?
                     .collect(),
                 Host::Any => {
                     return Err(Error::InvalidEndpoint {
