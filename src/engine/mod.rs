@@ -878,20 +878,75 @@ fn poll_timeout<T>(
     }
 }
 
-/// One socket call that may park: each poll runs under the lock with the call's key as the
-/// core's current waiter, and a call dropped while parked (cancelled) removes its wakers.
-struct Waiting<'a, P: Pattern> {
-    core: &'a SocketCore<P>,
+/// The waiting half of one socket call, kept across its polls: the key its wakers are
+/// registered under, and whether some are (see [`SocketCore::poll_with`]).
+#[derive(Debug, Default)]
+pub(crate) struct PollState {
     key: WaitKey,
     parked: bool,
+}
+
+impl<P: Pattern> SocketCore<P> {
+    /// One poll of a socket call: runs `attempt` under the lock with the call's key as the
+    /// core's current waiter (what `park_*` registers), and forgets the call's wakers once
+    /// it completes. The async methods keep `wait` in their future ([`Waiting`]); `Stream`
+    /// and `Sink` keep it in the socket handle.
+    pub fn poll_with<T>(
+        &self,
+        wait: &mut PollState,
+        cx: &mut Context<'_>,
+        attempt: impl FnOnce(&mut State<P>, &mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        let mut state = self.lock();
+        if wait.key == WaitKey::NOBODY {
+            state.core.last_wait_key += 1;
+            wait.key = WaitKey(state.core.last_wait_key);
+        }
+        state.core.waiter = wait.key;
+        let result = attempt(&mut state, cx);
+        state.core.waiter = WaitKey::NOBODY;
+        if result.is_pending() {
+            wait.parked = true;
+        } else if std::mem::take(&mut wait.parked) {
+            forget(&mut state, wait.key);
+        }
+        result
+    }
+
+    /// Forgets the wakers `wait` registered, if any (a call abandoned while parked).
+    pub fn forget_poll(&self, wait: &mut PollState) {
+        if std::mem::take(&mut wait.parked) {
+            forget(&mut self.lock(), wait.key);
+        }
+    }
+
+    /// One poll of placing the message in `slot` by `attempt`, as [`SocketCore::send_with`]
+    /// does, without its timeout: for `Sink`. The message stays in `slot` until placed.
+    pub fn poll_send_with(
+        &self,
+        wait: &mut PollState,
+        slot: &mut Option<Message>,
+        cx: &mut Context<'_>,
+        mut attempt: impl SendAttempt<P>,
+    ) -> Poll<Result<()>> {
+        self.poll_with(wait, cx, |state, cx| {
+            Self::attempt_send(state, slot, cx, &mut attempt)
+        })
+    }
+}
+
+/// One socket call that may park, as an async method's future holds it: a call dropped while
+/// parked (cancelled) removes its wakers.
+struct Waiting<'a, P: Pattern> {
+    core: &'a SocketCore<P>,
+    state: PollState,
 }
 
 impl<'a, P: Pattern> Waiting<'a, P> {
     fn new(core: &'a SocketCore<P>) -> Self {
         Waiting {
             core,
-            key: WaitKey::NOBODY,
-            parked: false,
+            state: PollState::default(),
         }
     }
 
@@ -900,28 +955,13 @@ impl<'a, P: Pattern> Waiting<'a, P> {
         cx: &mut Context<'_>,
         attempt: impl FnOnce(&mut State<P>, &mut Context<'_>) -> Poll<T>,
     ) -> Poll<T> {
-        let mut state = self.core.lock();
-        if self.key == WaitKey::NOBODY {
-            state.core.last_wait_key += 1;
-            self.key = WaitKey(state.core.last_wait_key);
-        }
-        state.core.waiter = self.key;
-        let result = attempt(&mut state, cx);
-        state.core.waiter = WaitKey::NOBODY;
-        if result.is_pending() {
-            self.parked = true;
-        } else if std::mem::take(&mut self.parked) {
-            forget(&mut state, self.key);
-        }
-        result
+        self.core.poll_with(&mut self.state, cx, attempt)
     }
 }
 
 impl<P: Pattern> Drop for Waiting<'_, P> {
     fn drop(&mut self) {
-        if self.parked {
-            forget(&mut self.core.lock(), self.key);
-        }
+        self.core.forget_poll(&mut self.state);
     }
 }
 

@@ -31,6 +31,7 @@ use crate::wire::SocketType;
 #[derive(Debug)]
 pub struct Dealer {
     core: SocketCore<DealerPattern>,
+    poll: super::Streaming,
 }
 
 #[derive(Debug)]
@@ -55,10 +56,16 @@ impl Pattern for DealerPattern {
 }
 
 super::socket_common!(Dealer, DealerPattern, SocketType::Dealer);
+super::socket_stream!(Dealer, super::fair_attempt);
+super::socket_sink!(Dealer, Ok, super::round_robin_attempt);
 
 impl Dealer {
     /// Sends a message to the next peer with room, waiting while none has (or until the send
     /// timeout).
+    ///
+    /// Cancel safety: dropped before the message is queued (while it waits for room), it
+    /// drops the message unsent; once queued, the message is sent. To keep the message, use
+    /// `try_send`, which hands it back, or the `Sink` implementation, which holds it.
     pub async fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
         let message = super::non_empty(message.into())?;
         self.core
@@ -75,6 +82,9 @@ impl Dealer {
 
     /// Receives the next message from any peer, waiting for one (or until the receive
     /// timeout).
+    ///
+    /// Cancel-safe: dropped before it completes (by `select!` or a timeout), it has taken no
+    /// message, and the next receive gets it.
     pub async fn recv(&self) -> Result<Message> {
         self.core.recv_with(super::fair_attempt).await
     }

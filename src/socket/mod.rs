@@ -15,6 +15,10 @@
 //! * `unbind` and `disconnect` take effect before they return: the port or ipc path is free,
 //!   and no later send can choose a peer of that endpoint (what was already queued for it is
 //!   written within the linger period, as libzmq does).
+//! * is a `futures::Stream<Item = Result<Message>>` if it receives and a
+//!   `futures::Sink<Message>` if it sends (no second queue: a stream takes each item from the
+//!   socket's inbox, a sink holds at most the one message it was given), and says in each
+//!   async method's documentation whether cancelling it can lose a message.
 
 mod dealer;
 mod pair;
@@ -65,7 +69,11 @@ pub(crate) fn fair_attempt<P>(state: &mut State<P>, cx: &mut Context<'_>) -> Pol
 
 /// Methods every socket type shares, delegated to its `SocketCore`.
 macro_rules! socket_common {
+    // Every socket but PUB keeps `Stream`/`Sink` state in a `poll` field.
     ($ty:ident, $pattern:ty, $socket_type:expr) => {
+        super::socket_common!($ty, $pattern, $socket_type, { poll: super::Streaming::default() });
+    };
+    ($ty:ident, $pattern:ty, $socket_type:expr, { $($field:ident: $value:expr),* }) => {
         impl $ty {
             /// A socket with libzmq's default options.
             pub fn new() -> Self {
@@ -78,6 +86,7 @@ macro_rules! socket_common {
                 let pattern = <$pattern>::new(&options);
                 Ok($ty {
                     core: $crate::engine::SocketCore::new($socket_type, options, pattern)?,
+                    $($field: $value),*
                 })
             }
 
@@ -137,6 +146,9 @@ macro_rules! socket_common {
             /// returns. Works through a shared reference, so a socket shared with an `Arc`
             /// can be closed from any task: calls waiting on it, and every later call, return
             /// [`Error::Closed`](crate::Error::Closed). Closing again waits again.
+            ///
+            /// Cancel-safe: the socket is closed at the first poll and its queues flush in the
+            /// background; dropping the future only stops waiting for that.
             pub async fn close(&self) {
                 self.core.close().await
             }
@@ -150,3 +162,162 @@ macro_rules! socket_common {
     };
 }
 pub(crate) use socket_common;
+
+/// What a socket handle keeps for its `Stream` and `Sink` implementations: their waiting
+/// calls (so a parked `next()` or `send()` keeps one registration across polls), and the
+/// message `Sink::start_send` took until it is placed in a peer's queue.
+#[derive(Debug, Default)]
+pub(crate) struct Streaming {
+    pub recv: crate::engine::PollState,
+    pub send: crate::engine::PollState,
+    pub pending: Option<Message>,
+}
+
+/// `futures::Stream` for a receiving socket: each item is what `recv` would return, with no
+/// receive timeout; the stream ends (`None`) once the socket is closed.
+macro_rules! socket_stream {
+    ($ty:ident, $attempt:expr) => {
+        /// Messages as a `Stream`: `socket.next().await` is `socket.recv().await` without the
+        /// receive timeout, ending with `None` once the socket is closed. No second queue:
+        /// each item is taken from the socket's inbox as it is polled. Cancel-safe, as
+        /// [`recv`](Self::recv).
+        impl futures::Stream for $ty {
+            type Item = $crate::Result<$crate::Message>;
+
+            fn poll_next(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Option<Self::Item>> {
+                let this = self.get_mut();
+                match this.core.poll_with(&mut this.poll.recv, cx, $attempt) {
+                    std::task::Poll::Ready(Err($crate::Error::Closed)) => {
+                        std::task::Poll::Ready(None)
+                    }
+                    std::task::Poll::Ready(result) => std::task::Poll::Ready(Some(result)),
+                    std::task::Poll::Pending => std::task::Poll::Pending,
+                }
+            }
+        }
+    };
+}
+pub(crate) use socket_stream;
+
+/// `futures::Sink<Message>` for a socket whose send may wait for room: `start_send` keeps the
+/// message in the handle, `poll_ready`/`poll_flush` place it as `send` would (without the
+/// send timeout), and an error hands it back inside the `SendError`.
+macro_rules! socket_sink {
+    ($ty:ident, $prepare:expr, $attempt:expr) => {
+        /// Messages as a `Sink`: `SinkExt::send(&mut socket, message).await` is
+        /// `socket.send(message).await` without the send timeout. The handle holds at most
+        /// the one message `start_send` gave it until a peer's queue takes it (no copy, no
+        /// second queue); `poll_flush` and `poll_close` place it, and `poll_close` leaves the
+        /// socket open (close it with `close()`, or drop it). A failed send gives the message
+        /// back in the `SendError`.
+        impl futures::Sink<$crate::Message> for $ty {
+            type Error = $crate::SendError;
+
+            fn poll_ready(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Result<(), Self::Error>> {
+                self.get_mut().poll_place(cx)
+            }
+
+            fn start_send(
+                self: std::pin::Pin<&mut Self>,
+                message: $crate::Message,
+            ) -> Result<(), Self::Error> {
+                let this = self.get_mut();
+                let prepare: fn($crate::Message) -> Result<$crate::Message, $crate::SendError> =
+                    $prepare;
+                this.poll.pending = Some(prepare(message)?);
+                Ok(())
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Result<(), Self::Error>> {
+                self.get_mut().poll_place(cx)
+            }
+
+            fn poll_close(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Result<(), Self::Error>> {
+                self.get_mut().poll_place(cx)
+            }
+        }
+
+        impl $ty {
+            /// Places the message `start_send` took, if any.
+            fn poll_place(
+                &mut self,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Result<(), $crate::SendError>> {
+                if self.poll.pending.is_none() {
+                    return std::task::Poll::Ready(Ok(()));
+                }
+                let placed = self.core.poll_send_with(
+                    &mut self.poll.send,
+                    &mut self.poll.pending,
+                    cx,
+                    $attempt,
+                );
+                match placed {
+                    std::task::Poll::Ready(Ok(())) => std::task::Poll::Ready(Ok(())),
+                    std::task::Poll::Ready(Err(error)) => {
+                        let message = self.poll.pending.take().unwrap_or_default();
+                        std::task::Poll::Ready(Err($crate::SendError::new(error, message)))
+                    }
+                    std::task::Poll::Pending => std::task::Poll::Pending,
+                }
+            }
+        }
+    };
+}
+pub(crate) use socket_sink;
+
+/// `futures::Sink<Message>` for a socket whose send never waits (PUB, XPUB, XSUB, REP):
+/// `start_send` sends at once.
+macro_rules! immediate_sink {
+    ($ty:ident, $send_now:expr) => {
+        /// Messages as a `Sink`: `start_send` sends at once, as this socket's `send` never
+        /// waits (no copy, nothing held in the handle); a failed send gives the message back
+        /// in the `SendError`, and `poll_close` leaves the socket open.
+        impl futures::Sink<$crate::Message> for $ty {
+            type Error = $crate::SendError;
+
+            fn poll_ready(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Result<(), Self::Error>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn start_send(
+                self: std::pin::Pin<&mut Self>,
+                message: $crate::Message,
+            ) -> Result<(), Self::Error> {
+                let send_now: fn(&$ty, $crate::Message) -> Result<(), $crate::SendError> =
+                    $send_now;
+                send_now(self.get_mut(), message)
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Result<(), Self::Error>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+
+            fn poll_close(
+                self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Result<(), Self::Error>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+        }
+    };
+}
+pub(crate) use immediate_sink;

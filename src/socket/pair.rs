@@ -28,6 +28,7 @@ use crate::wire::SocketType;
 #[derive(Debug)]
 pub struct Pair {
     core: SocketCore<PairPattern>,
+    poll: super::Streaming,
 }
 
 #[derive(Debug)]
@@ -61,9 +62,15 @@ impl Pattern for PairPattern {
 }
 
 super::socket_common!(Pair, PairPattern, SocketType::Pair);
+super::socket_stream!(Pair, super::fair_attempt);
+super::socket_sink!(Pair, Ok, super::round_robin_attempt);
 
 impl Pair {
     /// Sends a message to the peer, waiting while it is absent or at the high-water mark.
+    ///
+    /// Cancel safety: dropped before the message is queued (while it waits for room), it
+    /// drops the message unsent; once queued, the message is sent. To keep the message, use
+    /// `try_send`, which hands it back, or the `Sink` implementation, which holds it.
     pub async fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
         let message = super::non_empty(message.into())?;
         self.core
@@ -79,6 +86,9 @@ impl Pair {
     }
 
     /// Receives the next message from the peer.
+    ///
+    /// Cancel-safe: dropped before it completes (by `select!` or a timeout), it has taken no
+    /// message, and the next receive gets it.
     pub async fn recv(&self) -> Result<Message> {
         self.core.recv_with(super::fair_attempt).await
     }

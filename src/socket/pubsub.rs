@@ -212,16 +212,23 @@ async fn publish<P: Pattern>(
     message: Message,
     publisher: impl FnOnce(&mut P) -> &mut Publisher,
 ) -> Result<(), SendError> {
-    let message = super::non_empty(message)?;
-    let congested = {
-        let mut state = core.lock();
-        let State { core, pattern } = &mut *state;
-        publisher(pattern).distribute(core, &message)
-    };
-    if congested {
+    if publish_now(core, message, publisher)? {
         tokio::task::yield_now().await;
     }
     Ok(())
+}
+
+/// Sends `message` to matching subscribers; returns whether some subscriber's queue is long
+/// (see [`publish`]).
+fn publish_now<P: Pattern>(
+    core: &SocketCore<P>,
+    message: Message,
+    publisher: impl FnOnce(&mut P) -> &mut Publisher,
+) -> Result<bool, SendError> {
+    let message = super::non_empty(message)?;
+    let mut state = core.lock();
+    let State { core, pattern } = &mut *state;
+    Ok(publisher(pattern).distribute(core, &message))
 }
 
 /// Waits until `enough` holds for the publisher's subscriptions (re-checked whenever one
@@ -265,6 +272,8 @@ macro_rules! publisher_methods {
             /// Waits until at least `n` peers hold a subscription: the cure for the
             /// slow-joiner problem when the number of subscribers is known. Fails with
             /// [`Error::Closed`] once the socket closes.
+            ///
+            /// Cancel-safe: it only waits.
             pub async fn wait_for_subscribers(&self, n: usize) -> Result<()> {
                 wait_for_publisher(
                     &self.core,
@@ -283,6 +292,8 @@ macro_rules! publisher_methods {
             /// Waits until at least `n` subscriptions are held: for when the subscribers'
             /// prefixes, not just their number, are known. Fails with [`Error::Closed`] once
             /// the socket closes.
+            ///
+            /// Cancel-safe: it only waits.
             pub async fn wait_for_subscriptions(&self, n: usize) -> Result<()> {
                 wait_for_publisher(
                     &self.core,
@@ -457,11 +468,17 @@ impl Pattern for PubPattern {
     }
 }
 
-super::socket_common!(Pub, PubPattern, SocketType::Pub);
+super::socket_common!(Pub, PubPattern, SocketType::Pub, {});
+super::immediate_sink!(Pub, |publisher, message| {
+    publish_now(&publisher.core, message, |p| &mut p.publisher).map(drop)
+});
 
 impl Pub {
     /// Publishes a message to every subscriber with a matching subscription. Never waits for
     /// a subscriber; it only fails for a message without frames.
+    ///
+    /// Cancel-safe: the message is queued (or dropped for a full subscriber, as above) at the
+    /// first poll, before anything can cancel it.
     pub async fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
         publish(&self.core, message.into(), |p| &mut p.publisher).await
     }
@@ -496,6 +513,7 @@ impl Pub {
 #[derive(Debug)]
 pub struct Sub {
     core: SocketCore<SubPattern>,
+    poll: super::Streaming,
 }
 
 #[derive(Debug)]
@@ -538,6 +556,9 @@ impl Pattern for SubPattern {
 }
 
 super::socket_common!(Sub, SubPattern, SocketType::Sub);
+super::socket_stream!(Sub, |state, cx| state
+    .pattern
+    .poll_recv(&mut state.core, cx));
 
 impl Sub {
     /// Subscribes to messages whose first frame starts with `prefix` (`""`: every message).
@@ -557,6 +578,9 @@ impl Sub {
 
     /// Receives the next matching message, waiting until one arrives (or the receive
     /// timeout).
+    ///
+    /// Cancel-safe: dropped before it completes (by `select!` or a timeout), it has taken no
+    /// message, and the next receive gets it.
     pub async fn recv(&self) -> Result<Message> {
         self.core
             .recv_with(|state, cx| state.pattern.poll_recv(&mut state.core, cx))
@@ -600,6 +624,7 @@ impl Sub {
 #[derive(Debug)]
 pub struct XPub {
     core: SocketCore<XPubPattern>,
+    poll: super::Streaming,
 }
 
 #[derive(Debug)]
@@ -768,15 +793,27 @@ impl Pattern for XPubPattern {
 }
 
 super::socket_common!(XPub, XPubPattern, SocketType::XPub);
+super::immediate_sink!(XPub, |publisher, message| {
+    publish_now(&publisher.core, message, |p| &mut p.publisher).map(drop)
+});
+super::socket_stream!(XPub, |state, cx| state
+    .pattern
+    .poll_recv(&mut state.core, cx));
 
 impl XPub {
     /// Publishes a message to every matching subscriber; never waits (see [`Pub::send`]).
+    ///
+    /// Cancel-safe: the message is queued (or dropped for a full subscriber, as above) at the
+    /// first poll, before anything can cancel it.
     pub async fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
         publish(&self.core, message.into(), |p| &mut p.publisher).await
     }
 
     /// Receives the next subscription notification (`1`/`0` then the prefix) or upstream
     /// message, waiting until there is one (or the receive timeout).
+    ///
+    /// Cancel-safe: dropped before it completes (by `select!` or a timeout), it has taken no
+    /// message, and the next receive gets it.
     pub async fn recv(&self) -> Result<Message> {
         self.core
             .recv_with(|state, cx| state.pattern.poll_recv(&mut state.core, cx))
@@ -830,6 +867,7 @@ impl XPub {
 #[derive(Debug)]
 pub struct XSub {
     core: SocketCore<XSubPattern>,
+    poll: super::Streaming,
 }
 
 #[derive(Debug)]
@@ -876,13 +914,21 @@ impl Pattern for XSubPattern {
 }
 
 super::socket_common!(XSub, XSubPattern, SocketType::XSub);
+super::socket_stream!(XSub, super::fair_attempt);
+super::immediate_sink!(XSub, |xsub, message| xsub.send_now(message));
 
 impl XSub {
     /// Sends a subscription (`1` + prefix), a cancellation (`0` + prefix) or an upstream
     /// message. Never waits: an upstream message for a publisher at its HWM is dropped for
     /// that publisher (see [`XSub::dropped_messages`]).
+    ///
+    /// Cancel-safe: it never waits, so the message is queued at the first poll.
     pub async fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
-        let message = super::non_empty(message.into())?;
+        self.send_now(message.into())
+    }
+
+    fn send_now(&self, message: Message) -> Result<(), SendError> {
+        let message = super::non_empty(message)?;
         let mut state = self.core.lock();
         let State { core, pattern } = &mut *state;
         pattern.send(core, &message);
@@ -891,6 +937,9 @@ impl XSub {
 
     /// Receives the next message from the publishers, waiting until one arrives (or the
     /// receive timeout).
+    ///
+    /// Cancel-safe: dropped before it completes (by `select!` or a timeout), it has taken no
+    /// message, and the next receive gets it.
     pub async fn recv(&self) -> Result<Message> {
         self.core.recv_with(super::fair_attempt).await
     }

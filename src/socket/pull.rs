@@ -27,6 +27,7 @@ use crate::wire::SocketType;
 #[derive(Debug)]
 pub struct Pull {
     core: SocketCore<PullPattern>,
+    poll: super::Streaming,
 }
 
 #[derive(Debug)]
@@ -48,9 +49,13 @@ impl Pattern for PullPattern {
 }
 
 super::socket_common!(Pull, PullPattern, SocketType::Pull);
+super::socket_stream!(Pull, super::fair_attempt);
 
 impl Pull {
     /// Receives the next message, waiting until one arrives (or the receive timeout).
+    ///
+    /// Cancel-safe: dropped before it completes (by `select!` or a timeout), it has taken no
+    /// message, and the next receive gets it.
     pub async fn recv(&self) -> Result<Message> {
         self.core.recv_with(super::fair_attempt).await
     }
@@ -64,6 +69,8 @@ impl Pull {
     /// Waits for at least one message, then moves up to `max` queued messages into `out`
     /// under one lock; returns how many. Amortises the per-call cost for high-rate readers.
     /// `max == 0` asks for nothing and returns 0 at once.
+    ///
+    /// Cancel-safe: dropped before it completes, it has moved no message into `out`.
     pub async fn recv_many(&self, out: &mut Vec<Message>, max: usize) -> Result<usize> {
         if max == 0 {
             return Ok(0);

@@ -29,6 +29,7 @@ use crate::wire::SocketType;
 #[derive(Debug)]
 pub struct Push {
     core: SocketCore<PushPattern>,
+    poll: super::Streaming,
 }
 
 #[derive(Debug)]
@@ -57,9 +58,14 @@ impl Pattern for PushPattern {
 }
 
 super::socket_common!(Push, PushPattern, SocketType::Push);
+super::socket_sink!(Push, Ok, super::round_robin_attempt);
 
 impl Push {
     /// Sends a message to the next peer with room, waiting while none has.
+    ///
+    /// Cancel safety: dropped before the message is queued (while it waits for room), it
+    /// drops the message unsent; once queued, the message is sent. To keep the message, use
+    /// `try_send`, which hands it back, or the `Sink` implementation, which holds it.
     pub async fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
         let message = super::non_empty(message.into())?;
         self.core

@@ -46,6 +46,7 @@ fn wrong_state(socket: SocketType, e: StateError) -> Error {
 #[derive(Debug)]
 pub struct Req {
     core: SocketCore<ReqPattern>,
+    poll: super::Streaming,
 }
 
 #[derive(Debug)]
@@ -116,11 +117,17 @@ impl Pattern for ReqPattern {
 }
 
 super::socket_common!(Req, ReqPattern, SocketType::Req);
+super::socket_stream!(Req, ReqPattern::recv_attempt);
+super::socket_sink!(Req, super::non_empty, ReqPattern::send_attempt);
 
 impl Req {
     /// Sends a request to the next peer with room, waiting while none has (or until the
     /// send timeout). Fails with [`Error::WrongState`] while a reply is outstanding, unless
     /// `req_relaxed` is set.
+    ///
+    /// Cancel safety: dropped before the message is queued (while it waits for room), it
+    /// drops the message unsent; once queued, the message is sent. To keep the message, use
+    /// `try_send`, which hands it back, or the `Sink` implementation, which holds it.
     pub async fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
         let message = super::non_empty(message.into())?;
         self.core.send_with(message, ReqPattern::send_attempt).await
@@ -135,6 +142,9 @@ impl Req {
     /// Receives the reply to the last request, waiting for it (or until the receive
     /// timeout: [`Error::Timeout`]). Fails with [`Error::WrongState`] when no request is
     /// outstanding.
+    ///
+    /// Cancel-safe: dropped before it completes (by `select!` or a timeout), it has taken no
+    /// message, and the next receive gets it.
     pub async fn recv(&self) -> Result<Message> {
         self.core.recv_with(ReqPattern::recv_attempt).await
     }
@@ -172,6 +182,7 @@ impl Req {
 #[derive(Debug)]
 pub struct Rep {
     core: SocketCore<RepPattern>,
+    poll: super::Streaming,
 }
 
 #[derive(Debug)]
@@ -237,10 +248,15 @@ impl Pattern for RepPattern {
 }
 
 super::socket_common!(Rep, RepPattern, SocketType::Rep);
+super::socket_stream!(Rep, RepPattern::recv_attempt);
+super::immediate_sink!(Rep, |rep, message| rep.try_send(message));
 
 impl Rep {
     /// Receives the next request body, waiting for one (or until the receive timeout).
     /// Fails with [`Error::WrongState`] while the last request is unanswered.
+    ///
+    /// Cancel-safe: dropped before it completes (by `select!` or a timeout), it has taken no
+    /// message, and the next receive gets it.
     pub async fn recv(&self) -> Result<Message> {
         self.core.recv_with(RepPattern::recv_attempt).await
     }
@@ -254,6 +270,8 @@ impl Rep {
     /// peer, or to one at its high-water mark, is dropped (counted in
     /// [`Rep::dropped_messages`] for the latter). Fails with [`Error::WrongState`] when there
     /// is no request to answer.
+    ///
+    /// Cancel-safe: it never waits, so the reply is queued at the first poll.
     pub async fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
         self.try_send(message)
     }

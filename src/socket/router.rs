@@ -45,6 +45,7 @@ use std::task::{Context, Poll, ready};
 #[derive(Debug)]
 pub struct Router {
     core: SocketCore<RouterPattern>,
+    poll: super::Streaming,
 }
 
 #[derive(Debug)]
@@ -193,10 +194,16 @@ fn notify(core: &mut Core, peer: PeerId) {
 }
 
 super::socket_common!(Router, RouterPattern, SocketType::Router);
+super::socket_stream!(Router, RouterPattern::recv_attempt);
+super::socket_sink!(Router, Ok, RouterPattern::send_attempt);
 
 impl Router {
     /// Sends `[routing id, frames…]` to the peer with that routing id, without the id frame.
     /// See the type docs for unknown ids and full peers.
+    ///
+    /// Cancel safety: dropped before the message is queued (while it waits for room), it
+    /// drops the message unsent; once queued, the message is sent. To keep the message, use
+    /// `try_send`, which hands it back, or the `Sink` implementation, which holds it.
     pub async fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
         let message = message.into();
         self.core
@@ -213,6 +220,9 @@ impl Router {
 
     /// Receives the next message, fair-queued across peers, prefixed with the sender's
     /// routing id; waits for one (or until the receive timeout).
+    ///
+    /// Cancel-safe: dropped before it completes (by `select!` or a timeout), it has taken no
+    /// message, and the next receive gets it.
     pub async fn recv(&self) -> Result<Message> {
         self.core.recv_with(RouterPattern::recv_attempt).await
     }
