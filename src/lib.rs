@@ -25,6 +25,28 @@
 //! # }
 //! ```
 //!
+//! # Streams and sinks
+//!
+//! Receiving sockets are [`futures::Stream`]s of `Result<Message>` and sending sockets
+//! [`futures::Sink`]s of [`Message`], with no queue of their own in between:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> ferromq::Result<()> {
+//! use futures::{SinkExt, StreamExt};
+//! use ferromq::{Message, Pull, Push};
+//!
+//! let mut sink = Pull::new();
+//! let mut source = Push::new();
+//! source.connect(sink.bind("tcp://127.0.0.1:0")?)?;
+//! let mut lines = futures::stream::iter(["one", "two"].map(|s| Ok(Message::from(s))));
+//! source.send_all(&mut lines).await?;
+//! let received: Vec<Message> = sink.by_ref().take(2).map(|m| m.unwrap()).collect().await;
+//! assert_eq!(received[1].frames()[0], "two");
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Layout
 //!
 //! * [`wire`]: the ZMTP 3.1 protocol, sans-IO — greeting, frames, commands and the per-peer
