@@ -87,4 +87,4 @@ pub use endpoint::Endpoint;
 pub use error::{Error, Result, SendError};
 pub use message::Message;
 pub use options::SocketOptions;
-pub use socket::{Dealer, Pair, Pub, Pull, Push, Rep, Req, Router, Sub, XPub, XSub};
+pub use socket::{Dealer, Pair, Pub, Pull, Push, Rep, Req, Router, Socket, Sub, XPub, XSub};

@@ -159,9 +159,111 @@ macro_rules! socket_common {
                 Self::new()
             }
         }
+
+        impl $crate::Socket for $ty {
+            fn with_options(options: $crate::options::SocketOptions) -> $crate::Result<Self> {
+                $ty::with_options(options)
+            }
+
+            fn bind(
+                &self,
+                endpoint: impl $crate::endpoint::ToEndpoint,
+            ) -> $crate::Result<$crate::Endpoint> {
+                self.core.bind(endpoint)
+            }
+
+            fn connect(&self, endpoint: impl $crate::endpoint::ToEndpoint) -> $crate::Result<()> {
+                self.core.connect(endpoint)
+            }
+
+            fn unbind(&self, endpoint: impl $crate::endpoint::ToEndpoint) -> $crate::Result<()> {
+                self.core.unbind(endpoint)
+            }
+
+            fn disconnect(
+                &self,
+                endpoint: impl $crate::endpoint::ToEndpoint,
+            ) -> $crate::Result<()> {
+                self.core.disconnect(endpoint)
+            }
+
+            fn last_endpoint(&self) -> Option<$crate::Endpoint> {
+                self.core.last_endpoint()
+            }
+
+            fn peer_count(&self) -> usize {
+                self.core.peer_count()
+            }
+
+            fn options(&self) -> &$crate::options::SocketOptions {
+                self.core.options()
+            }
+
+            fn close(&self) -> impl std::future::Future<Output = ()> + Send {
+                self.core.close()
+            }
+        }
     };
 }
 pub(crate) use socket_common;
+
+/// What every socket type has, for code generic over socket types (a tool that opens the
+/// socket type it is told, a proxy, a test run against every type). Each socket also has
+/// these as inherent methods, so calling them on a concrete type needs no import.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> ferromq::Result<()> {
+/// use ferromq::{Pull, Push, Socket, SocketOptions};
+///
+/// /// Opens any socket type bound to a fresh local port.
+/// fn bound<S: Socket>() -> ferromq::Result<(S, ferromq::Endpoint)> {
+///     let socket = S::with_options(SocketOptions::default())?;
+///     let endpoint = socket.bind("tcp://127.0.0.1:0")?;
+///     Ok((socket, endpoint))
+/// }
+///
+/// let (pull, endpoint): (Pull, _) = bound()?;
+/// let push = Push::new();
+/// push.connect(&endpoint)?;
+/// push.send("generic").await?;
+/// assert_eq!(pull.recv().await?.frames()[0], "generic");
+/// assert_eq!(Socket::last_endpoint(&pull), Some(endpoint));
+/// Socket::close(&push).await;
+/// # Ok(())
+/// # }
+/// ```
+pub trait Socket: Sized + Send + Sync + 'static {
+    /// A socket with the given options; fails naming the first invalid one.
+    fn with_options(options: crate::options::SocketOptions) -> crate::Result<Self>;
+
+    /// Binds to an endpoint; returns the endpoint actually bound (the real port for
+    /// `tcp://…:0`).
+    fn bind(&self, endpoint: impl crate::endpoint::ToEndpoint) -> crate::Result<crate::Endpoint>;
+
+    /// Connects to an endpoint in the background, reconnecting whenever the connection is
+    /// lost.
+    fn connect(&self, endpoint: impl crate::endpoint::ToEndpoint) -> crate::Result<()>;
+
+    /// Stops listening on a bound endpoint and closes the connections accepted there.
+    fn unbind(&self, endpoint: impl crate::endpoint::ToEndpoint) -> crate::Result<()>;
+
+    /// Closes a connected endpoint and stops reconnecting to it.
+    fn disconnect(&self, endpoint: impl crate::endpoint::ToEndpoint) -> crate::Result<()>;
+
+    /// The last endpoint bound or connected (libzmq's ZMQ_LAST_ENDPOINT).
+    fn last_endpoint(&self) -> Option<crate::Endpoint>;
+
+    /// Peers connected with a completed handshake.
+    fn peer_count(&self) -> usize;
+
+    /// The options the socket was created with.
+    fn options(&self) -> &crate::options::SocketOptions;
+
+    /// Closes the socket and waits until what is queued is written or the linger period
+    /// ends. Cancel-safe, as each socket's `close`.
+    fn close(&self) -> impl std::future::Future<Output = ()> + Send;
+}
 
 /// What a socket handle keeps for its `Stream` and `Sink` implementations: their waiting
 /// calls (so a parked `next()` or `send()` keeps one registration across polls), and the

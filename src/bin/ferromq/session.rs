@@ -5,8 +5,8 @@ use crate::lines::LineCodec;
 use crate::{Config, Failure, SocketKind};
 use bytes::Bytes;
 use ferromq::{
-    Dealer, Endpoint, Error, Message, Pair, Pub, Pull, Push, Rep, Req, Router, SendError,
-    SocketOptions, Sub, XPub, XSub,
+    Dealer, Endpoint, Error, Message, Pair, Pub, Pull, Push, Rep, Req, Router, SendError, Socket,
+    Sub, XPub, XSub,
 };
 use std::future::Future;
 use std::io::{self, BufRead, Write};
@@ -142,38 +142,8 @@ pub async fn run(config: Config) -> Result<(), Failure> {
     }
 }
 
-/// What the tool needs of every socket type, beyond sending and receiving.
-trait CliSocket: Sized {
-    fn with_options(options: SocketOptions) -> ferromq::Result<Self>;
-    fn bind(&self, endpoint: &Endpoint) -> ferromq::Result<Endpoint>;
-    fn connect(&self, endpoint: &Endpoint) -> ferromq::Result<()>;
-    async fn close(self);
-}
-
-macro_rules! cli_socket {
-    ($($ty:ident),*) => {$(
-        impl CliSocket for $ty {
-            fn with_options(options: SocketOptions) -> ferromq::Result<Self> {
-                $ty::with_options(options)
-            }
-            fn bind(&self, endpoint: &Endpoint) -> ferromq::Result<Endpoint> {
-                $ty::bind(self, endpoint)
-            }
-            fn connect(&self, endpoint: &Endpoint) -> ferromq::Result<()> {
-                $ty::connect(self, endpoint)
-            }
-            async fn close(self) {
-                $ty::close(&self).await
-            }
-        }
-    )*};
-}
-cli_socket!(
-    Push, Pull, Pub, Sub, XPub, XSub, Req, Rep, Dealer, Router, Pair
-);
-
 /// Creates the socket, binds and connects every endpoint.
-fn open<S: CliSocket>(config: &Config) -> Result<S, Failure> {
+fn open<S: Socket>(config: &Config) -> Result<S, Failure> {
     let socket =
         S::with_options(config.options.clone()).map_err(|e| Failure::Usage(e.to_string()))?;
     let endpoint_failure = |verb: &str, endpoint: &Endpoint, e: Error| {
@@ -201,9 +171,9 @@ fn open<S: CliSocket>(config: &Config) -> Result<S, Failure> {
 }
 
 /// Closes the socket after a successful run, honouring linger; a failed run exits at once.
-async fn finish<S: CliSocket>(socket: S, result: Result<(), Failure>) -> Result<(), Failure> {
+async fn finish<S: Socket>(socket: S, result: Result<(), Failure>) -> Result<(), Failure> {
     result?;
-    socket.close().await;
+    Socket::close(&socket).await;
     Ok(())
 }
 
