@@ -13,7 +13,7 @@ use criterion::{
     measurement::WallTime,
 };
 use ferromq::Message;
-use ferromq::wire::{FrameDecoder, WriteBuf};
+use ferromq::internals::wire::{FrameDecoder, WriteBuf};
 
 const FRAME_SIZES_BYTES: [usize; 4] = [16, 64, 1024, 64 * 1024];
 const FRAMES_PER_MESSAGE: [usize; 2] = [1, 3];

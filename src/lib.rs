@@ -49,10 +49,10 @@
 //!
 //! # Layout
 //!
-//! * [`wire`]: the ZMTP 3.1 protocol, sans-IO — greeting, frames, commands and the per-peer
-//!   connection state machine, driven by bytes and a caller-supplied clock.
-//! * [`pattern`]: the routing rules as plain data — round-robin, fair queue, subscription
-//!   trie, routing-id table.
+//! * `wire` (internal): the ZMTP 3.1 protocol, sans-IO — greeting, frames, commands and the
+//!   per-peer connection state machine, driven by bytes and a caller-supplied clock.
+//! * `pattern` (internal): the routing rules as plain data — round-robin, fair queue,
+//!   subscription trie, routing-id table.
 //! * `engine` (private): the tokio side — listeners, connectors with reconnect, one task per
 //!   connection with batched reads and writes, heartbeats, linger.
 //! * the socket types ([`Push`], [`Pull`], [`Pair`], …): thin typed front ends.
@@ -74,14 +74,13 @@ mod engine;
 pub mod error;
 pub mod message;
 pub mod options;
-// The sans-IO layers: no clock and no tokio (the methods and types are listed in
-// clippy.toml); time and bytes are passed in by the engine.
-#[deny(clippy::disallowed_methods, clippy::disallowed_types)]
-pub mod pattern;
 pub mod security;
 mod socket;
-#[deny(clippy::disallowed_methods, clippy::disallowed_types)]
-pub mod wire;
+
+#[doc(hidden)]
+pub mod internals;
+pub(crate) use internals::{pattern, wire};
+pub use wire::{ProtocolError, SocketType};
 
 pub use endpoint::Endpoint;
 pub use error::{Error, Result, SendError};

@@ -3,7 +3,7 @@
 //! mark (`try_send` → `WouldBlock`, `send` → `Timeout`, the message handed back each time).
 
 use bytes::BytesMut;
-use ferromq::wire::{Connection, ConnectionConfig, Event, SocketType};
+use ferromq::internals::wire::{Connection, ConnectionConfig, Event, SocketType};
 use ferromq::{Endpoint, Error, Message, Pull, Push, SocketOptions};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

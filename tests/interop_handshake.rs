@@ -6,7 +6,7 @@
 //! (tests/fixtures/README.md).
 
 use bytes::BytesMut;
-use ferromq::wire::{Connection, ConnectionConfig, Event, SocketType};
+use ferromq::internals::wire::{Connection, ConnectionConfig, Event, SocketType};
 use std::io::{ErrorKind, Read};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -142,7 +142,7 @@ fn ferromq_handshake(config: ConnectionConfig, libzmq_greeting: &[u8]) -> Vec<u8
 
 /// Feeds a captured handshake to a ferromq connection of `our_type` and returns the peer it
 /// describes.
-fn parse_with_ferromq(our_type: SocketType, captured: &[u8]) -> ferromq::wire::PeerInfo {
+fn parse_with_ferromq(our_type: SocketType, captured: &[u8]) -> ferromq::internals::wire::PeerInfo {
     let now = Instant::now();
     let mut conn = Connection::new(ConnectionConfig::new(our_type), now);
     let mut input = BytesMut::from(captured);

@@ -12,9 +12,9 @@ mod raw_peer;
 
 use bytes::Bytes;
 use ferromq::SocketOptions;
+use ferromq::internals::wire::Metadata;
+use ferromq::internals::wire::SocketType;
 use ferromq::security::CurveKeyPair;
-use ferromq::wire::Metadata;
-use ferromq::wire::SocketType;
 use ferromq::{Message, Pull, Rep, Router, Sub, XPub};
 use raw_peer::{CurvePeer, RawPeer};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -386,14 +386,20 @@ fn endless_pings_subscribes_and_cancels_stay_within_budget() {
         (
             "SUBSCRIBE/CANCEL",
             [
-                raw_peer::command(&ferromq::wire::Command::Subscribe(Bytes::from("topic"))),
-                raw_peer::command(&ferromq::wire::Command::Cancel(Bytes::from("topic"))),
+                raw_peer::command(&ferromq::internals::wire::Command::Subscribe(Bytes::from(
+                    "topic",
+                ))),
+                raw_peer::command(&ferromq::internals::wire::Command::Cancel(Bytes::from(
+                    "topic",
+                ))),
             ]
             .concat(),
         ),
         (
             "SUBSCRIBE",
-            raw_peer::command(&ferromq::wire::Command::Subscribe(Bytes::from("t"))),
+            raw_peer::command(&ferromq::internals::wire::Command::Subscribe(Bytes::from(
+                "t",
+            ))),
         ),
     ];
     for kind in KINDS {
@@ -436,7 +442,7 @@ fn a_thousand_stalled_handshakes_stay_within_budget() {
             let (server, addr) = kind.bind();
             let heap = Heap::start();
             // The greeting and the first half of a 1 KiB READY.
-            let mut partial = ferromq::wire::Greeting::null().encode().to_vec();
+            let mut partial = ferromq::internals::wire::Greeting::null().encode().to_vec();
             partial.extend_from_slice(&raw_peer::long_command_header(1024));
             partial.extend_from_slice(&[5, b'R', b'E', b'A', b'D', b'Y']);
             partial.extend_from_slice(&[0; 500]);
@@ -476,9 +482,9 @@ fn padded_ready(socket_type: &str, count: usize) -> Vec<u8> {
         "Socket-Type",
         Bytes::copy_from_slice(socket_type.as_bytes()),
     );
-    let mut bytes = raw_peer::command(&ferromq::wire::Command::Ready(meta));
+    let mut bytes = raw_peer::command(&ferromq::internals::wire::Command::Ready(meta));
     // Rewrite as a long frame with the padding appended: name-len 1, "x", value-len 0.
-    let body_start = if bytes[0] & ferromq::wire::frame::FLAG_LONG != 0 {
+    let body_start = if bytes[0] & ferromq::internals::wire::frame::FLAG_LONG != 0 {
         9
     } else {
         2
@@ -498,7 +504,7 @@ fn ready_metadata_costs_what_it_weighs() {
         let (server, addr) = Kind::Pull.bind();
         let heap = Heap::start();
         // 10,000 properties: 60,000 bytes on the wire, under the handshake frame limit.
-        let mut handshake = ferromq::wire::Greeting::null().encode().to_vec();
+        let mut handshake = ferromq::internals::wire::Greeting::null().encode().to_vec();
         handshake.extend_from_slice(&padded_ready("PUSH", 10_000));
         let mut peer = RawPeer::connect(addr, &handshake).await;
         drop(handshake);
@@ -526,7 +532,7 @@ fn oversized_ready_is_refused_before_its_body_arrives() {
         let endpoint = server.bind("tcp://127.0.0.1:0").unwrap();
         let addr: SocketAddr = endpoint.to_string()["tcp://".len()..].parse().unwrap();
         let heap = Heap::start();
-        let mut handshake = ferromq::wire::Greeting::null().encode().to_vec();
+        let mut handshake = ferromq::internals::wire::Greeting::null().encode().to_vec();
         // 16 MiB of 6-byte properties, announced; only the header and a little body sent.
         handshake.extend_from_slice(&raw_peer::long_command_header(16 * MIB as u64));
         handshake.extend_from_slice(&[5, b'R', b'E', b'A', b'D', b'Y']);
@@ -582,9 +588,9 @@ fn distinct_subscriptions_without_end_are_capped_per_peer() {
         let mut bytes = Vec::new();
         for i in 0..PREFIXES {
             let prefix = Bytes::from(format!("prefix-{i:09}"));
-            bytes.extend_from_slice(&raw_peer::command(&ferromq::wire::Command::Subscribe(
-                prefix,
-            )));
+            bytes.extend_from_slice(&raw_peer::command(
+                &ferromq::internals::wire::Command::Subscribe(prefix),
+            ));
         }
         bytes.extend_from_slice(&Kind::XPub.wire_message(b"after"));
         let writer = tokio::spawn(async move {

@@ -5,7 +5,7 @@
 //! libzmq's.
 
 use bytes::BytesMut;
-use ferromq::wire::{Connection, ConnectionConfig, Event, SocketType};
+use ferromq::internals::wire::{Connection, ConnectionConfig, Event, SocketType};
 use ferromq::{Message, Pub, SocketOptions, Sub, XPub, XSub};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

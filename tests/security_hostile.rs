@@ -6,9 +6,9 @@
 
 mod raw_peer;
 
+use ferromq::internals::wire::frame::FLAG_COMMAND;
+use ferromq::internals::wire::{Command, Greeting, SocketType};
 use ferromq::security::{AuthPolicy, CurveKeyPair, Zap};
-use ferromq::wire::frame::FLAG_COMMAND;
-use ferromq::wire::{Command, Greeting, SocketType};
 use ferromq::{Pull, Push, SocketOptions};
 use raw_peer::{CurvePeer, RawPeer};
 use std::net::SocketAddr;
@@ -64,13 +64,13 @@ async fn honest_traffic_flows(server: &Server) {
 
 fn curve_greeting() -> Vec<u8> {
     let mut greeting = Greeting::null();
-    greeting.mechanism = ferromq::wire::mechanism::CURVE;
+    greeting.mechanism = ferromq::internals::wire::mechanism::CURVE;
     greeting.encode().to_vec()
 }
 
 fn command_frame(body: &[u8]) -> Vec<u8> {
     let mut frame = Vec::new();
-    ferromq::wire::frame::encode_header(&mut frame, FLAG_COMMAND, body.len());
+    ferromq::internals::wire::frame::encode_header(&mut frame, FLAG_COMMAND, body.len());
     frame.extend_from_slice(body);
     frame
 }

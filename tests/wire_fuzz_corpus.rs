@@ -7,7 +7,7 @@
 mod targets;
 
 use ferromq::Message;
-use ferromq::wire::{Command, Greeting, Metadata, WriteBuf};
+use ferromq::internals::wire::{Command, Greeting, Metadata, WriteBuf};
 
 /// Inputs per target: enough to reach every phase many times, fast enough for `cargo test`.
 const CORPUS_INPUTS: usize = 4000;
@@ -302,8 +302,10 @@ fn structured_handshake_fixtures_reach_rare_paths() {
             let name = format!("{fault:?}");
             let variant = name.split([' ', '(', '{']).next().unwrap_or_default();
             reached.insert(variant.to_string());
-            if matches!(fault, ferromq::wire::ProtocolError::HeartbeatTimeout)
-                && report.pings_sent == 0
+            if matches!(
+                fault,
+                ferromq::internals::wire::ProtocolError::HeartbeatTimeout
+            ) && report.pings_sent == 0
             {
                 reached.insert("peer TTL expired".into());
             }
@@ -394,7 +396,7 @@ fn secure_fixtures_reach(dir: &str, report: fn(&[u8]) -> targets::SecureReport) 
         if report.forgery_refused {
             reached.insert("forgery refused".to_string());
         }
-        if let Some(ferromq::wire::ProtocolError::Crypto { what }) = &report.fault
+        if let Some(ferromq::internals::wire::ProtocolError::Crypto { what }) = &report.fault
             && what.contains("vouch")
         {
             reached.insert("vouch refused".to_string());

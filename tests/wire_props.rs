@@ -4,7 +4,7 @@
 
 use bytes::{Bytes, BytesMut};
 use ferromq::Message;
-use ferromq::wire::{
+use ferromq::internals::wire::{
     Command, Connection, ConnectionConfig, Event, FrameDecoder, Greeting, Metadata, ProtocolError,
     SocketType, WriteBuf,
 };

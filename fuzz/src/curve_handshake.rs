@@ -11,8 +11,8 @@
 
 use super::secure_handshake::{Common, Kind, PEER_ADDRESS, SecureReport, Setup, refusing_zap, run};
 use super::*;
+use ferromq::internals::wire::Security;
 use ferromq::security::{AuthPolicy, CurveKey, CurveKeyPair, Zap, ZapStatus};
-use ferromq::wire::Security;
 use std::sync::OnceLock;
 
 /// Long-term key pairs, derived once: deriving them in every run would cost two scalar

@@ -609,15 +609,16 @@ impl Model {
         if self.version >= (3, 1) {
             self.next_ping = self.config.heartbeat.interval.map(|i| now + i);
         }
-        self.events.push(Event::Ready(ferromq::wire::PeerInfo {
-            socket_type: theirs,
-            identity: first("Identity").filter(|id| !id.is_empty()),
-            metadata: meta,
-            version: self.version,
-            // These scripts run NULL security with no authenticator: no user id.
-            mechanism: Mechanism::NULL,
-            user_id: None,
-        }));
+        self.events
+            .push(Event::Ready(ferromq::internals::wire::PeerInfo {
+                socket_type: theirs,
+                identity: first("Identity").filter(|id| !id.is_empty()),
+                metadata: meta,
+                version: self.version,
+                // These scripts run NULL security with no authenticator: no user id.
+                mechanism: Mechanism::NULL,
+                user_id: None,
+            }));
         Ok(())
     }
 

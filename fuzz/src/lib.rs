@@ -21,8 +21,10 @@
 //! dev-dependency of the root crate.
 
 use bytes::BytesMut;
-use ferromq::wire::frame::{FLAG_COMMAND, FLAG_LONG, FLAG_MORE, MAX_FRAME_BYTES};
-use ferromq::wire::{Connection, ConnectionConfig, FrameDecoder, HeartbeatConfig, SocketType};
+use ferromq::internals::wire::frame::{FLAG_COMMAND, FLAG_LONG, FLAG_MORE, MAX_FRAME_BYTES};
+use ferromq::internals::wire::{
+    Connection, ConnectionConfig, FrameDecoder, HeartbeatConfig, SocketType,
+};
 use std::time::{Duration, Instant};
 
 /// Slack allowed on top of the decoder's own limit when checking buffer memory: the decoder
@@ -99,7 +101,10 @@ pub fn frame(data: &[u8]) {
 }
 
 /// Decoded frames as (flags without LONG, body), and the fault that stopped decoding.
-type Decoded = (Vec<(u8, Vec<u8>)>, Option<ferromq::wire::ProtocolError>);
+type Decoded = (
+    Vec<(u8, Vec<u8>)>,
+    Option<ferromq::internals::wire::ProtocolError>,
+);
 
 fn decode_frames(
     stream: &[u8],
@@ -154,7 +159,7 @@ fn decode_frames(
 
 /// The greeting libzmq sends with NULL security, so inputs can skip straight to commands.
 fn null_greeting() -> [u8; 64] {
-    ferromq::wire::Greeting::null().encode()
+    ferromq::internals::wire::Greeting::null().encode()
 }
 
 /// `handshake` target: a server-side connection fed input-chosen chunks and clock ticks.
@@ -168,7 +173,7 @@ pub fn handshake(data: &[u8]) {
 }
 
 /// `handshake`, returning the connection's fault (for coverage statistics).
-pub fn handshake_fault(data: &[u8]) -> Option<ferromq::wire::ProtocolError> {
+pub fn handshake_fault(data: &[u8]) -> Option<ferromq::internals::wire::ProtocolError> {
     let mut input = Input { data };
     let socket_type = SocketType::ALL[usize::from(input.byte()) % SocketType::ALL.len()];
     let mut config = ConnectionConfig::new(socket_type);
@@ -202,9 +207,9 @@ pub fn handshake_fault(data: &[u8]) -> Option<ferromq::wire::ProtocolError> {
                 .find(|p| socket_type.is_compatible_with(*p))
                 .expect("every type has a compatible peer");
             let mut ready = BytesMut::new();
-            let mut meta = ferromq::wire::Metadata::new();
+            let mut meta = ferromq::internals::wire::Metadata::new();
             meta.insert("Socket-Type", peer.as_str());
-            ferromq::wire::Command::Ready(meta).encode(&mut ready);
+            ferromq::internals::wire::Command::Ready(meta).encode(&mut ready);
             buf.extend_from_slice(&ready);
         }
     }
@@ -244,8 +249,8 @@ pub fn handshake_fault(data: &[u8]) -> Option<ferromq::wire::ProtocolError> {
 
 /// Records the first fault and asserts that every later call reports the same one.
 fn check_sticky(
-    fault: &mut Option<ferromq::wire::ProtocolError>,
-    result: Result<(), ferromq::wire::ProtocolError>,
+    fault: &mut Option<ferromq::internals::wire::ProtocolError>,
+    result: Result<(), ferromq::internals::wire::ProtocolError>,
 ) {
     match (fault.as_ref(), result) {
         (None, Err(e)) => *fault = Some(e),
@@ -263,11 +268,13 @@ fn check_sticky(
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::Bytes;
 use ferromq::Message;
-use ferromq::wire::command::MAX_PING_CONTEXT_BYTES;
-use ferromq::wire::connection::{MAX_FRAMES_PER_MESSAGE, MAX_HANDSHAKE_FRAME_BYTES};
-use ferromq::wire::frame::MAX_HEADER_BYTES;
-use ferromq::wire::greeting::GREETING_LEN;
-use ferromq::wire::{Command, Event, Greeting, Mechanism, Metadata, ProtocolError, WriteBuf};
+use ferromq::internals::wire::command::MAX_PING_CONTEXT_BYTES;
+use ferromq::internals::wire::connection::{MAX_FRAMES_PER_MESSAGE, MAX_HANDSHAKE_FRAME_BYTES};
+use ferromq::internals::wire::frame::MAX_HEADER_BYTES;
+use ferromq::internals::wire::greeting::GREETING_LEN;
+use ferromq::internals::wire::{
+    Command, Event, Greeting, Mechanism, Metadata, ProtocolError, WriteBuf,
+};
 
 /// Largest stream one structured handshake script may generate (large frames are cheap to
 /// describe, so the description is capped by the bytes it expands to instead).

@@ -2,7 +2,7 @@
 
 use super::*;
 
-use ferromq::pattern::{
+use ferromq::internals::pattern::{
     FairQueue, LoadBalancer, LocalSubscriptions, PeerId, PeerSlab, RepState, ReqState,
     RoutingTable, StateError, SubscriptionTrie,
 };
@@ -331,7 +331,9 @@ pub fn pattern_ops(data: &[u8]) {
                     (Err(_), Err(id)) => {
                         assert_eq!(
                             got,
-                            Err(ferromq::pattern::AttachError::DuplicateId(id.clone()))
+                            Err(ferromq::internals::pattern::AttachError::DuplicateId(
+                                id.clone()
+                            ))
                         )
                     }
                     _ => panic!("attach gave {got:?}, model says {want:?}"),

@@ -5,8 +5,8 @@
 
 use super::secure_handshake::{Common, Kind, PEER_ADDRESS, SecureReport, Setup, refusing_zap, run};
 use super::*;
+use ferromq::internals::wire::Security;
 use ferromq::security::{AuthPolicy, Zap, ZapStatus};
-use ferromq::wire::Security;
 
 /// The one user the policy authenticator knows.
 const USER: &[u8] = b"u";

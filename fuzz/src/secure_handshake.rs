@@ -41,9 +41,9 @@
 //!   allow it, and the target's `Ready` then describes the honest peer.
 
 use super::*;
+use ferromq::internals::wire::{PeerInfo, Security};
 use ferromq::security::Zap;
 use ferromq::security::ZapRequest;
-use ferromq::wire::{PeerInfo, Security};
 use std::collections::VecDeque;
 
 /// Most bytes one `take_transmit` of the target may hand out: a greeting, a handshake command
@@ -657,7 +657,7 @@ impl Harness {
         let mut handshake_timeout = t_cfg.handshake_timeout.filter(|d| !d.is_zero());
         if matches!(t_cfg.security, Security::CurveServer { .. }) {
             // A CURVE server drops its cookie key, and so the handshake, after this long.
-            let cap = ferromq::wire::connection::MAX_CURVE_COOKIE_LIFETIME;
+            let cap = ferromq::internals::wire::connection::MAX_CURVE_COOKIE_LIFETIME;
             handshake_timeout = Some(handshake_timeout.map_or(cap, |t| t.min(cap)));
         }
 

@@ -91,7 +91,7 @@ impl RequestEnvelope {
 /// REQ: strict send/receive alternation, replies taken only from the peer asked.
 ///
 /// ```
-/// use ferromq::pattern::{PeerSlab, ReqState};
+/// use ferromq::internals::pattern::{PeerSlab, ReqState};
 /// use ferromq::Message;
 ///
 /// let mut peers = PeerSlab::new();
@@ -237,7 +237,7 @@ enum RepPhase {
 /// request is kept and restored on the reply.
 ///
 /// ```
-/// use ferromq::pattern::{PeerSlab, RepState};
+/// use ferromq::internals::pattern::{PeerSlab, RepState};
 /// use ferromq::Message;
 ///
 /// let mut peers = PeerSlab::new();

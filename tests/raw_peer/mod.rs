@@ -5,11 +5,11 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use ferromq::Message;
-use ferromq::security::{CurveKey, CurveKeyPair};
-use ferromq::wire::frame::{FLAG_COMMAND, FLAG_LONG};
-use ferromq::wire::{
+use ferromq::internals::wire::frame::{FLAG_COMMAND, FLAG_LONG};
+use ferromq::internals::wire::{
     Command, Connection, ConnectionConfig, Greeting, Metadata, Security, SocketType, WriteBuf,
 };
+use ferromq::security::{CurveKey, CurveKeyPair};
 use std::net::SocketAddr;
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
