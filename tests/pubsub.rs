@@ -353,6 +353,39 @@ async fn libzmq_xpub_filters_before_the_wire_and_takes_our_subscribe_command() {
     .unwrap();
 }
 
+/// A publisher with send HWM `hwm` on a fresh port, and a raw subscriber to everything that
+/// completed its handshake, with a 4 KiB receive buffer, and will not read until told.
+async fn publisher_and_stalled_subscriber(hwm: usize) -> (Pub, ferromq::Endpoint, RawSubscriber) {
+    let publisher = Pub::with_options(options_with(|o| o.sndhwm = hwm)).unwrap();
+    let endpoint = publisher.bind("tcp://127.0.0.1:0").unwrap();
+    let addr = tcp_addr(&endpoint);
+    let stalled = tokio::task::spawn_blocking(move || {
+        let mut raw = RawSubscriber::connect(addr, Some(4096));
+        raw.subscribe(b"");
+        raw
+    })
+    .await
+    .unwrap();
+    (publisher, endpoint, stalled)
+}
+
+/// Message `i` of a numbered stream: the index as 8 big-endian bytes, then `payload`.
+fn indexed(i: u64, payload: &bytes::Bytes) -> Message {
+    let index = bytes::Bytes::copy_from_slice(&i.to_be_bytes());
+    [index, payload.clone()].into_iter().collect()
+}
+
+/// Sends "end" and checks it is the next message the (drained) raw subscriber reads.
+async fn end_arrives_next(publisher: &Pub, stalled: RawSubscriber) {
+    publisher.send("end").await.unwrap();
+    tokio::task::spawn_blocking(move || {
+        let mut stalled = stalled;
+        assert_eq!(text(&stalled.next_message()), "end");
+    })
+    .await
+    .unwrap();
+}
+
 /// One fast subscriber, one that completes the handshake and then never reads. The publisher
 /// must finish at its own pace, the fast one must get everything, and every message the
 /// stalled one misses must be counted: once it reads, received + dropped == sent exactly.
@@ -365,16 +398,7 @@ async fn stalled_subscriber_loses_counted_messages_and_never_slows_the_publisher
     const HWM: usize = 50;
     const PAYLOAD: usize = 500;
     timeout(TEST_TIMEOUT, async {
-        let publisher = Pub::with_options(options_with(|o| o.sndhwm = HWM)).unwrap();
-        let endpoint = publisher.bind("tcp://127.0.0.1:0").unwrap();
-        let addr = tcp_addr(&endpoint);
-        let stalled = tokio::task::spawn_blocking(move || {
-            let mut raw = RawSubscriber::connect(addr, Some(4096));
-            raw.subscribe(b"");
-            raw
-        })
-        .await
-        .unwrap();
+        let (publisher, endpoint, stalled) = publisher_and_stalled_subscriber(HWM).await;
         let fast = Sub::new();
         fast.subscribe("");
         fast.connect(&endpoint).unwrap();
@@ -393,9 +417,7 @@ async fn stalled_subscriber_loses_counted_messages_and_never_slows_the_publisher
         let payload = bytes::Bytes::from(vec![7u8; PAYLOAD]);
         let mut first_drop = None;
         for i in 0..MSGS {
-            let index = bytes::Bytes::copy_from_slice(&i.to_be_bytes());
-            let message: Message = [index, payload.clone()].into_iter().collect();
-            publisher.send(message).await.unwrap();
+            publisher.send(indexed(i, &payload)).await.unwrap();
             if first_drop.is_none() && publisher.dropped_messages() > 0 {
                 first_drop = Some(i);
             }
@@ -427,13 +449,7 @@ async fn stalled_subscriber_loses_counted_messages_and_never_slows_the_publisher
         })
         .await
         .unwrap();
-        publisher.send("end").await.unwrap();
-        tokio::task::spawn_blocking(move || {
-            let mut stalled = stalled;
-            assert_eq!(text(&stalled.next_message()), "end");
-        })
-        .await
-        .unwrap();
+        end_arrives_next(&publisher, stalled).await;
         assert_eq!(publisher.dropped_messages(), dropped);
     })
     .await
@@ -450,25 +466,14 @@ async fn publisher_on_a_multi_thread_runtime_drops_at_the_hwm_and_counts_every_d
     const HWM: usize = 50;
     const PAYLOAD: usize = 500;
     timeout(TEST_TIMEOUT, async {
-        let publisher = Pub::with_options(options_with(|o| o.sndhwm = HWM)).unwrap();
-        let endpoint = publisher.bind("tcp://127.0.0.1:0").unwrap();
-        let addr = tcp_addr(&endpoint);
-        let stalled = tokio::task::spawn_blocking(move || {
-            let mut raw = RawSubscriber::connect(addr, Some(4096));
-            raw.subscribe(b"");
-            raw
-        })
-        .await
-        .unwrap();
+        let (publisher, _, stalled) = publisher_and_stalled_subscriber(HWM).await;
         publisher
             .wait_for_subscribers(1)
             .await
             .expect("the publisher is open");
         let payload = bytes::Bytes::from(vec![7u8; PAYLOAD]);
         for i in 0..MSGS {
-            let index = bytes::Bytes::copy_from_slice(&i.to_be_bytes());
-            let message: Message = [index, payload.clone()].into_iter().collect();
-            publisher.send(message).await.unwrap();
+            publisher.send(indexed(i, &payload)).await.unwrap();
         }
         let dropped = publisher.dropped_messages();
         assert!(dropped > 0, "a subscriber that never read lost nothing");
@@ -495,13 +500,7 @@ async fn publisher_on_a_multi_thread_runtime_drops_at_the_hwm_and_counts_every_d
         })
         .await
         .unwrap();
-        publisher.send("end").await.unwrap();
-        tokio::task::spawn_blocking(move || {
-            let mut stalled = stalled;
-            assert_eq!(text(&stalled.next_message()), "end");
-        })
-        .await
-        .unwrap();
+        end_arrives_next(&publisher, stalled).await;
         assert_eq!(publisher.dropped_messages(), dropped);
     })
     .await
