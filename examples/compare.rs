@@ -256,46 +256,22 @@ const MT_BATCH: &[&str] = &["--runtime", "mt", "--batch"];
 const MT_TASKS: &[&str] = &["--runtime", "mt", "--tasks", "8"];
 const MT_SPAWN: &[&str] = &["--runtime", "mt", "--spawn"];
 
-const FERROMQ_MT: Pairing = Pairing {
-    label: "ferromq mt",
-    receiver: Program::ferromq("local_thr", MT),
-    sender: Program::ferromq("remote_thr", MT),
-};
-const FERROMQ_CT: Pairing = Pairing {
-    label: "ferromq ct",
-    receiver: Program::ferromq("local_thr", CT),
-    sender: Program::ferromq("remote_thr", CT),
-};
+const FERROMQ_MT: Pairing = Pairing::ferromq("ferromq mt", MT);
+const FERROMQ_CT: Pairing = Pairing::ferromq("ferromq ct", CT);
 const FERROMQ_MT_BATCH: Pairing = Pairing {
     label: "ferromq mt batch",
     receiver: Program::ferromq("local_thr", MT_BATCH),
     sender: Program::ferromq("remote_thr", MT),
 };
-const FERROMQ_MT_TASKS: Pairing = Pairing {
-    label: "ferromq mt 8 tasks",
-    receiver: Program::ferromq("local_thr", MT_TASKS),
-    sender: Program::ferromq("remote_thr", MT_TASKS),
-};
-const FERROMQ_MT_SPAWN: Pairing = Pairing {
-    label: "ferromq mt spawn",
-    receiver: Program::ferromq("local_thr", MT_SPAWN),
-    sender: Program::ferromq("remote_thr", MT_SPAWN),
-};
+const FERROMQ_MT_TASKS: Pairing = Pairing::ferromq("ferromq mt 8 tasks", MT_TASKS);
+const FERROMQ_MT_SPAWN: Pairing = Pairing::ferromq("ferromq mt spawn", MT_SPAWN);
 const FERROMQ_MT_LTO: Pairing = Pairing {
     label: "ferromq mt lto",
-    receiver: Program::ferromq("local_thr", MT).lto(),
-    sender: Program::ferromq("remote_thr", MT).lto(),
+    receiver: FERROMQ_MT.receiver.lto(),
+    sender: FERROMQ_MT.sender.lto(),
 };
-const OMQ_MT: Pairing = Pairing {
-    label: "omq mt",
-    receiver: Program::omq(&["local_thr"], MT),
-    sender: Program::omq(&["remote_thr"], MT),
-};
-const OMQ_CT: Pairing = Pairing {
-    label: "omq ct",
-    receiver: Program::omq(&["local_thr"], CT),
-    sender: Program::omq(&["remote_thr"], CT),
-};
+const OMQ_MT: Pairing = Pairing::omq("omq mt", MT);
+const OMQ_CT: Pairing = Pairing::omq("omq ct", CT);
 const LIBZMQ: Pairing = Pairing {
     label: "libzmq",
     receiver: Program::plain("libzmq_local_thr", &[]),
@@ -333,6 +309,24 @@ const CROSS: [Pairing; 2] = [
 ];
 
 impl Pairing {
+    /// ferromq's `local_thr` and `remote_thr`, both with the shape flags `after`.
+    const fn ferromq(label: &'static str, after: &'static [&'static str]) -> Self {
+        Pairing {
+            label,
+            receiver: Program::ferromq("local_thr", after),
+            sender: Program::ferromq("remote_thr", after),
+        }
+    }
+
+    /// omq-peer's `local_thr` and `remote_thr`, both with the shape flags `after`.
+    const fn omq(label: &'static str, after: &'static [&'static str]) -> Self {
+        Pairing {
+            label,
+            receiver: Program::omq(&["local_thr"], after),
+            sender: Program::omq(&["remote_thr"], after),
+        }
+    }
+
     /// A rough rate to size the calibration run; the calibration measures the real one.
     fn guessed_rate(self, size: usize) -> f64 {
         let (messages_per_sec, bytes_per_sec) = match self.label {
