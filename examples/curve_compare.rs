@@ -753,15 +753,7 @@ async fn child_pull(
         // One receive per message, as zmq_msg_recv on the libzmq side.
         check_size(&pull.recv().await?, size)?;
     }
-    let elapsed = start.elapsed().as_secs_f64().max(1e-9);
-    let throughput = count as f64 / elapsed;
-    println!("message size: {size} [B]");
-    println!("message count: {count}");
-    println!("mean throughput: {throughput:.0} [msg/s]");
-    println!(
-        "mean throughput: {:.3} [Mb/s]",
-        throughput * size as f64 * 8.0 / 1e6
-    );
+    common::print_throughput(size, count, start.elapsed().as_secs_f64());
     pull.close().await;
     Ok(())
 }

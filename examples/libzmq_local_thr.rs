@@ -7,6 +7,9 @@
 //! (ZMQ_IO_THREADS 1, libzmq's default), default receive HWM (1000) and OS-default kernel
 //! buffers. Every message is received into one reused `zmq::Message`, as libzmq's tool does.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -47,13 +50,7 @@ fn run(bind_to: &str, size: usize, count: u64) -> Result<(), String> {
     for _ in 1..count {
         receive_sized(&pull, &mut message, size)?;
     }
-    let elapsed = start.elapsed().as_secs_f64().max(1e-9);
-    let throughput = count as f64 / elapsed;
-    let megabits = throughput * size as f64 * 8.0 / 1_000_000.0;
-    println!("message size: {size} [B]");
-    println!("message count: {count}");
-    println!("mean throughput: {throughput:.0} [msg/s]");
-    println!("mean throughput: {megabits:.3} [Mb/s]");
+    common::print_throughput(size, count, start.elapsed().as_secs_f64());
     Ok(())
 }
 

@@ -10,6 +10,8 @@
 //! from the one socket at once, and `--spawn` runs the loop in a spawned task (see
 //! `common/shape.rs`).
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "common/shape.rs"]
 mod shape;
 
@@ -82,13 +84,7 @@ async fn run(
             check_size(&pull.recv().await?, size)?;
         }
     }
-    let elapsed = start.elapsed().as_secs_f64().max(1e-9);
-    let throughput = count as f64 / elapsed;
-    let megabits = throughput * size as f64 * 8.0 / 1_000_000.0;
-    println!("message size: {size} [B]");
-    println!("message count: {count}");
-    println!("mean throughput: {throughput:.0} [msg/s]");
-    println!("mean throughput: {megabits:.3} [Mb/s]");
+    common::print_throughput(size, count, start.elapsed().as_secs_f64());
     Ok(())
 }
 

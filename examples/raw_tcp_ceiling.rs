@@ -16,6 +16,9 @@
 //!   size, without allocating per message. The clock starts when the first message is
 //!   complete, as in `local_thr`.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -258,13 +261,7 @@ fn read_all(mut stream: Stream, size: usize, count: u64) -> io::Result<()> {
     }
     let elapsed = walker
         .start
-        .map_or(0.0, |start| start.elapsed().as_secs_f64())
-        .max(1e-9);
-    let throughput = count as f64 / elapsed;
-    let megabits = throughput * size as f64 * 8.0 / 1_000_000.0;
-    println!("message size: {size} [B]");
-    println!("message count: {count}");
-    println!("mean throughput: {throughput:.0} [msg/s]");
-    println!("mean throughput: {megabits:.3} [Mb/s]");
+        .map_or(0.0, |start| start.elapsed().as_secs_f64());
+    common::print_throughput(size, count, elapsed);
     Ok(())
 }

@@ -220,13 +220,26 @@ pub struct Report {
     pub unit: &'static str,
 }
 
-/// libzmq's perf/local_thr report, which every throughput receiver prints.
+/// libzmq's perf/local_thr report, which every throughput receiver prints
+/// ([`print_throughput`]).
 pub const THROUGHPUT: Report = Report {
     count_line: "message count: ",
     counted: "messages",
     rate_line: "mean throughput: ",
     unit: " [msg/s]",
 };
+
+/// Prints libzmq's perf/local_thr report for `count` messages of `size` bytes received in
+/// `elapsed_secs` (the clock started at the first message): the four lines [`THROUGHPUT`]
+/// reads.
+pub fn print_throughput(size: usize, count: u64, elapsed_secs: f64) {
+    let throughput = count as f64 / elapsed_secs.max(1e-9);
+    let megabits = throughput * size as f64 * 8.0 / 1_000_000.0;
+    println!("message size: {size} [B]");
+    println!("message count: {count}");
+    println!("mean throughput: {throughput:.0} [msg/s]");
+    println!("mean throughput: {megabits:.3} [Mb/s]");
+}
 
 impl Report {
     /// Checks the run counted exactly `count` and returns its rate.

@@ -11,6 +11,10 @@
 //! Senders linger until everything is written (omq's default drops queued messages on close,
 //! libzmq's and ferromq's keep them).
 
+// The report every throughput receiver of the comparisons prints, shared with ferromq's.
+#[path = "../../../examples/common/mod.rs"]
+mod common;
+
 use omq_tokio::{Message, Options, Socket, SocketType};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -100,15 +104,7 @@ async fn local_thr(bind_to: &str, size: u64, count: u64) -> Result<(), BoxError>
     for _ in 1..count {
         check_size(&pull.recv().await?, size)?;
     }
-    let elapsed = start.elapsed().as_secs_f64().max(1e-9);
-    let throughput = count as f64 / elapsed;
-    println!("message size: {size} [B]");
-    println!("message count: {count}");
-    println!("mean throughput: {throughput:.0} [msg/s]");
-    println!(
-        "mean throughput: {:.3} [Mb/s]",
-        throughput * size as f64 * 8.0 / 1e6
-    );
+    common::print_throughput(size as usize, count, start.elapsed().as_secs_f64());
     Ok(())
 }
 
