@@ -380,13 +380,7 @@ fn median_result(runs: &[RunResult]) -> Option<RunResult> {
 
 /// Fails, with the fix, when the open-file limit cannot hold `subs` subscribers.
 fn check_descriptor_limit(subs: usize) -> Result<(), String> {
-    let limits = std::fs::read_to_string("/proc/self/limits")
-        .map_err(|e| format!("/proc/self/limits: {e}"))?;
-    let soft = limits
-        .lines()
-        .find(|line| line.starts_with("Max open files"))
-        .and_then(|line| line.split_whitespace().nth(3))
-        .and_then(|v| v.parse::<usize>().ok());
+    let soft = common::open_file_soft_limit()?;
     let needed = 2 * subs + SPARE_DESCRIPTORS;
     match soft {
         Some(limit) if limit < needed => Err(format!(
@@ -628,7 +622,7 @@ fn publisher_role(args: &[String]) -> Result<(), String> {
     announce(&format!(
         "dropped {dropped}\nsend_seconds {}\npeak_rss_kib {}",
         sending.as_secs_f64(),
-        proc_status_kib("VmHWM")?
+        common::proc_status_kib("self", "VmHWM")?
     ))
 }
 
@@ -827,7 +821,7 @@ impl Tally {
 /// ferromq SUB sockets, one task each.
 fn subscribe_ferromq(endpoint: &str, subs: usize) -> Result<SubscriberOutcome, String> {
     let runtime = multi_thread_runtime()?;
-    let baseline = proc_status_kib("VmRSS")?;
+    let baseline = common::proc_status_kib("self", "VmRSS")?;
     runtime.block_on(async {
         let (connected_tx, mut connected_rx) = tokio::sync::mpsc::channel::<()>(subs);
         let mut tasks = Vec::with_capacity(subs);
@@ -857,7 +851,7 @@ fn subscribe_ferromq(endpoint: &str, subs: usize) -> Result<SubscriberOutcome, S
                 .await
                 .ok_or("a subscriber failed before it connected")?;
         }
-        let connected = proc_status_kib("VmRSS")?;
+        let connected = common::proc_status_kib("self", "VmRSS")?;
         let ready = Instant::now();
         announce(READY_LINE)?;
         let mut tallies = Vec::with_capacity(subs);
@@ -865,7 +859,11 @@ fn subscribe_ferromq(endpoint: &str, subs: usize) -> Result<SubscriberOutcome, S
             tallies.push(task.await.map_err(|e| format!("subscriber task: {e}"))??);
         }
         Ok(SubscriberOutcome {
-            rss_kib: [baseline, connected, proc_status_kib("VmRSS")?],
+            rss_kib: [
+                baseline,
+                connected,
+                common::proc_status_kib("self", "VmRSS")?,
+            ],
             ready,
             tallies,
         })
@@ -875,7 +873,7 @@ fn subscribe_ferromq(endpoint: &str, subs: usize) -> Result<SubscriberOutcome, S
 /// libzmq SUB sockets, all served by this thread.
 fn subscribe_libzmq(endpoint: &str, subs: usize) -> Result<SubscriberOutcome, String> {
     let context = zmq::Context::new();
-    let baseline = proc_status_kib("VmRSS")?;
+    let baseline = common::proc_status_kib("self", "VmRSS")?;
     let sockets = (0..subs)
         .map(|_| {
             let sub = context.socket(zmq::SUB)?;
@@ -887,12 +885,16 @@ fn subscribe_libzmq(endpoint: &str, subs: usize) -> Result<SubscriberOutcome, St
         .map_err(|e| format!("creating subscribers: {e}"))?;
     let mut tallies = vec![Tally::default(); subs];
     serve_libzmq(&sockets, &mut tallies, |tally| tally.connected)?;
-    let connected = proc_status_kib("VmRSS")?;
+    let connected = common::proc_status_kib("self", "VmRSS")?;
     let ready = Instant::now();
     announce(READY_LINE)?;
     serve_libzmq(&sockets, &mut tallies, |tally| tally.done)?;
     Ok(SubscriberOutcome {
-        rss_kib: [baseline, connected, proc_status_kib("VmRSS")?],
+        rss_kib: [
+            baseline,
+            connected,
+            common::proc_status_kib("self", "VmRSS")?,
+        ],
         ready,
         tallies,
     })
@@ -948,15 +950,4 @@ fn announce(text: &str) -> Result<(), String> {
     writeln!(out, "{text}")
         .and_then(|()| out.flush())
         .map_err(|e| format!("stdout: {e}"))
-}
-
-/// A `kB` field of `/proc/self/status`: `VmRSS` (resident now) or `VmHWM` (peak).
-fn proc_status_kib(field: &str) -> Result<u64, String> {
-    let status = std::fs::read_to_string("/proc/self/status")
-        .map_err(|e| format!("/proc/self/status: {e}"))?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| format!("no {field} in /proc/self/status"))
 }

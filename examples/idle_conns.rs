@@ -21,6 +21,9 @@
 //! The same binary plays the child roles (`pull-ferromq`, `push-libzmq`, `senders-ferromq`,
 //! ...), so no other tool is needed. Every child has a timeout and is killed when it expires.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use ferromq::{Message, Pull, Push};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
@@ -409,11 +412,11 @@ impl Driver {
             ChildGuard::spawn(self.own(&format!("pull-{implementation}"), &[&endpoint, &peers]))?;
         let lines = pull.lines()?;
         expect_line(&lines, BOUND_LINE, &mut pull)?;
-        let before = vm_rss_kib(pull.id())?;
+        let before = common::proc_status_kib(&pull.id().to_string(), "VmRSS")?;
         let mut push =
             ChildGuard::spawn(self.own(&format!("push-{implementation}"), &[&endpoint, &peers]))?;
         expect_line(&lines, CONNECTED_LINE, &mut pull)?;
-        let after = vm_rss_kib(pull.id())?;
+        let after = common::proc_status_kib(&pull.id().to_string(), "VmRSS")?;
         push.finish(Duration::from_secs(10))?;
         pull.finish(Duration::from_secs(10))?;
         Ok((before, after))
@@ -571,27 +574,10 @@ fn free_tcp_endpoint() -> Result<String, String> {
     Ok(format!("tcp://127.0.0.1:{port}"))
 }
 
-/// Resident set size of a process, from `/proc/<pid>/status`.
-fn vm_rss_kib(pid: u32) -> Result<u64, String> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| format!("no VmRSS in /proc/{pid}/status"))
-}
-
 /// Fails early, with the fix, when the open-file limit cannot hold `peers` connections
 /// (the libzmq sender needs a socket and a mailbox descriptor per peer).
 fn check_descriptor_limit(peers: usize) -> Result<(), String> {
-    let limits = std::fs::read_to_string("/proc/self/limits")
-        .map_err(|e| format!("/proc/self/limits: {e}"))?;
-    let soft = limits
-        .lines()
-        .find(|line| line.starts_with("Max open files"))
-        .and_then(|line| line.split_whitespace().nth(3))
-        .and_then(|v| v.parse::<usize>().ok());
+    let soft = common::open_file_soft_limit()?;
     let needed = peers * 2 + 100;
     match soft {
         Some(limit) if limit < needed => Err(format!(

@@ -294,6 +294,32 @@ impl Failures {
 }
 
 // ---------------------------------------------------------------------------------------------
+// A process's memory and limits (Linux /proc)
+
+/// `field` (`VmRSS`, `VmHWM`, …) of `/proc/<process>/status` in KiB; `process` is a pid or
+/// `self`.
+pub fn proc_status_kib(process: &str, field: &str) -> Result<u64, String> {
+    let path = format!("/proc/{process}/status");
+    let status = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| format!("no {field} in {path}"))
+}
+
+/// This process's soft limit on open files (`None`: unlimited or not a number).
+pub fn open_file_soft_limit() -> Result<Option<usize>, String> {
+    let limits = std::fs::read_to_string("/proc/self/limits")
+        .map_err(|e| format!("/proc/self/limits: {e}"))?;
+    Ok(limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .and_then(|line| line.split_whitespace().nth(3))
+        .and_then(|v| v.parse::<usize>().ok()))
+}
+
+// ---------------------------------------------------------------------------------------------
 // Numbers and tables
 
 pub fn median(values: &mut [f64]) -> f64 {
