@@ -25,32 +25,19 @@ use std::time::Instant;
 const BATCH: usize = 1024;
 
 fn main() -> ExitCode {
-    let shape = match shape::Shape::from_args(std::env::args().skip(1)) {
-        Ok(shape) if shape.positional.len() == 3 => shape,
-        Ok(_) | Err(_) => {
-            eprintln!(
-                "usage: local_thr <bind-to> <message-size> <message-count> [--runtime mt|ct] [--batch] [--tasks N] [--spawn]"
-            );
-            return ExitCode::from(2);
-        }
+    let usage = "<bind-to> <message-size> <message-count> [--runtime mt|ct] [--batch] [--tasks N] [--spawn]";
+    let (shape, args) = match shape::Shape::perf_tool("local_thr", usage) {
+        Ok(parsed) => parsed,
+        Err(status) => return status,
     };
-    let args = &shape.positional;
-    let (Ok(size), Ok(count)) = (args[1].parse::<usize>(), args[2].parse::<u64>()) else {
-        eprintln!("local_thr: message-size and message-count must be whole numbers");
-        return ExitCode::from(2);
-    };
-    let (tasks, batch) = (shape.tasks, shape.batch);
-    let outcome = shape
-        .run(run(args[0].clone(), size, count, tasks, batch))
-        .map_err(ferromq::Error::Io)
-        .and_then(|outcome| outcome);
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("local_thr: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let program = run(
+        args.endpoint,
+        args.size,
+        args.count,
+        shape.tasks,
+        shape.batch,
+    );
+    shape.exit_status("local_thr", program)
 }
 
 async fn run(

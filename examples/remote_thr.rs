@@ -26,31 +26,14 @@ const RECEIVER_PATIENCE: Duration = Duration::from_secs(60);
 const DISCONNECT_POLL: Duration = Duration::from_millis(1);
 
 fn main() -> ExitCode {
-    let shape = match shape::Shape::from_args(std::env::args().skip(1)) {
-        Ok(shape) if shape.positional.len() == 3 => shape,
-        Ok(_) | Err(_) => {
-            eprintln!(
-                "usage: remote_thr <connect-to> <message-size> <message-count> [--runtime mt|ct] [--tasks N] [--spawn]"
-            );
-            return ExitCode::from(2);
-        }
+    let usage =
+        "<connect-to> <message-size> <message-count> [--runtime mt|ct] [--tasks N] [--spawn]";
+    let (shape, args) = match shape::Shape::perf_tool("remote_thr", usage) {
+        Ok(parsed) => parsed,
+        Err(status) => return status,
     };
-    let args = &shape.positional;
-    let (Ok(size), Ok(count)) = (args[1].parse::<usize>(), args[2].parse::<u64>()) else {
-        eprintln!("remote_thr: message-size and message-count must be whole numbers");
-        return ExitCode::from(2);
-    };
-    let outcome = shape
-        .run(run(args[0].clone(), size, count, shape.tasks))
-        .map_err(ferromq::Error::Io)
-        .and_then(|outcome| outcome);
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("remote_thr: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let program = run(args.endpoint, args.size, args.count, shape.tasks);
+    shape.exit_status("remote_thr", program)
 }
 
 async fn run(connect_to: String, size: usize, count: u64, tasks: usize) -> ferromq::Result<()> {

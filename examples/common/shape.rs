@@ -1,8 +1,8 @@
 //! The shape a measured program runs in, from its optional flags: which tokio runtime drives
 //! it and whether the receiver takes one message per call or batches.
 //!
-//! `local_thr`, `remote_thr`, `local_lat` and `remote_lat` keep libzmq's three positional
-//! arguments and accept these flags after them:
+//! `local_thr` and `remote_thr` keep libzmq's three positional arguments (endpoint, message
+//! size, message count; [`Shape::perf_tool`] parses them) and accept these flags after them:
 //!
 //! - `--runtime mt` (the default): tokio's multi-thread runtime with its default worker count,
 //!   the program's loop running in `block_on` — exactly what `#[tokio::main]` gives an
@@ -19,6 +19,15 @@
 
 // Not every example reads every field.
 #![allow(dead_code)]
+
+use std::process::ExitCode;
+
+/// The positional arguments of libzmq's throughput tools.
+pub struct PerfArgs {
+    pub endpoint: String,
+    pub size: usize,
+    pub count: u64,
+}
 
 /// A parsed command line: the positional arguments and the shape.
 pub struct Shape {
@@ -61,6 +70,51 @@ impl Shape {
             }
         }
         Ok(shape)
+    }
+
+    /// Parses a throughput tool's command line (`<endpoint> <message-size> <message-count>`
+    /// then the shape flags); on a bad one prints `usage` or the fault and gives exit code 2.
+    pub fn perf_tool(tool: &str, usage: &str) -> Result<(Shape, PerfArgs), ExitCode> {
+        let shape = match Shape::from_args(std::env::args().skip(1)) {
+            Ok(shape) if shape.positional.len() == 3 => shape,
+            Ok(_) | Err(_) => {
+                eprintln!("usage: {tool} {usage}");
+                return Err(ExitCode::from(2));
+            }
+        };
+        let p = &shape.positional;
+        let (Ok(size), Ok(count)) = (p[1].parse::<usize>(), p[2].parse::<u64>()) else {
+            eprintln!("{tool}: message-size and message-count must be whole numbers");
+            return Err(ExitCode::from(2));
+        };
+        let endpoint = p[0].clone();
+        Ok((
+            shape,
+            PerfArgs {
+                endpoint,
+                size,
+                count,
+            },
+        ))
+    }
+
+    /// Runs `program` in this shape ([`Shape::run`]) and turns its outcome into the tool's
+    /// exit status, printing a failure as `<tool>: <error>`.
+    pub fn exit_status<F>(&self, tool: &str, program: F) -> ExitCode
+    where
+        F: std::future::Future<Output = ferromq::Result<()>> + Send + 'static,
+    {
+        match self
+            .run(program)
+            .map_err(ferromq::Error::Io)
+            .and_then(|outcome| outcome)
+        {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{tool}: {e}");
+                ExitCode::FAILURE
+            }
+        }
     }
 
     /// Runs `program` on the runtime this shape names, built as `#[tokio::main]` builds it:
