@@ -410,24 +410,33 @@ fn secure_fixtures_reach(dir: &str, report: fn(&[u8]) -> targets::SecureReport) 
     reached.into_iter().collect()
 }
 
+/// Every outcome in `wants` is reached by some fixture of `dir`.
+fn assert_fixtures_reach(dir: &str, report: fn(&[u8]) -> targets::SecureReport, wants: &[&str]) {
+    let reached = secure_fixtures_reach(dir, report);
+    for want in wants {
+        assert!(
+            reached.iter().any(|r| r == want),
+            "no {dir} fixture reaches {want}; reached: {reached:?}"
+        );
+    }
+}
+
 /// The PLAIN fixtures complete the handshake in both roles (undisturbed and with the script
 /// interfering), carry messages both ways, and reach the authentication faults.
 #[test]
 fn plain_handshake_fixtures_reach_both_roles_and_auth_faults() {
-    let reached = secure_fixtures_reach("plain_handshake", targets::plain_handshake_report);
-    for want in [
-        "server ready undisturbed",
-        "client ready undisturbed",
-        "message delivered",
-        "message sent",
-        "AuthenticationFailed",
-        "Unauthorized",
-    ] {
-        assert!(
-            reached.iter().any(|r| r == want),
-            "no plain_handshake fixture reaches {want}; reached: {reached:?}"
-        );
-    }
+    assert_fixtures_reach(
+        "plain_handshake",
+        targets::plain_handshake_report,
+        &[
+            "server ready undisturbed",
+            "client ready undisturbed",
+            "message delivered",
+            "message sent",
+            "AuthenticationFailed",
+            "Unauthorized",
+        ],
+    );
 }
 
 /// The CURVE fixtures complete the handshake in both roles, carry boxed messages both ways,
@@ -436,23 +445,21 @@ fn plain_handshake_fixtures_reach_both_roles_and_auth_faults() {
 /// every box; only the vouch tells it apart).
 #[test]
 fn curve_handshake_fixtures_reach_both_roles_and_refuse_forgeries() {
-    let reached = secure_fixtures_reach("curve_handshake", targets::curve_handshake_report);
-    for want in [
-        "server ready undisturbed",
-        "client ready undisturbed",
-        "message delivered",
-        "message sent",
-        "forgery refused",
-        "vouch refused",
-        "NonceNotIncreasing",
-        "Crypto",
-        "ExpectedMessageBox",
-        "AuthenticationFailed",
-        "Unauthorized",
-    ] {
-        assert!(
-            reached.iter().any(|r| r == want),
-            "no curve_handshake fixture reaches {want}; reached: {reached:?}"
-        );
-    }
+    assert_fixtures_reach(
+        "curve_handshake",
+        targets::curve_handshake_report,
+        &[
+            "server ready undisturbed",
+            "client ready undisturbed",
+            "message delivered",
+            "message sent",
+            "forgery refused",
+            "vouch refused",
+            "NonceNotIncreasing",
+            "Crypto",
+            "ExpectedMessageBox",
+            "AuthenticationFailed",
+            "Unauthorized",
+        ],
+    );
 }
