@@ -778,6 +778,38 @@ struct SubscriberOutcome {
     tallies: Vec<Tally>,
 }
 
+/// The moment every subscriber is connected: the process's VmRSS in KiB then, and the instant
+/// `ready` was printed for the harness.
+struct Ready {
+    rss_kib: u64,
+    at: Instant,
+}
+
+impl Ready {
+    /// Measures, then tells the harness.
+    fn announce() -> Result<Ready, String> {
+        let rss_kib = common::proc_status_kib("self", "VmRSS")?;
+        let at = Instant::now();
+        announce(READY_LINE)?;
+        Ok(Ready { rss_kib, at })
+    }
+}
+
+impl SubscriberOutcome {
+    /// Once every subscriber is done: the VmRSS then, with the earlier measures.
+    fn finish(baseline_kib: u64, ready: Ready, tallies: Vec<Tally>) -> Result<Self, String> {
+        Ok(SubscriberOutcome {
+            rss_kib: [
+                baseline_kib,
+                ready.rss_kib,
+                common::proc_status_kib("self", "VmRSS")?,
+            ],
+            ready: ready.at,
+            tallies,
+        })
+    }
+}
+
 /// One subscriber's record.
 #[derive(Clone, Default)]
 struct Tally {
@@ -851,22 +883,12 @@ fn subscribe_ferromq(endpoint: &str, subs: usize) -> Result<SubscriberOutcome, S
                 .await
                 .ok_or("a subscriber failed before it connected")?;
         }
-        let connected = common::proc_status_kib("self", "VmRSS")?;
-        let ready = Instant::now();
-        announce(READY_LINE)?;
+        let ready = Ready::announce()?;
         let mut tallies = Vec::with_capacity(subs);
         for task in tasks {
             tallies.push(task.await.map_err(|e| format!("subscriber task: {e}"))??);
         }
-        Ok(SubscriberOutcome {
-            rss_kib: [
-                baseline,
-                connected,
-                common::proc_status_kib("self", "VmRSS")?,
-            ],
-            ready,
-            tallies,
-        })
+        SubscriberOutcome::finish(baseline, ready, tallies)
     })
 }
 
@@ -885,19 +907,9 @@ fn subscribe_libzmq(endpoint: &str, subs: usize) -> Result<SubscriberOutcome, St
         .map_err(|e| format!("creating subscribers: {e}"))?;
     let mut tallies = vec![Tally::default(); subs];
     serve_libzmq(&sockets, &mut tallies, |tally| tally.connected)?;
-    let connected = common::proc_status_kib("self", "VmRSS")?;
-    let ready = Instant::now();
-    announce(READY_LINE)?;
+    let ready = Ready::announce()?;
     serve_libzmq(&sockets, &mut tallies, |tally| tally.done)?;
-    Ok(SubscriberOutcome {
-        rss_kib: [
-            baseline,
-            connected,
-            common::proc_status_kib("self", "VmRSS")?,
-        ],
-        ready,
-        tallies,
-    })
+    SubscriberOutcome::finish(baseline, ready, tallies)
 }
 
 /// Receives on every socket whose tally is not yet `finished`, until all are.
