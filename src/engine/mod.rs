@@ -167,6 +167,14 @@ impl Peer {
         }
     }
 
+    /// Wakes the connection task if it stopped reading for want of room in what the
+    /// application has not received yet.
+    fn room_freed(&mut self) {
+        if std::mem::take(&mut self.wants_room) {
+            self.wake_task();
+        }
+    }
+
     /// After a message was queued: if the queue was empty, either write it to the stream right
     /// here (direct-write sockets, when the connection task has nothing in flight) or wake
     /// the connection task to write it.
@@ -459,13 +467,10 @@ impl Core {
         Ok(())
     }
 
-    /// Wakes `peer`'s connection task if it stopped reading for want of room in what the
-    /// application has not received yet.
+    /// [`Peer::room_freed`] for `peer`, if it is still there.
     pub fn room_freed(&mut self, peer: PeerId) {
-        if let Some(p) = self.peers.get_mut(peer)
-            && std::mem::take(&mut p.wants_room)
-        {
-            p.wake_task();
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.room_freed();
         }
     }
 
@@ -484,8 +489,8 @@ impl Core {
                 self.peers.remove(peer);
                 self.close_wakers.wake_all();
             }
-        } else if std::mem::take(&mut p.wants_room) {
-            p.wake_task();
+        } else {
+            p.room_freed();
         }
         Some((peer, message))
     }
