@@ -10,7 +10,9 @@
 
 use super::transport::Stream;
 use super::{EndpointId, Pattern, Peer, Shared, State, now};
+use crate::endpoint::Endpoint;
 use crate::error::Error;
+use crate::monitor::MonitorEventKind;
 use crate::pattern::PeerId;
 use crate::wire::ProtocolError;
 use crate::wire::frame::MAX_WRITEV_IOVECS;
@@ -61,13 +63,20 @@ const TRICKLE_BYTES: usize = 4 * 1024;
 /// same runtime thread.
 const MAX_ROUNDS_PER_WAKE: usize = 16;
 
-/// Runs a connection from `endpoint` until the peer goes away, a fault, or the socket
-/// closes or the endpoint is removed (after linger).
-pub(super) async fn run<P: Pattern>(
-    shared: Arc<Shared<P>>,
-    stream: Stream,
-    endpoint: EndpointId,
-) -> Ended {
+/// Where a connection came from, for its peer slot and its monitor events.
+pub(super) struct Link {
+    /// The bound or connected endpoint.
+    pub id: EndpointId,
+    /// That endpoint, as bound or as given to connect.
+    pub endpoint: Endpoint,
+    /// The peer's `ip:port` (TCP only).
+    pub peer: Option<String>,
+}
+
+/// Runs a connection from `link` until the peer goes away, a fault, or the socket closes or
+/// the endpoint is removed (after linger).
+pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, stream: Stream, link: Link) -> Ended {
+    let endpoint = link.id;
     let stream = Arc::new(stream);
     let id = {
         let mut state = shared.lock();
@@ -102,6 +111,7 @@ pub(super) async fn run<P: Pattern>(
     };
     let mut driver = Driver {
         shared: &shared,
+        link: &link,
         id,
         conn: wire::Connection::new(config, now()),
         stream,
@@ -126,6 +136,18 @@ pub(super) async fn run<P: Pattern>(
             ))
         ),
     };
+    // Our own close, unbind or disconnect ended it: nothing to report.
+    let local = shared.lock().core.closing_for(id).is_some();
+    if !local {
+        let emit = |kind| {
+            let peer = link.peer.as_deref();
+            shared.monitors.emit(kind, &link.endpoint, peer);
+        };
+        if !driver.ready {
+            emit(handshake_failure(result.as_ref().err()));
+        }
+        emit(MonitorEventKind::Disconnected);
+    }
     // The `peer{address}` span the task runs in names the peer.
     match result {
         Ok(()) => tracing::debug!("connection closed"),
@@ -135,6 +157,34 @@ pub(super) async fn run<P: Pattern>(
     drop(driver);
     drop(guard);
     ended
+}
+
+/// The monitor event for a connection that ended before its handshake completed, with
+/// `error` (`None`: the peer closed), classified as libzmq does.
+fn handshake_failure(error: Option<&Error>) -> MonitorEventKind {
+    let Some(error) = error else {
+        return MonitorEventKind::HandshakeFailedNoDetail {
+            error: "the peer closed the connection".to_owned(),
+        };
+    };
+    match error {
+        Error::Protocol(
+            ProtocolError::AuthenticationFailed { status, .. }
+            | ProtocolError::Unauthorized { status },
+        ) => MonitorEventKind::HandshakeFailedAuth { status: *status },
+        // A timeout is no fault of the protocol's: libzmq reports it with no detail.
+        Error::Protocol(ProtocolError::HandshakeTimeout) => {
+            MonitorEventKind::HandshakeFailedNoDetail {
+                error: ProtocolError::HandshakeTimeout.to_string(),
+            }
+        }
+        Error::Protocol(fault) => MonitorEventKind::HandshakeFailedProtocol {
+            fault: fault.clone(),
+        },
+        e => MonitorEventKind::HandshakeFailedNoDetail {
+            error: e.to_string(),
+        },
+    }
 }
 
 /// How a connection ended, for the connector's reconnect decision.
@@ -190,6 +240,7 @@ enum ReadOutcome {
 
 struct Driver<'a, P: Pattern> {
     shared: &'a Shared<P>,
+    link: &'a Link,
     id: PeerId,
     conn: wire::Connection,
     stream: Arc<Stream>,
@@ -363,6 +414,9 @@ impl<P: Pattern> Driver<'_, P> {
                     }
                     self.ready = true;
                     core.send_wakers.wake_all();
+                    let kind = MonitorEventKind::HandshakeSucceeded;
+                    let peer = self.link.peer.as_deref();
+                    self.shared.monitors.emit(kind, &self.link.endpoint, peer);
                 }
                 Event::Message(message) => match pattern.deliver(core, self.id, message) {
                     Ok(()) => delivered = true,

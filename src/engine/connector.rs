@@ -6,7 +6,10 @@
 
 use super::{EndpointId, Pattern, Shared, connection, random_u64, transport};
 use crate::endpoint::Endpoint;
+use crate::monitor::MonitorEventKind;
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tracing::Instrument;
 
@@ -14,14 +17,31 @@ use tracing::Instrument;
 /// endpoint is removed (the task is then aborted) or the peer sends ERROR.
 pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, endpoint: Endpoint, id: EndpointId) {
     let options = &shared.options;
+    let emit = |kind, peer: Option<&str>| shared.monitors.emit(kind, &endpoint, peer);
     let mut backoff = options.reconnect_ivl;
     loop {
-        match transport::connect(&endpoint, options).await {
+        let mut attempt = pin!(transport::connect(&endpoint, options));
+        let attempt = match futures::poll!(attempt.as_mut()) {
+            Poll::Ready(result) => result,
+            Poll::Pending => {
+                // libzmq's EINPROGRESS: a TCP connect that did not complete at once.
+                emit(MonitorEventKind::ConnectDelayed, None);
+                attempt.await
+            }
+        };
+        match attempt {
             Ok(stream) => {
                 let span = tracing::info_span!("peer", address = %stream.peer_label());
                 span.in_scope(|| tracing::debug!("connected"));
+                let peer = stream.peer_address();
+                emit(MonitorEventKind::Connected, peer.as_deref());
+                let link = connection::Link {
+                    id,
+                    endpoint: endpoint.clone(),
+                    peer,
+                };
                 let connection =
-                    tokio::spawn(connection::run(shared.clone(), stream, id).instrument(span));
+                    tokio::spawn(connection::run(shared.clone(), stream, link).instrument(span));
                 // A panicking connection task counts as one that ended without a handshake.
                 let ended = connection.await.unwrap_or_default();
                 if ended.peer_error {
@@ -32,14 +52,20 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, endpoint: Endpoint, 
                     backoff = options.reconnect_ivl;
                 }
             }
-            Err(e) => tracing::debug!(error = %e, "connect failed"),
+            Err(e) => {
+                tracing::debug!(error = %e, "connect failed");
+                // As libzmq: the failed attempt's socket is closed, then a retry scheduled.
+                emit(MonitorEventKind::Closed, None);
+            }
         }
         if !shared.lock().core.has_endpoint(id) {
             return;
         }
         let Some(ivl) = backoff else { return };
         let jitter = Duration::from_millis(random_u64() % (ivl.as_millis() as u64).max(1));
-        tokio::time::sleep(ivl + jitter).await;
+        let interval = ivl + jitter;
+        emit(MonitorEventKind::ConnectRetried { interval }, None);
+        tokio::time::sleep(interval).await;
         if let Some(max) = options.reconnect_ivl_max
             && max > ivl
         {

@@ -6,6 +6,8 @@
 //! abort this task; a poll that finds the entry gone ends it too.
 
 use super::{EndpointId, Pattern, Shared, connection};
+use crate::endpoint::Endpoint;
+use crate::monitor::MonitorEventKind;
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::Poll;
@@ -15,9 +17,9 @@ use tracing::Instrument;
 /// Pause after a failed accept (usually EMFILE) instead of spinning on the error.
 const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(10);
 
-/// Accepts connections on endpoint `id` and spawns a connection task for each, until the
-/// endpoint is removed.
-pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, id: EndpointId) {
+/// Accepts connections on endpoint `id` (bound as `endpoint`) and spawns a connection task
+/// for each, until the endpoint is removed.
+pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, id: EndpointId, endpoint: Endpoint) {
     loop {
         let accepted = poll_fn(|cx| {
             let state = shared.lock();
@@ -38,10 +40,22 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, id: EndpointId) {
             Ok(stream) => {
                 let span = tracing::info_span!("peer", address = %stream.peer_label());
                 span.in_scope(|| tracing::debug!("accepted"));
-                tokio::spawn(connection::run(shared.clone(), stream, id).instrument(span));
+                let peer = stream.peer_address();
+                let kind = MonitorEventKind::Accepted;
+                shared.monitors.emit(kind, &endpoint, peer.as_deref());
+                let link = connection::Link {
+                    id,
+                    endpoint: endpoint.clone(),
+                    peer,
+                };
+                tokio::spawn(connection::run(shared.clone(), stream, link).instrument(span));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
+                let kind = MonitorEventKind::AcceptFailed {
+                    error: e.to_string(),
+                };
+                shared.monitors.emit(kind, &endpoint, None);
                 tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
             }
         }

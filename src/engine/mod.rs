@@ -44,6 +44,7 @@ mod waker;
 use crate::endpoint::{Endpoint, ToEndpoint};
 use crate::error::{Error, Result, SendError};
 use crate::message::Message;
+use crate::monitor::{Monitor, MonitorEventKind, Monitors};
 use crate::options::SocketOptions;
 use crate::pattern::{FairQueue, LoadBalancer, PeerId, PeerSlab};
 use crate::wire::frame::EncodedMessage;
@@ -541,18 +542,19 @@ impl Core {
 
     /// Removes the endpoint's entry (closing its listening socket), stops its task, and
     /// detaches its peers, which write what is queued for them within the linger period and
-    /// then close.
+    /// then close. Returns the endpoint if it was bound (its listening socket closed).
     fn remove_endpoint<P: Pattern>(
         &mut self,
         pattern: &mut P,
         index: usize,
         linger: Option<Instant>,
-    ) {
+    ) -> Option<Endpoint> {
         let entry = self.endpoints.remove(index);
         let id = entry.id;
         if let Some(task) = &entry.task {
             task.abort();
         }
+        let closed = entry.is_bound().then(|| entry.endpoint.clone());
         // Closes the listening socket now, before the caller returns.
         drop(entry);
         let leaving: Vec<PeerId> = self
@@ -568,6 +570,7 @@ impl Core {
                 peer.wake_task();
             }
         }
+        closed
     }
 }
 
@@ -589,6 +592,8 @@ pub(crate) struct Shared<P> {
     /// `socket{kind, id}`: the parent of every span and event of this socket's tasks, so the
     /// logs of two sockets in one process can be told apart (see [`SocketCore::new`]).
     pub span: tracing::Span,
+    /// Where endpoint and connection events go (see [`crate::monitor`]).
+    pub monitors: Monitors,
     state: Mutex<State<P>>,
 }
 
@@ -631,6 +636,7 @@ impl<P: Pattern> SocketCore<P> {
                 options,
                 security,
                 span,
+                monitors: Monitors::default(),
                 state: Mutex::new(State { core, pattern }),
             }),
         })
@@ -647,7 +653,16 @@ impl<P: Pattern> SocketCore<P> {
     pub fn bind(&self, endpoint: impl ToEndpoint) -> Result<Endpoint> {
         let endpoint = endpoint.to_endpoint()?;
         let runtime = runtime()?;
-        let (listener, bound) = transport::bind(&endpoint, &self.shared.options)?;
+        let (listener, bound) = match transport::bind(&endpoint, &self.shared.options) {
+            Ok(bound) => bound,
+            Err(error) => {
+                let kind = MonitorEventKind::BindFailed {
+                    error: error.to_string(),
+                };
+                self.shared.monitors.emit(kind, &endpoint, None);
+                return Err(error);
+            }
+        };
         let mut state = self.lock();
         if state.core.is_closing() {
             return Err(Error::Closed);
@@ -655,7 +670,11 @@ impl<P: Pattern> SocketCore<P> {
         let id = state.core.add_endpoint(bound.clone(), Some(listener));
         let span = tracing::info_span!(parent: &self.shared.span, "bind", endpoint = %bound);
         span.in_scope(|| tracing::debug!("listening"));
-        let task = runtime.spawn(listener::run(self.shared.clone(), id).instrument(span));
+        self.shared
+            .monitors
+            .emit(MonitorEventKind::Listening, &bound, None);
+        let listen = listener::run(self.shared.clone(), id, bound.clone());
+        let task = runtime.spawn(listen.instrument(span));
         state.core.set_task(id, task.abort_handle());
         Ok(bound)
     }
@@ -698,7 +717,10 @@ impl<P: Pattern> SocketCore<P> {
             .iter()
             .position(|e| e.is_bound() == bound && e.endpoint == endpoint)
             .ok_or_else(|| Error::EndpointNotFound(endpoint.to_string()))?;
-        core.remove_endpoint(pattern, index, linger);
+        if let Some(closed) = core.remove_endpoint(pattern, index, linger) {
+            let monitors = &self.shared.monitors;
+            monitors.emit(MonitorEventKind::Closed, &closed, None);
+        }
         Ok(())
     }
 
@@ -841,12 +863,23 @@ impl<P: Pattern> SocketCore<P> {
             return;
         }
         core.closing = Some(deadline);
+        let monitors = &self.shared.monitors;
         while !core.endpoints.is_empty() {
-            core.remove_endpoint(pattern, 0, deadline);
+            if let Some(closed) = core.remove_endpoint(pattern, 0, deadline) {
+                monitors.emit(MonitorEventKind::Closed, &closed, None);
+            }
         }
+        // Under the state lock, so that no monitor added concurrently misses the stop.
+        monitors.stop();
         core.wake_all_tasks();
         core.close_wakers.wake_all();
         pattern.closing();
+    }
+
+    /// A new [`Monitor`] of this socket's events (see [`crate::monitor`]).
+    pub fn monitor(&self) -> Monitor {
+        let state = self.lock();
+        self.shared.monitors.add(state.core.is_closing())
     }
 
     /// Closes the socket and waits until every queued message is written or the linger

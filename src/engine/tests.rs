@@ -8,10 +8,12 @@ use super::{Core, Pattern, SocketCore, State, connection};
 use crate::endpoint::Endpoint;
 use crate::error::Error;
 use crate::message::Message;
+use crate::monitor::MonitorEventKind;
 use crate::options::SocketOptions;
 use crate::pattern::PeerId;
 use crate::wire::{Command, Greeting, Metadata, SocketType};
 use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -41,11 +43,14 @@ fn socket(options: SocketOptions) -> SocketCore<TestPattern> {
 fn connect_mock(socket: &SocketCore<TestPattern>) -> MockPeer {
     let (io, peer) = mock_io::pair();
     let shared = socket.shared.clone();
-    let endpoint = shared
-        .lock()
-        .core
-        .add_endpoint(Endpoint::Ipc("mock".into()), None);
-    tokio::spawn(connection::run(shared, Stream::Mock(io), endpoint));
+    let endpoint = Endpoint::Ipc("mock".into());
+    let id = shared.lock().core.add_endpoint(endpoint.clone(), None);
+    let link = connection::Link {
+        id,
+        endpoint,
+        peer: Some("mock peer".into()),
+    };
+    tokio::spawn(connection::run(shared, Stream::Mock(io), link));
     peer
 }
 
@@ -133,6 +138,26 @@ async fn silent_peer_is_dropped_exactly_at_the_handshake_interval() {
     assert_eq!(start.elapsed(), Duration::from_secs(2));
     // Only our greeting: no ERROR before the peer has even greeted.
     assert_eq!(peer.take_written(), Greeting::null().encode());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_handshake_that_times_out_is_reported_with_no_detail_then_disconnected() {
+    let options = SocketOptions {
+        handshake_ivl: Some(Duration::from_secs(2)),
+        ..SocketOptions::default()
+    };
+    let socket = socket(options);
+    let mut monitor = socket.monitor();
+    let peer = connect_mock(&socket);
+    peer.closed().await;
+    let failed = monitor.next().await.unwrap();
+    assert_eq!(
+        failed.to_string(),
+        "handshake_failed_no_detail ipc://mock mock peer handshake did not complete in time"
+    );
+    let gone = monitor.next().await.unwrap();
+    assert_eq!(gone.kind, MonitorEventKind::Disconnected);
+    assert!(monitor.try_next().is_none());
 }
 
 #[tokio::test(start_paused = true)]

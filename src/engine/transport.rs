@@ -93,6 +93,14 @@ impl Stream {
         }
     }
 
+    /// The peer's `ip:port` for monitor events; `None` over IPC, where peers have no address.
+    pub(crate) fn peer_address(&self) -> Option<String> {
+        match self {
+            Stream::Tcp(s) => s.peer_addr().ok().map(|a| a.to_string()),
+            _ => None,
+        }
+    }
+
     /// The peer's address, for logs.
     pub(crate) fn peer_label(&self) -> String {
         match self {

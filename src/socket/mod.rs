@@ -141,6 +141,12 @@ macro_rules! socket_common {
                 self.core.options()
             }
 
+            /// A new stream of this socket's endpoint and connection events, from now on
+            /// (libzmq's `zmq_socket_monitor`; see [`crate::monitor`]).
+            pub fn monitor(&self) -> $crate::monitor::Monitor {
+                self.core.monitor()
+            }
+
             /// Closes the socket: stops accepting and connecting (the listening sockets are
             /// closed at once), writes what is queued for up to the linger period, then
             /// returns. Works through a shared reference, so a socket shared with an `Arc`
@@ -197,6 +203,10 @@ macro_rules! socket_common {
 
             fn options(&self) -> &$crate::options::SocketOptions {
                 self.core.options()
+            }
+
+            fn monitor(&self) -> $crate::monitor::Monitor {
+                self.core.monitor()
             }
 
             fn close(&self) -> impl std::future::Future<Output = ()> + Send {
@@ -259,6 +269,10 @@ pub trait Socket: Sized + Send + Sync + 'static {
 
     /// The options the socket was created with.
     fn options(&self) -> &crate::options::SocketOptions;
+
+    /// A new stream of the socket's endpoint and connection events, from now on (see
+    /// [`crate::monitor`]).
+    fn monitor(&self) -> crate::monitor::Monitor;
 
     /// Closes the socket and waits until what is queued is written or the linger period
     /// ends. Cancel-safe, as each socket's `close`.
