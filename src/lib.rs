@@ -75,6 +75,7 @@ pub mod error;
 pub mod message;
 pub mod monitor;
 pub mod options;
+pub mod proxy;
 pub mod security;
 mod socket;
 
@@ -88,4 +89,5 @@ pub use error::{Error, Result, SendError};
 pub use message::Message;
 pub use monitor::{Monitor, MonitorEvent};
 pub use options::SocketOptions;
+pub use proxy::proxy;
 pub use socket::{Dealer, Pair, Pub, Pull, Push, Rep, Req, Router, Socket, Sub, XPub, XSub};

@@ -58,6 +58,12 @@ impl Pattern for DealerPattern {
 super::socket_common!(Dealer, DealerPattern, SocketType::Dealer);
 super::socket_stream!(Dealer, super::fair_attempt);
 super::socket_sink!(Dealer, Ok, super::round_robin_attempt);
+crate::proxy::proxied!(
+    Dealer,
+    SocketType::Dealer,
+    recv: super::fair_attempt,
+    send: crate::proxy::placing(super::round_robin_attempt)
+);
 
 impl Dealer {
     /// Sends a message to the next peer with room, waiting while none has (or until the send

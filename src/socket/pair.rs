@@ -64,6 +64,12 @@ impl Pattern for PairPattern {
 super::socket_common!(Pair, PairPattern, SocketType::Pair);
 super::socket_stream!(Pair, super::fair_attempt);
 super::socket_sink!(Pair, Ok, super::round_robin_attempt);
+crate::proxy::proxied!(
+    Pair,
+    SocketType::Pair,
+    recv: super::fair_attempt,
+    send: crate::proxy::placing(super::round_robin_attempt)
+);
 
 impl Pair {
     /// Sends a message to the peer, waiting while it is absent or at the high-water mark.

@@ -231,6 +231,21 @@ fn publish_now<P: Pattern>(
     Ok(publisher(pattern).distribute(core, &message))
 }
 
+/// The proxy's send for PUB and XPUB: fans the message out and never waits; reports a long
+/// subscriber queue so the proxy lets the connection tasks run (see [`publish`]).
+fn proxy_publish(
+    core: &mut Core,
+    publisher: &mut Publisher,
+    slot: &mut Option<Message>,
+) -> Poll<Result<crate::proxy::Placed>> {
+    let congested = slot.take().is_some_and(|m| publisher.distribute(core, &m));
+    Poll::Ready(Ok(if congested {
+        crate::proxy::Placed::Congested
+    } else {
+        crate::proxy::Placed::Yes
+    }))
+}
+
 /// Waits until `enough` holds for the publisher's subscriptions (re-checked whenever one
 /// arrives).
 async fn wait_for_publisher<P: Pattern>(
@@ -472,6 +487,10 @@ super::socket_common!(Pub, PubPattern, SocketType::Pub, {});
 super::immediate_sink!(Pub, |publisher, message| {
     publish_now(&publisher.core, message, |p| &mut p.publisher).map(drop)
 });
+crate::proxy::proxied!(Pub, SocketType::Pub, send: |state, slot, _| {
+    let State { core, pattern } = state;
+    proxy_publish(core, &mut pattern.publisher, slot)
+});
 
 impl Pub {
     /// Publishes a message to every subscriber with a matching subscription. Never waits for
@@ -557,6 +576,9 @@ impl Pattern for SubPattern {
 
 super::socket_common!(Sub, SubPattern, SocketType::Sub);
 super::socket_stream!(Sub, |state, cx| state
+    .pattern
+    .poll_recv(&mut state.core, cx));
+crate::proxy::proxied!(Sub, SocketType::Sub, recv: |state, cx| state
     .pattern
     .poll_recv(&mut state.core, cx));
 
@@ -799,6 +821,15 @@ super::immediate_sink!(XPub, |publisher, message| {
 super::socket_stream!(XPub, |state, cx| state
     .pattern
     .poll_recv(&mut state.core, cx));
+crate::proxy::proxied!(
+    XPub,
+    SocketType::XPub,
+    recv: |state, cx| state.pattern.poll_recv(&mut state.core, cx),
+    send: |state, slot, _| {
+        let State { core, pattern } = state;
+        proxy_publish(core, &mut pattern.publisher, slot)
+    }
+);
 
 impl XPub {
     /// Publishes a message to every matching subscriber; never waits (see [`Pub::send`]).
@@ -916,6 +947,18 @@ impl Pattern for XSubPattern {
 super::socket_common!(XSub, XSubPattern, SocketType::XSub);
 super::socket_stream!(XSub, super::fair_attempt);
 super::immediate_sink!(XSub, |xsub, message| xsub.send_now(message));
+crate::proxy::proxied!(
+    XSub,
+    SocketType::XSub,
+    recv: super::fair_attempt,
+    send: |state, slot, _| {
+        if let Some(message) = slot.take() {
+            let State { core, pattern } = state;
+            pattern.send(core, &message);
+        }
+        Poll::Ready(Ok(crate::proxy::Placed::Yes))
+    }
+);
 
 impl XSub {
     /// Sends a subscription (`1` + prefix), a cancellation (`0` + prefix) or an upstream

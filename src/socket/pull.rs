@@ -50,6 +50,7 @@ impl Pattern for PullPattern {
 
 super::socket_common!(Pull, PullPattern, SocketType::Pull);
 super::socket_stream!(Pull, super::fair_attempt);
+crate::proxy::proxied!(Pull, SocketType::Pull, recv: super::fair_attempt);
 
 impl Pull {
     /// Receives the next message, waiting until one arrives (or the receive timeout).

@@ -119,6 +119,22 @@ impl Pattern for ReqPattern {
 super::socket_common!(Req, ReqPattern, SocketType::Req);
 super::socket_stream!(Req, ReqPattern::recv_attempt);
 super::socket_sink!(Req, super::non_empty, ReqPattern::send_attempt);
+// In a proxy, a REQ waits (rather than fails) for its turn to send or receive: the proxy's
+// other direction gives it that turn.
+crate::proxy::proxied!(
+    Req,
+    SocketType::Req,
+    recv: |state, cx| match state.pattern.state.check_recv() {
+        Ok(()) => ReqPattern::recv_attempt(state, cx),
+        Err(_) => Poll::Pending,
+    },
+    send: crate::proxy::placing(|state: &mut State<ReqPattern>, slot, cx| {
+        match state.pattern.state.check_send() {
+            Ok(()) => ReqPattern::send_attempt(state, slot, cx),
+            Err(_) => Poll::Pending,
+        }
+    })
+);
 
 impl Req {
     /// Sends a request to the next peer with room, waiting while none has (or until the
@@ -250,6 +266,21 @@ impl Pattern for RepPattern {
 super::socket_common!(Rep, RepPattern, SocketType::Rep);
 super::socket_stream!(Rep, RepPattern::recv_attempt);
 super::immediate_sink!(Rep, |rep, message| rep.try_send(message));
+// As REQ's: in a proxy a REP waits for its turn instead of failing.
+crate::proxy::proxied!(
+    Rep,
+    SocketType::Rep,
+    recv: |state, cx| match state.pattern.state.check_recv() {
+        Ok(()) => RepPattern::recv_attempt(state, cx),
+        Err(_) => Poll::Pending,
+    },
+    send: crate::proxy::placing(|state: &mut State<RepPattern>, slot, cx| {
+        match state.pattern.state.check_send() {
+            Ok(_) => RepPattern::send_attempt(state, slot, cx),
+            Err(_) => Poll::Pending,
+        }
+    })
+);
 
 impl Rep {
     /// Receives the next request body, waiting for one (or until the receive timeout).

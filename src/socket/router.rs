@@ -196,6 +196,12 @@ fn notify(core: &mut Core, peer: PeerId) {
 super::socket_common!(Router, RouterPattern, SocketType::Router);
 super::socket_stream!(Router, RouterPattern::recv_attempt);
 super::socket_sink!(Router, Ok, RouterPattern::send_attempt);
+crate::proxy::proxied!(
+    Router,
+    SocketType::Router,
+    recv: RouterPattern::recv_attempt,
+    send: crate::proxy::placing(RouterPattern::send_attempt)
+);
 
 impl Router {
     /// Sends `[routing id, frames…]` to the peer with that routing id, without the id frame.
