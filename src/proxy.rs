@@ -246,7 +246,11 @@ pub(crate) fn put_batch<P>(
     state: &mut State<P>,
     cx: &mut Context<'_>,
     queue: &mut VecDeque<Message>,
-    mut attempt: impl FnMut(&mut State<P>, &mut Option<Message>, &mut Context<'_>) -> Poll<Result<Placed>>,
+    mut attempt: impl FnMut(
+        &mut State<P>,
+        &mut Option<Message>,
+        &mut Context<'_>,
+    ) -> Poll<Result<Placed>>,
 ) -> Poll<Result<Moved>> {
     if state.core.is_closing() {
         return Poll::Ready(Err(Error::Closed));
@@ -476,9 +480,11 @@ impl SteeringState {
             self.mode.store(TERMINATED, Ordering::Release);
         } else {
             // Terminated is final.
-            let _ = self.mode.fetch_update(Ordering::AcqRel, Ordering::Acquire, |m| {
-                (m != TERMINATED).then_some(mode)
-            });
+            let _ = self
+                .mode
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |m| {
+                    (m != TERMINATED).then_some(mode)
+                });
         }
         self.waker.wake();
     }
@@ -855,7 +861,9 @@ impl Control<'_> {
         };
         match command {
             Some(Command::Statistics) if self.sends => {
-                self.reply.queue.push_back(steering.statistics().to_message());
+                self.reply
+                    .queue
+                    .push_back(steering.statistics().to_message());
             }
             Some(command) => {
                 steering.apply(command);
