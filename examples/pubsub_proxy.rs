@@ -8,22 +8,15 @@
 //!
 //! With endpoints, the XSUB binds the first (publishers connect to it) and the XPUB binds the
 //! second (subscribers connect to it). Without, a demo runs a publisher, the proxy and two
-//! subscribers in one process and exits. tests/pubsub.rs runs the same forwarding loop.
+//! subscribers in one process and exits.
+//!
+//! The forwarding is [`ferromq::proxy`]: data from the publishers to the subscribers, and
+//! subscriptions (and anything else subscribers send) from the subscribers to the publishers.
+//! Neither direction's send waits, so one can never hold up the other.
 
 use ferromq::{Pub, Sub, XPub, XSub};
+use std::convert::Infallible;
 use std::process::ExitCode;
-
-/// Forwards until a socket fails: data from publishers to subscribers, subscriptions (and
-/// anything else subscribers send) from subscribers to publishers. Neither send waits, so one
-/// direction can never hold up the other.
-async fn forward(frontend: &XSub, backend: &XPub) -> ferromq::Result<()> {
-    loop {
-        tokio::select! {
-            message = frontend.recv() => backend.send(message?).await?,
-            message = backend.recv() => frontend.send(message?).await?,
-        }
-    }
-}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -53,7 +46,8 @@ async fn serve(frontend_endpoint: &str, backend_endpoint: &str) -> ferromq::Resu
     );
     let backend = XPub::new();
     println!("subscribers connect to {}", backend.bind(backend_endpoint)?);
-    forward(&frontend, &backend).await
+    let never: Infallible = ferromq::proxy(&frontend, &backend, None).await?;
+    match never {}
 }
 
 async fn demo() -> ferromq::Result<()> {
@@ -90,7 +84,7 @@ async fn demo() -> ferromq::Result<()> {
         ferromq::Result::Ok(())
     };
     tokio::select! {
-        result = forward(&frontend, &backend) => result,
+        Err(e) = ferromq::proxy(&frontend, &backend, None) => Err(e),
         result = publish => result,
         result = receive => result,
     }

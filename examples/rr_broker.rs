@@ -1,6 +1,6 @@
 //! The ZeroMQ Guide's request–reply broker ("rrbroker"), in one process: REQ clients talk to
-//! a ROUTER frontend, REP workers to a DEALER backend, and the broker shuttles messages
-//! between the two. The ROUTER adds each client's routing id on the way in and strips it on
+//! a ROUTER frontend, REP workers to a DEALER backend, and the broker — [`ferromq::proxy`] —
+//! shuttles messages between the two. The ROUTER adds each client's routing id on the way in and strips it on
 //! the way out, the DEALER spreads requests over workers and collects replies from all of
 //! them; the REQ/REP envelopes pass through untouched, so no side knows the broker exists.
 //!
@@ -28,18 +28,6 @@ async fn main() -> ferromq::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Forwards requests from the frontend to the backend and replies back, until a socket
-/// fails.
-pub async fn broker(frontend: &Router, backend: &Dealer) -> ferromq::Result<Infallible> {
-    loop {
-        // Both receives are cancel-safe: a message is taken only when its branch wins.
-        tokio::select! {
-            request = frontend.recv() => backend.send(request?).await?,
-            reply = backend.recv() => frontend.send(reply?).await?,
-        }
-    }
 }
 
 /// A REP worker: answers every request with the request plus a line naming itself.
@@ -93,7 +81,7 @@ pub async fn run(
         }
     }));
     tokio::select! {
-        Err(e) = broker(&frontend, &backend) => Err(e),
+        Err(e) = ferromq::proxy(&frontend, &backend, None) => Err(e),
         (Err(e), _, _) = select_all(workers) => Err(e),
         replies = clients => replies,
     }
