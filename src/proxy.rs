@@ -923,7 +923,16 @@ async fn run(
                 control.pump(cx, steering, &mut progress)?;
             }
             match steering.mode() {
-                TERMINATED => return Poll::Ready(Ok(())),
+                TERMINATED => {
+                    // Places what the legs still hold if there is room; what does not fit
+                    // now is dropped with the proxy (see `proxy`'s cancel safety).
+                    let mut last = Progress::default();
+                    forward.flush(cx, steering, &mut last)?;
+                    if let Some(backward) = &mut backward {
+                        backward.flush(cx, steering, &mut last)?;
+                    }
+                    return Poll::Ready(Ok(()));
+                }
                 PAUSED => {}
                 _ => {
                     if let Some(capture) = &mut capture {
