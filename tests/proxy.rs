@@ -74,12 +74,19 @@ where
     (steering, handle)
 }
 
-async fn stop(steering: Steering, proxy: tokio::task::JoinHandle<ferromq::Result<()>>) {
+/// Terminates the proxy, waits for it to end, and returns its final counters (read once it
+/// ended: it counts a message sent just after placing it, so a peer may see the message
+/// before the counter does).
+async fn stop(
+    steering: Steering,
+    proxy: tokio::task::JoinHandle<ferromq::Result<()>>,
+) -> Statistics {
     steering.terminate();
     proxy
         .await
         .unwrap()
         .expect("the proxy ends with Ok after terminate");
+    steering.statistics()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,12 +117,11 @@ async fn router_dealer_carries_req_clients_to_rep_workers() {
         for client in clients.collect::<Vec<_>>() {
             client.await.unwrap();
         }
-        let stats = steering.statistics();
+        let stats = stop(steering, proxy).await;
         assert_eq!(stats.frontend.messages_in, 100);
         assert_eq!(stats.backend.messages_out, 100);
         assert_eq!(stats.backend.messages_in, 100);
         assert_eq!(stats.frontend.messages_out, 100);
-        stop(steering, proxy).await;
     })
     .await
 }
@@ -182,11 +188,10 @@ async fn xsub_xpub_forwards_subscriptions_up_and_matching_data_down() {
         for i in 0..500 {
             assert_eq!(text(&subscriber.recv().await.unwrap())[0], format!("a/{i}"));
         }
-        let stats = steering.statistics();
+        let stats = stop(steering, proxy).await;
         // The publisher filters: only the subscribed half crossed the proxy.
         assert_eq!(stats.frontend.messages_in, 500);
         assert_eq!(stats.backend.messages_in, 1, "one subscription went up");
-        stop(steering, proxy).await;
     })
     .await
 }
@@ -216,11 +221,10 @@ async fn pull_push_streams_one_way_in_order() {
             }
         };
         tokio::join!(send, receive);
-        let stats = steering.statistics();
+        let stats = stop(steering, proxy).await;
         assert_eq!(stats.frontend.messages_in, 20_000);
         assert_eq!(stats.backend.messages_out, 20_000);
         assert_eq!(stats.backend.messages_in, 0);
-        stop(steering, proxy).await;
     })
     .await
 }
@@ -531,8 +535,7 @@ async fn libzmq_req_clients_and_rep_workers_through_a_ferromq_broker() {
                 .await
                 .unwrap();
         }
-        assert_eq!(steering.statistics().frontend.messages_in, 62);
-        stop(steering, proxy).await;
+        assert_eq!(stop(steering, proxy).await.frontend.messages_in, 62);
     })
     .await
 }
