@@ -78,6 +78,7 @@ pub mod options;
 pub mod proxy;
 pub mod security;
 mod socket;
+pub mod stats;
 
 #[doc(hidden)]
 pub mod internals;

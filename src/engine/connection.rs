@@ -14,6 +14,7 @@ use crate::endpoint::Endpoint;
 use crate::error::Error;
 use crate::monitor::MonitorEventKind;
 use crate::pattern::PeerId;
+use crate::stats::Traffic;
 use crate::wire::ProtocolError;
 use crate::wire::frame::MAX_WRITEV_IOVECS;
 use crate::wire::{self, ConnectionConfig, Event, HeartbeatConfig, WriteBuf};
@@ -24,7 +25,7 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 use tokio::time::Sleep;
 
 /// Read buffer allocation. One read carries thousands of small messages, and several 64 KiB
@@ -71,6 +72,8 @@ pub(super) struct Link {
     pub endpoint: Endpoint,
     /// The peer's `ip:port` (TCP only).
     pub peer: Option<String>,
+    /// Connections from this endpoint before this one (a connector's reconnects).
+    pub reconnects: u64,
 }
 
 /// Runs a connection from `link` until the peer goes away, a fault, or the socket closes or
@@ -86,6 +89,8 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, stream: Stream, link
         state.core.peers.insert(Peer {
             alive: true,
             endpoint,
+            address: link.peer.clone(),
+            reconnects: link.reconnects,
             ..Peer::default()
         })
     };
@@ -222,8 +227,7 @@ impl<P: Pattern> Drop for PeerGuard<'_, P> {
         peer.stream = None;
         core.detach_peer(pattern, self.id);
         if core.inbox.queued(self.id) == 0 {
-            core.inbox.remove_peer(self.id);
-            core.peers.remove(self.id);
+            core.release_peer(self.id);
         }
         core.close_wakers.wake_all();
         // Senders blocked on this peer's room may now pick another peer or fail.
@@ -385,7 +389,7 @@ impl<P: Pattern> Driver<'_, P> {
         }
         let mut state = self.shared.lock();
         let State { core, pattern } = &mut *state;
-        let mut delivered = false;
+        let mut delivered = Traffic::default();
         let mut all = true;
         let mut refused = None;
         while let Some(event) = self.stash.take().or_else(|| self.conn.poll_event()) {
@@ -400,6 +404,7 @@ impl<P: Pattern> Driver<'_, P> {
                     }
                     tracing::debug!(peer_type = %info.socket_type, "handshake complete");
                     peer.info = Some(info);
+                    peer.connected_since = Some(SystemTime::now());
                     if core.direct_write {
                         peer.stream = Some(self.stream.clone());
                     }
@@ -418,10 +423,16 @@ impl<P: Pattern> Driver<'_, P> {
                     let peer = self.link.peer.as_deref();
                     self.shared.monitors.emit(kind, &self.link.endpoint, peer);
                 }
-                Event::Message(message) => match pattern.deliver(core, self.id, message) {
-                    Ok(()) => delivered = true,
-                    Err(message) => refused = Some(Event::Message(message)),
-                },
+                Event::Message(message) => {
+                    let bytes = message.byte_len() as u64;
+                    match pattern.deliver(core, self.id, message) {
+                        Ok(()) => {
+                            delivered.messages_in += 1;
+                            delivered.bytes_in += bytes;
+                        }
+                        Err(message) => refused = Some(Event::Message(message)),
+                    }
+                }
                 Event::Subscribe(prefix) => {
                     if let Err(prefix) = pattern.subscription(core, self.id, true, prefix) {
                         refused = Some(Event::Subscribe(prefix));
@@ -450,7 +461,10 @@ impl<P: Pattern> Driver<'_, P> {
                 break;
             }
         }
-        if delivered {
+        if delivered.messages_in > 0 {
+            if let Some(peer) = core.peers.get_mut(self.id) {
+                peer.traffic.add(&delivered);
+            }
             core.recv_wakers.wake_all();
         }
         Ok(all)
@@ -474,11 +488,21 @@ impl<P: Pattern> Driver<'_, P> {
                 Ok(n) => {
                     self.read_this_wake += n;
                     self.decode(now)?;
+                    if let Some(rtt) = self.conn.take_heartbeat_rtt() {
+                        self.record_heartbeat_rtt(rtt);
+                    }
                     return Poll::Ready(Ok(ReadOutcome::Data));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Poll::Ready(Err(e.into())),
             }
+        }
+    }
+
+    /// Keeps the last heartbeat round trip for the socket's stats.
+    fn record_heartbeat_rtt(&self, rtt: Duration) {
+        if let Some(peer) = self.shared.lock().core.peers.get_mut(self.id) {
+            peer.heartbeat_rtt = Some(rtt);
         }
     }
 

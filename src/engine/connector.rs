@@ -19,6 +19,7 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, endpoint: Endpoint, 
     let options = &shared.options;
     let emit = |kind, peer: Option<&str>| shared.monitors.emit(kind, &endpoint, peer);
     let mut backoff = options.reconnect_ivl;
+    let mut connections = 0;
     loop {
         let mut attempt = pin!(transport::connect(&endpoint, options));
         let attempt = match futures::poll!(attempt.as_mut()) {
@@ -39,7 +40,9 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, endpoint: Endpoint, 
                     id,
                     endpoint: endpoint.clone(),
                     peer,
+                    reconnects: connections,
                 };
+                connections += 1;
                 let connection =
                     tokio::spawn(connection::run(shared.clone(), stream, link).instrument(span));
                 // A panicking connection task counts as one that ended without a handshake.

@@ -47,6 +47,7 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, id: EndpointId, endp
                     id,
                     endpoint: endpoint.clone(),
                     peer,
+                    reconnects: 0,
                 };
                 tokio::spawn(connection::run(shared.clone(), stream, link).instrument(span));
             }

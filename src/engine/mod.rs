@@ -47,6 +47,7 @@ use crate::message::Message;
 use crate::monitor::{Monitor, MonitorEventKind, Monitors};
 use crate::options::SocketOptions;
 use crate::pattern::{FairQueue, LoadBalancer, PeerId, PeerSlab};
+use crate::stats::{PeerStats, SocketStats, Traffic};
 use crate::wire::frame::EncodedMessage;
 use crate::wire::frame::MAX_WRITEV_IOVECS;
 use crate::wire::{PeerInfo, Security, SocketType, WriteBuf};
@@ -56,7 +57,7 @@ use std::io::IoSlice;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::task::AbortHandle;
 use tracing::Instrument;
 use transport::Stream;
@@ -126,6 +127,16 @@ pub(crate) struct Peer {
     /// detached, and its task writes what is queued (the inner `None` lingers forever) and
     /// ends.
     leaving: Option<Option<Instant>>,
+    /// What this connection carried and dropped.
+    traffic: Traffic,
+    /// The peer's `ip:port` (TCP only).
+    address: Option<String>,
+    /// Connections to this peer's endpoint before this one.
+    reconnects: u64,
+    /// When the handshake completed.
+    connected_since: Option<SystemTime>,
+    /// The round trip of the last heartbeat the peer answered.
+    heartbeat_rtt: Option<Duration>,
 }
 
 /// Encoded bytes queued for one peer beyond which blocking senders wait for the connection
@@ -257,6 +268,8 @@ pub(crate) struct Core {
     last_endpoint: Option<Endpoint>,
     /// Messages dropped because a peer was at its HWM (PUB/XPUB/ROUTER never block).
     pub dropped_msgs: u64,
+    /// The traffic of peers whose slots were released, for the socket's totals.
+    departed: Traffic,
     /// Senders write to an idle peer's stream themselves (REQ and REP; see `Peer::write_now`).
     direct_write: bool,
     /// The message being fanned out, encoded once for all its receivers (see
@@ -304,6 +317,7 @@ impl Core {
             last_endpoint_id: 0,
             last_endpoint: None,
             dropped_msgs: 0,
+            departed: Traffic::default(),
             direct_write: false,
             fanout: EncodedMessage::new(),
         }
@@ -356,21 +370,42 @@ impl Core {
         }
     }
 
-    /// Runs `encode` on `peer`'s queue, counts one message against the HWM if `is_message`,
-    /// and hands the queue to the stream if it was empty (see [`Peer::kick`]).
-    fn queue_for(&mut self, peer: PeerId, is_message: bool, encode: impl FnOnce(&mut WriteBuf)) {
+    /// Runs `encode` on `peer`'s queue; if it queued a message of `bytes` payload bytes
+    /// (`None`: a command), counts it against the HWM and in the peer's traffic. Hands the
+    /// queue to the stream if it was empty (see [`Peer::kick`]).
+    fn queue_for(
+        &mut self,
+        peer: PeerId,
+        bytes: Option<usize>,
+        encode: impl FnOnce(&mut WriteBuf),
+    ) {
         let direct_write = self.direct_write;
         if let Some(p) = self.peers.get_mut(peer) {
             let was_empty = p.out.is_empty();
             encode(&mut p.out);
-            p.out_msgs += usize::from(is_message);
+            if let Some(bytes) = bytes {
+                p.out_msgs += 1;
+                p.traffic.messages_out += 1;
+                p.traffic.bytes_out += bytes as u64;
+            }
             p.kick(was_empty, direct_write);
         }
     }
 
     /// Encodes `message` onto `peer`'s queue, waking its task if the queue was empty.
     pub fn enqueue(&mut self, peer: PeerId, message: &Message) {
-        self.queue_for(peer, true, |out| out.push_message(message));
+        self.queue_for(peer, Some(message.byte_len()), |out| {
+            out.push_message(message)
+        });
+    }
+
+    /// Counts a message for `peer` dropped at its HWM (PUB, XPUB, ROUTER and REP drop rather
+    /// than wait).
+    pub fn count_drop(&mut self, peer: PeerId) {
+        self.dropped_msgs += 1;
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.traffic.dropped += 1;
+        }
     }
 
     /// Encodes `head` then `body` as one message onto `peer`'s queue (envelopes: REQ's
@@ -380,7 +415,8 @@ impl Core {
         if head.is_empty() && body.is_empty() {
             return;
         }
-        self.queue_for(peer, true, |out| out.push_parts(head, body));
+        let bytes = head.iter().chain(body).map(Bytes::len).sum();
+        self.queue_for(peer, Some(bytes), |out| out.push_parts(head, body));
     }
 
     /// Prepares `message` to be queued for many peers (PUB's fan-out): small frames are
@@ -394,7 +430,7 @@ impl Core {
     /// the HWM like [`Core::enqueue`].
     pub fn enqueue_fanout(&mut self, peer: PeerId, message: &Message) {
         let fanout = std::mem::take(&mut self.fanout);
-        self.queue_for(peer, true, |out| {
+        self.queue_for(peer, Some(message.byte_len()), |out| {
             if !out.push_encoded(&fanout) {
                 out.push_message(message);
             }
@@ -409,7 +445,7 @@ impl Core {
         let Some(version) = self.peers.get(peer).map(|p| p.version()) else {
             return;
         };
-        self.queue_for(peer, false, |out| {
+        self.queue_for(peer, None, |out| {
             out.push_subscription(version, subscribe, prefix)
         });
     }
@@ -486,14 +522,73 @@ impl Core {
         p.inbox_bytes = p.inbox_bytes.saturating_sub(message.byte_len());
         if !p.alive {
             if self.inbox.queued(peer) == 0 {
-                self.inbox.remove_peer(peer);
-                self.peers.remove(peer);
+                self.release_peer(peer);
                 self.close_wakers.wake_all();
             }
         } else {
             p.room_freed();
         }
         Some((peer, message))
+    }
+
+    /// Frees the slot of a departed peer whose inbound messages were all read, keeping its
+    /// traffic in the socket's totals.
+    fn release_peer(&mut self, peer: PeerId) {
+        self.inbox.remove_peer(peer);
+        if let Some(p) = self.peers.remove(peer) {
+            self.departed.add(&p.traffic);
+        }
+    }
+
+    /// The counters of the socket and of each peer with a completed handshake.
+    fn stats(&self, socket_type: SocketType, rcvhwm: usize) -> SocketStats {
+        let mut totals = self.departed;
+        let mut peers = Vec::new();
+        for (id, p) in self.peers.iter() {
+            totals.add(&p.traffic);
+            let (true, Some(info), Some(endpoint)) =
+                (p.attached, &p.info, self.endpoint(p.endpoint))
+            else {
+                continue;
+            };
+            peers.push(PeerStats {
+                endpoint: endpoint.clone(),
+                address: p.address.clone(),
+                routing_id: info.identity.clone().filter(|id| !id.is_empty()),
+                socket_type: info.socket_type,
+                messages_in: p.traffic.messages_in,
+                messages_out: p.traffic.messages_out,
+                bytes_in: p.traffic.bytes_in,
+                bytes_out: p.traffic.bytes_out,
+                dropped: p.traffic.dropped,
+                queued_in: self.inbox.queued(id),
+                rcvhwm,
+                queued_out: p.out_msgs,
+                sndhwm: self.sndhwm,
+                reconnects: p.reconnects,
+                connected_since: p.connected_since.unwrap_or(SystemTime::UNIX_EPOCH),
+                heartbeat_rtt: p.heartbeat_rtt,
+            });
+        }
+        SocketStats {
+            socket_type,
+            messages_in: totals.messages_in,
+            messages_out: totals.messages_out,
+            bytes_in: totals.bytes_in,
+            bytes_out: totals.bytes_out,
+            // Drops with no peer to charge (a ROUTER message to an unknown id) count here only.
+            dropped: self.dropped_msgs,
+            queued_in: self.inbox.len(),
+            peers,
+        }
+    }
+
+    /// The endpoint of id `id`, while it is bound or connected.
+    fn endpoint(&self, id: EndpointId) -> Option<&Endpoint> {
+        self.endpoints
+            .iter()
+            .find(|e| e.id == id)
+            .map(|e| &e.endpoint)
     }
 
     fn wake_all_tasks(&mut self) {
@@ -756,6 +851,12 @@ impl<P: Pattern> SocketCore<P> {
 
     pub fn dropped_messages(&self) -> u64 {
         self.lock().core.dropped_msgs
+    }
+
+    /// A snapshot of the socket's and its peers' counters (see [`crate::stats`]).
+    pub fn stats(&self) -> SocketStats {
+        let rcvhwm = self.shared.options.rcvhwm;
+        self.lock().core.stats(self.shared.socket_type, rcvhwm)
     }
 
     /// One try under the socket lock: `Closed` once the socket is closing, else `attempt`.

@@ -49,6 +49,7 @@ fn connect_mock(socket: &SocketCore<TestPattern>) -> MockPeer {
         id,
         endpoint,
         peer: Some("mock peer".into()),
+        reconnects: 0,
     };
     tokio::spawn(connection::run(shared, Stream::Mock(io), link));
     peer

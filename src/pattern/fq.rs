@@ -111,6 +111,11 @@ impl<T> FairQueue<T> {
         None
     }
 
+    /// Number of items queued from everyone.
+    pub fn len(&self) -> usize {
+        self.total
+    }
+
     /// Number of items queued from `id` (0 for unknown peers).
     pub fn queued(&self, id: PeerId) -> usize {
         self.queues.get(id).map_or(0, VecDeque::len)

@@ -147,6 +147,12 @@ macro_rules! socket_common {
                 self.core.monitor()
             }
 
+            /// A snapshot of what the socket and each connected peer carried, queued and
+            /// dropped (see [`crate::stats`]).
+            pub fn stats(&self) -> $crate::stats::SocketStats {
+                self.core.stats()
+            }
+
             /// Closes the socket: stops accepting and connecting (the listening sockets are
             /// closed at once), writes what is queued for up to the linger period, then
             /// returns. Works through a shared reference, so a socket shared with an `Arc`
@@ -207,6 +213,10 @@ macro_rules! socket_common {
 
             fn monitor(&self) -> $crate::monitor::Monitor {
                 self.core.monitor()
+            }
+
+            fn stats(&self) -> $crate::stats::SocketStats {
+                self.core.stats()
             }
 
             fn close(&self) -> impl std::future::Future<Output = ()> + Send {
@@ -273,6 +283,10 @@ pub trait Socket: Sized + Send + Sync + 'static {
     /// A new stream of the socket's endpoint and connection events, from now on (see
     /// [`crate::monitor`]).
     fn monitor(&self) -> crate::monitor::Monitor;
+
+    /// A snapshot of what the socket and each connected peer carried, queued and dropped
+    /// (see [`crate::stats`]).
+    fn stats(&self) -> crate::stats::SocketStats;
 
     /// Closes the socket and waits until what is queued is written or the linger period
     /// ends. Cancel-safe, as each socket's `close`.

@@ -189,7 +189,7 @@ impl Publisher {
         let mut congested = false;
         for &peer in &self.matched {
             if !core.peers.get(peer).is_some_and(|p| p.has_room(hwm)) {
-                core.dropped_msgs += 1;
+                core.count_drop(peer);
                 continue;
             }
             core.enqueue_fanout(peer, message);
@@ -925,7 +925,7 @@ impl XSubPattern {
                     if core.peers.get(peer).is_some_and(|p| p.has_room(hwm)) {
                         core.enqueue(peer, message);
                     } else {
-                        core.dropped_msgs += 1;
+                        core.count_drop(peer);
                     }
                 }
             }

@@ -231,7 +231,7 @@ impl RepPattern {
             if core.peers.get(peer).is_some_and(|p| p.has_room(hwm)) {
                 core.enqueue_parts(peer, envelope, message.frames());
             } else {
-                core.dropped_msgs += 1;
+                core.count_drop(peer);
             }
         }
         pattern.state.reply_sent();

@@ -109,7 +109,7 @@ impl RouterPattern {
                 return Poll::Pending;
             }
         } else if !target.has_room(hwm) {
-            core.dropped_msgs += 1;
+            core.count_drop(peer);
             *slot = None;
             return Poll::Ready(Ok(()));
         }

@@ -199,6 +199,10 @@ pub struct Connection {
     pong_due: Option<Bytes>,
     /// The TTL field of our own PING, due but not yet taken for sending (coalesced alike).
     ping_due: Option<u16>,
+    /// When the oldest PING not yet answered by a PONG was due.
+    ping_sent: Option<Instant>,
+    /// The round trip of the last PING answered, until taken.
+    heartbeat_rtt: Option<Duration>,
     /// Decoding stopped at [`MAX_PENDING_EVENTS`] with the rest of the input unread.
     input_paused: bool,
     events: VecDeque<Event>,
@@ -257,6 +261,8 @@ impl Connection {
             out,
             pong_due: None,
             ping_due: None,
+            ping_sent: None,
+            heartbeat_rtt: None,
             input_paused: false,
             events: VecDeque::new(),
             partial: Message::new(),
@@ -453,7 +459,11 @@ impl Connection {
                         now.checked_add(Duration::from_millis(u64::from(ttl_deciseconds) * 100));
                 }
             }
-            Command::Pong { .. } => {}
+            Command::Pong { .. } => {
+                if let Some(sent) = self.ping_sent.take() {
+                    self.heartbeat_rtt = Some(now.saturating_duration_since(sent));
+                }
+            }
             Command::Subscribe(prefix) => self.events.push_back(Event::Subscribe(prefix)),
             Command::Cancel(prefix) => self.events.push_back(Event::Cancel(prefix)),
             other => self.events.push_back(Event::Command(other)),
@@ -692,6 +702,12 @@ impl Connection {
         self.input_paused
     }
 
+    /// The round trip of the last PING the peer answered, once per answer: from when the
+    /// PING was due to when its PONG was decoded.
+    pub fn take_heartbeat_rtt(&mut self) -> Option<Duration> {
+        self.heartbeat_rtt.take()
+    }
+
     /// Whether bytes are queued for the peer.
     pub fn has_transmit(&self) -> bool {
         !self.out.is_empty()
@@ -735,6 +751,7 @@ impl Connection {
                 (ttl.as_millis() / 100).min(u128::from(u16::MAX)) as u16
             });
             self.ping_due = Some(ttl_deciseconds);
+            self.ping_sent.get_or_insert(now);
             self.next_ping = now.checked_add(interval);
             let timeout = self.config.heartbeat.timeout.unwrap_or(interval);
             if self.ping_timeout_deadline.is_none() && !timeout.is_zero() {
@@ -1376,6 +1393,33 @@ mod tests {
         assert_eq!(pull.poll_timeout(), None);
         let pull = ready(config, SocketType::Push, 1, now);
         assert_eq!(pull.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_pong_measures_the_round_trip_from_the_oldest_unanswered_ping() {
+        let now = t0();
+        let config = ConnectionConfig {
+            heartbeat: HeartbeatConfig {
+                interval: Some(Duration::from_secs(1)),
+                timeout: Some(Duration::from_secs(10)),
+                ttl: None,
+            },
+            ..ConnectionConfig::new(SocketType::Pull)
+        };
+        let mut pull = ready(config, SocketType::Push, 1, now);
+        let first_ping = now + Duration::from_secs(1);
+        pull.handle_timeout(first_ping).unwrap();
+        // A second PING falls due before the first is answered: the round trip still counts
+        // from the first.
+        pull.handle_timeout(first_ping + Duration::from_secs(1))
+            .unwrap();
+        assert_eq!(pull.take_heartbeat_rtt(), None);
+        let pong_at = first_ping + Duration::from_millis(1250);
+        feed(&mut pull, &command_frame(b"\x04PONG"), pong_at).unwrap();
+        assert_eq!(pull.take_heartbeat_rtt(), Some(Duration::from_millis(1250)));
+        assert_eq!(pull.take_heartbeat_rtt(), None, "taken once");
+        feed(&mut pull, &command_frame(b"\x04PONG"), pong_at).unwrap();
+        assert_eq!(pull.take_heartbeat_rtt(), None, "a PONG nobody asked for");
     }
 
     #[test]
