@@ -68,7 +68,8 @@ pub enum MonitorEventKind {
     },
     /// A connect attempt reached the peer.
     Connected,
-    /// A TCP connect attempt is in progress (it did not complete at once).
+    /// A TCP connect attempt started. libzmq reports one per attempt (its non-blocking
+    /// connect returns `EINPROGRESS`), and so does ferromq, before `connected` or `closed`.
     ConnectDelayed,
     /// A connect attempt failed or a connection ended; the next attempt starts after
     /// `interval`.

@@ -7,9 +7,7 @@
 use super::{EndpointId, Pattern, Shared, connection, random_u64, transport};
 use crate::endpoint::Endpoint;
 use crate::monitor::MonitorEventKind;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 use tracing::Instrument;
 
@@ -21,16 +19,11 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, endpoint: Endpoint, 
     let mut backoff = options.reconnect_ivl;
     let mut connections = 0;
     loop {
-        let mut attempt = pin!(transport::connect(&endpoint, options));
-        let attempt = match futures::poll!(attempt.as_mut()) {
-            Poll::Ready(result) => result,
-            Poll::Pending => {
-                // libzmq's EINPROGRESS: a TCP connect that did not complete at once.
-                emit(MonitorEventKind::ConnectDelayed, None);
-                attempt.await
-            }
-        };
-        match attempt {
+        if matches!(endpoint, Endpoint::Tcp { .. }) {
+            // As libzmq, whose non-blocking TCP connect returns EINPROGRESS every time.
+            emit(MonitorEventKind::ConnectDelayed, None);
+        }
+        match transport::connect(&endpoint, options).await {
             Ok(stream) => {
                 let span = tracing::info_span!("peer", address = %stream.peer_label());
                 span.in_scope(|| tracing::debug!("connected"));
