@@ -95,19 +95,25 @@ impl Tool {
 
     /// The endpoint from the `bound …` line `--verbose` logs on stderr.
     fn bound_endpoint(&mut self) -> String {
+        let line = self.stderr_line(|line| line.contains("bound "), "a `bound` line");
+        let (_, rest) = line.split_once("bound ").unwrap_or_default();
+        rest.split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The next line on stderr that `wanted` accepts (`what` names it in a failure).
+    fn stderr_line(&mut self, wanted: impl Fn(&str) -> bool, what: &str) -> String {
         loop {
             let remaining = self.deadline.saturating_duration_since(Instant::now());
             let line = match self.stderr.recv_timeout(remaining) {
                 Ok(line) => line,
-                Err(_) => self.fail("no `bound` line on stderr"),
+                Err(_) => self.fail(&format!("no {what} on stderr")),
             };
             self.stderr_seen.push(line.clone());
-            if let Some((_, rest)) = line.split_once("bound ") {
-                return rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
+            if wanted(&line) {
+                return line;
             }
         }
     }
@@ -605,6 +611,8 @@ fn help_documents_every_option_and_exits_0() {
         "--delimiter",
         "--hex",
         "--verbose",
+        "--events",
+        "--stats",
         "Exit codes",
     ] {
         assert!(help.contains(word), "--help lacks {word}");
@@ -937,4 +945,133 @@ async fn plain_client_push_and_curve_client_req_talk_to_libzmq_servers() {
     let exit = exit.await.unwrap();
     assert_success(&exit);
     assert_eq!(exit.stdout, ["ping"]);
+}
+
+// --- watching a socket: --events and --stats ---------------------------------------------
+
+/// The `accepted`/`connected` line's peer address, checked to be a loopback `ip:port`.
+fn peer_of(line: &str) -> String {
+    let peer = line.split(' ').nth(2).unwrap_or_default().to_owned();
+    assert!(peer.starts_with("127.0.0.1:"), "{line}");
+    peer
+}
+
+#[test]
+fn events_name_each_connection_event_of_a_tool_that_binds_with_a_libzmq_peer() {
+    let (pull, endpoint) = bound_tool(Transport::Tcp, &["pull", "-n", "1", "--events"]);
+    let ctx = zmq::Context::new();
+    let push = libzmq_socket(&ctx, zmq::PUSH);
+    push.connect(&endpoint).unwrap();
+    push.send("hello", 0).unwrap();
+    let exit = pull.wait();
+    assert_success(&exit);
+    let events: Vec<&String> = exit
+        .stderr
+        .iter()
+        // Not the timestamped --verbose log lines.
+        .filter(|l| !l.starts_with(|c: char| c.is_ascii_digit()))
+        .collect();
+    assert_eq!(events[0], &format!("listening {endpoint}"), "{events:?}");
+    assert!(
+        events[1].starts_with(&format!("accepted {endpoint} ")),
+        "{events:?}"
+    );
+    let peer = peer_of(events[1]);
+    assert_eq!(events[2], &format!("handshake_succeeded {endpoint} {peer}"));
+    assert_eq!(events[3], &format!("closed {endpoint}"));
+    assert_eq!(events[4], "monitor_stopped");
+}
+
+#[test]
+fn events_name_each_attempt_of_a_tool_that_connects_to_a_libzmq_peer() {
+    let ctx = zmq::Context::new();
+    let pull = libzmq_socket(&ctx, zmq::PULL);
+    let endpoint = libzmq_bind(&pull, "tcp://127.0.0.1:0");
+    let push = Tool::run(&["push", "--connect", &endpoint, "--events"], "one\n");
+    assert_success(&push);
+    assert_eq!(pull.recv_bytes(0).unwrap(), b"one");
+    let addr = endpoint.trim_start_matches("tcp://");
+    assert_eq!(
+        push.stderr,
+        [
+            format!("connect_delayed {endpoint}"),
+            format!("connected {endpoint} {addr}"),
+            format!("handshake_succeeded {endpoint} {addr}"),
+            "monitor_stopped".to_owned(),
+        ]
+    );
+}
+
+#[test]
+fn events_report_a_refused_connection_and_its_retry_interval() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("tcp://127.0.0.1:{port}");
+    let mut push = Tool::spawn(&["push", "--connect", &endpoint, "--events"]);
+    push.stderr_line(|l| l == format!("closed {endpoint}"), "closed");
+    let retried = push.stderr_line(|l| l.starts_with("connect_retried "), "connect_retried");
+    let interval = retried
+        .strip_prefix(&format!("connect_retried {endpoint} "))
+        .and_then(|ms| ms.strip_suffix("ms"))
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("{retried}"));
+    // libzmq's default reconnect_ivl of 100 ms, plus up to as much jitter.
+    assert!((100..200).contains(&interval), "{retried}");
+}
+
+/// The value of `"key":` in a JSON line, up to the next `,` or `}` (numbers and null).
+fn json_number<'a>(line: &'a str, key: &str) -> &'a str {
+    let start = line
+        .find(&format!("\"{key}\":"))
+        .unwrap_or_else(|| panic!("no {key} in {line}"))
+        + key.len()
+        + 3;
+    let rest = &line[start..];
+    &rest[..rest.find([',', '}']).unwrap_or(rest.len())]
+}
+
+#[test]
+fn stats_print_totals_and_each_peer_as_json_lines_while_running_and_at_exit() {
+    let (mut pull, endpoint) = bound_tool(Transport::Tcp, &["pull", "-n", "3", "--stats", "20"]);
+    let ctx = zmq::Context::new();
+    let push = libzmq_socket(&ctx, zmq::PUSH);
+    push.connect(&endpoint).unwrap();
+    push.send("one", 0).unwrap();
+    push.send("two", 0).unwrap();
+    assert_eq!(pull.read_line(), "one");
+    assert_eq!(pull.read_line(), "two");
+    // A periodic line, while the tool still waits for its third message.
+    let line = pull.stderr_line(
+        |l| l.starts_with('{') && json_number(l, "messages_in") == "2",
+        "a stats line counting two messages",
+    );
+    assert!(line.starts_with(r#"{"socket_type":"PULL","#), "{line}");
+    for key in ["messages_out", "bytes_out", "dropped"] {
+        assert_eq!(json_number(&line, key), "0", "{key} in {line}");
+    }
+    assert_eq!(json_number(&line, "bytes_in"), "6");
+    let peers = &line[line.find(r#""peers":[{"#).expect("one peer") + 9..];
+    assert_eq!(json_number(peers, "messages_in"), "2", "{line}");
+    assert_eq!(json_number(peers, "bytes_in"), "6", "{line}");
+    assert_eq!(json_number(peers, "reconnects"), "0", "{line}");
+    assert!(peers.contains(r#""socket_type":"PUSH""#), "{line}");
+
+    push.send("three", 0).unwrap();
+    let exit = pull.wait();
+    assert_success(&exit);
+    let last = exit
+        .stderr
+        .iter()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap();
+    assert_eq!(
+        json_number(last, "messages_in"),
+        "3",
+        "the line at exit: {last}"
+    );
 }

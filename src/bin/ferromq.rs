@@ -7,6 +7,8 @@
 // The binary's root is src/bin/ferromq.rs, so its modules are named by path.
 #[path = "ferromq/lines.rs"]
 mod lines;
+#[path = "ferromq/observe.rs"]
+mod observe;
 #[path = "ferromq/session.rs"]
 mod session;
 
@@ -135,6 +137,15 @@ struct Cli {
     /// Log binds, connects, handshakes and disconnects to stderr (filter with RUST_LOG).
     #[arg(short, long)]
     verbose: bool,
+
+    /// Print each monitor event to stderr as `<event> <endpoint> [<peer>] [<detail>]`.
+    #[arg(long)]
+    events: bool,
+
+    /// Print the socket's statistics to stderr as one JSON object every MS milliseconds, and
+    /// once more at exit.
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    stats: Option<u64>,
 
     #[command(flatten)]
     security: SecurityArgs,
@@ -299,6 +310,8 @@ struct Config {
     timeout: Option<Duration>,
     wait_subscribers: Option<usize>,
     delay: Option<Duration>,
+    events: bool,
+    stats: Option<Duration>,
 }
 
 impl Cli {
@@ -383,6 +396,8 @@ impl Cli {
             timeout: self.timeout.map(Duration::from_millis),
             wait_subscribers: self.wait_subscribers,
             delay: self.delay.map(Duration::from_millis),
+            events: self.events,
+            stats: self.stats.map(Duration::from_millis),
         })
     }
 }

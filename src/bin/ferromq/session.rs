@@ -2,6 +2,7 @@
 //! the socket and stdout the way its type calls for.
 
 use crate::lines::LineCodec;
+use crate::observe::Observed;
 use crate::{Config, Failure, SocketKind};
 use bytes::Bytes;
 use ferromq::{
@@ -33,7 +34,7 @@ pub async fn run(config: Config) -> Result<(), Failure> {
     // only in their socket type and in what they wait for before the first send.
     macro_rules! send_only {
         ($s:ident: $ty:ty, $wait_for_subscribers:expr) => {{
-            let $s: $ty = open(&config)?;
+            let $s: Observed<$ty> = open(&config)?;
             let ready = get_ready(&config, $wait_for_subscribers);
             let send = async |m| send_within(timeout, $s.send(m)).await;
             let result = send_lines(input, codec, config.count, ready, send).await;
@@ -42,7 +43,7 @@ pub async fn run(config: Config) -> Result<(), Failure> {
     }
     macro_rules! two_way {
         ($s:ident: $ty:ty, $wait_for_subscribers:expr) => {{
-            let $s: $ty = open(&config)?;
+            let $s: Observed<$ty> = open(&config)?;
             let ready = get_ready(&config, $wait_for_subscribers);
             let send = async |m| send_within(timeout, $s.send(m)).await;
             let result = duplex(&config, input, &output, ready, send, async || {
@@ -59,13 +60,13 @@ pub async fn run(config: Config) -> Result<(), Failure> {
             config.wait_subscribers.map(|n| s.wait_for_subscriptions(n))
         ),
         SocketKind::Pull => {
-            let s: Pull = open(&config)?;
+            let s: Observed<Pull> = open(&config)?;
             let result =
                 print_received(&output, config.count, timeout, async || s.recv().await).await;
             finish(s, result).await
         }
         SocketKind::Sub => {
-            let s: Sub = open(&config)?;
+            let s: Observed<Sub> = open(&config)?;
             if config.subscriptions.is_empty() {
                 s.subscribe(b"");
             }
@@ -77,7 +78,7 @@ pub async fn run(config: Config) -> Result<(), Failure> {
             finish(s, result).await
         }
         SocketKind::Xsub => {
-            let s: XSub = open(&config)?;
+            let s: Observed<XSub> = open(&config)?;
             let everything = [Bytes::new()];
             let prefixes = match config.subscriptions.as_slice() {
                 [] => &everything[..],
@@ -94,12 +95,12 @@ pub async fn run(config: Config) -> Result<(), Failure> {
             finish(s, result).await
         }
         SocketKind::Req => {
-            let s: Req = open(&config)?;
+            let s: Observed<Req> = open(&config)?;
             let result = request_reply(&config, input, &output, &s).await;
             finish(s, result).await
         }
         SocketKind::Rep => {
-            let s: Rep = open(&config)?;
+            let s: Observed<Rep> = open(&config)?;
             let result = reply_to_requests(&config, input, &output, &s).await;
             finish(s, result).await
         }
@@ -108,7 +109,7 @@ pub async fn run(config: Config) -> Result<(), Failure> {
         SocketKind::Pair => two_way!(s: Pair, no_subscriber_wait()),
         SocketKind::Dealer => two_way!(s: Dealer, no_subscriber_wait()),
         SocketKind::Router => {
-            let s: Router = open(&config)?;
+            let s: Observed<Router> = open(&config)?;
             let ready = get_ready(&config, no_subscriber_wait());
             let send = async |m: Message| {
                 let id = m.first().cloned().unwrap_or_default();
@@ -142,10 +143,12 @@ pub async fn run(config: Config) -> Result<(), Failure> {
     }
 }
 
-/// Creates the socket, binds and connects every endpoint.
-fn open<S: Socket>(config: &Config) -> Result<S, Failure> {
+/// Creates the socket, starts watching it as `--events` and `--stats` ask, then binds and
+/// connects every endpoint.
+fn open<S: Socket>(config: &Config) -> Result<Observed<S>, Failure> {
     let socket =
         S::with_options(config.options.clone()).map_err(|e| Failure::Usage(e.to_string()))?;
+    let socket = Observed::new(socket, config.events, config.stats, None);
     let endpoint_failure = |verb: &str, endpoint: &Endpoint, e: Error| {
         let message = format!("cannot {verb} {endpoint}: {e}");
         match e {
@@ -171,10 +174,12 @@ fn open<S: Socket>(config: &Config) -> Result<S, Failure> {
 }
 
 /// Closes the socket after a successful run, honouring linger; a failed run exits at once.
-async fn finish<S: Socket>(socket: S, result: Result<(), Failure>) -> Result<(), Failure> {
-    result?;
-    Socket::close(&socket).await;
-    Ok(())
+async fn finish<S: Socket>(
+    socket: Observed<S>,
+    result: Result<(), Failure>,
+) -> Result<(), Failure> {
+    socket.finish(result.is_ok()).await;
+    result
 }
 
 /// The stand-in for "no --wait-subscribers" on types that have no subscribers.
