@@ -130,6 +130,49 @@ pub trait RecvSocket: Proxied {}
 /// PAIR, REQ and REP. Sealed; usable as `&dyn SendSocket` (the capture socket).
 pub trait SendSocket: Proxied {}
 
+/// A reference to a proxy socket is one too, so that sockets chosen at run time can be passed
+/// as `&dyn RecvSocket` and `&dyn SendSocket` (the `ferromq proxy` command does).
+impl<T: Proxied + ?Sized> Proxied for &T {
+    fn socket_type(&self) -> SocketType {
+        (**self).socket_type()
+    }
+
+    fn receives(&self) -> bool {
+        (**self).receives()
+    }
+
+    fn sends(&self) -> bool {
+        (**self).sends()
+    }
+
+    fn poll_take(
+        &self,
+        wait: &mut Wait,
+        cx: &mut Context<'_>,
+        out: &mut VecDeque<Message>,
+        max: usize,
+    ) -> Poll<Result<Moved>> {
+        (**self).poll_take(wait, cx, out, max)
+    }
+
+    fn poll_put(
+        &self,
+        wait: &mut Wait,
+        cx: &mut Context<'_>,
+        queue: &mut VecDeque<Message>,
+    ) -> Poll<Result<Moved>> {
+        (**self).poll_put(wait, cx, queue)
+    }
+
+    fn forget(&self, wait: &mut Wait) {
+        (**self).forget(wait)
+    }
+}
+
+impl<T: RecvSocket + ?Sized> RecvSocket for &T {}
+
+impl<T: SendSocket + ?Sized> SendSocket for &T {}
+
 /// Implements the proxy traits for a socket type from its receive and send attempts (the
 /// functions its `recv` and `send` run under the lock).
 macro_rules! proxied {
