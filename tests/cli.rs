@@ -527,6 +527,34 @@ fn assert_usage_error(args: &[&str], names: &str) {
 fn usage_errors_exit_2_naming_the_bad_input() {
     assert_usage_error(&["push"], "--bind or --connect");
     assert_usage_error(
+        &["proxy", "--frontend", "pull@tcp://127.0.0.1:0"],
+        "--backend",
+    );
+    assert_usage_error(
+        &[
+            "proxy",
+            "--frontend",
+            "push@tcp://127.0.0.1:0",
+            "--backend",
+            "push@tcp://127.0.0.1:0",
+        ],
+        "--frontend: a push socket cannot receive",
+    );
+    assert_usage_error(
+        &["proxy", "--frontend", "tcp://127.0.0.1:5555"],
+        "TYPE@ENDPOINT",
+    );
+    assert_usage_error(
+        &[
+            "pull",
+            "--bind",
+            "tcp://127.0.0.1:0",
+            "--backend",
+            "push@tcp://127.0.0.1:0",
+        ],
+        "apply to proxy",
+    );
+    assert_usage_error(
         &["push", "--connect", "udp://127.0.0.1:5555"],
         "udp://127.0.0.1:5555",
     );
@@ -613,6 +641,10 @@ fn help_documents_every_option_and_exits_0() {
         "--verbose",
         "--events",
         "--stats",
+        "--frontend",
+        "--backend",
+        "--capture",
+        "--control",
         "Exit codes",
     ] {
         assert!(help.contains(word), "--help lacks {word}");
@@ -1074,4 +1106,114 @@ fn stats_print_totals_and_each_peer_as_json_lines_while_running_and_at_exit() {
         "3",
         "the line at exit: {last}"
     );
+}
+
+// --- the proxy -------------------------------------------------------------------------------
+
+/// Starts `ferromq proxy` with `args` (whose sockets all bind port 0) and returns it with the
+/// endpoints it bound, in the order given.
+fn bound_proxy(args: &[&str], binds: usize) -> (Tool, Vec<String>) {
+    let mut full = vec!["proxy", "--verbose"];
+    full.extend(args);
+    let mut tool = Tool::spawn(&full);
+    let endpoints = (0..binds).map(|_| tool.bound_endpoint()).collect();
+    (tool, endpoints)
+}
+
+#[test]
+fn proxy_forwards_between_libzmq_publishers_and_subscribers_with_subscriptions_upstream() {
+    let (proxy, endpoints) = bound_proxy(
+        &[
+            "--frontend",
+            "xsub@tcp://127.0.0.1:0",
+            "--backend",
+            "xpub@tcp://127.0.0.1:0",
+        ],
+        2,
+    );
+    let ctx = zmq::Context::new();
+    let publisher = libzmq_socket(&ctx, zmq::PUB);
+    publisher.connect(&endpoints[0]).unwrap();
+    let subscriber = libzmq_socket(&ctx, zmq::SUB);
+    subscriber.set_subscribe(b"news").unwrap();
+    subscriber.set_rcvtimeo(100).unwrap();
+    subscriber.connect(&endpoints[1]).unwrap();
+    // The subscription travels subscriber -> proxy -> publisher; until it arrives the
+    // publisher drops, so publish until one arrives (each wait is a bounded receive).
+    let deadline = Instant::now() + CHILD_DEADLINE;
+    let received = loop {
+        assert!(Instant::now() < deadline, "nothing came through the proxy");
+        publisher.send("weather: rain", 0).unwrap();
+        publisher.send("news: proxy works", 0).unwrap();
+        if let Ok(message) = subscriber.recv_bytes(0) {
+            break message;
+        }
+    };
+    assert_eq!(
+        received, b"news: proxy works",
+        "filtered by the subscription"
+    );
+    drop(proxy);
+}
+
+#[test]
+fn proxy_reports_events_and_stats_per_socket_and_a_control_socket_steers_and_terminates_it() {
+    let (mut proxy, endpoints) = bound_proxy(
+        &[
+            "--frontend",
+            "pull@tcp://127.0.0.1:0",
+            "--backend",
+            "push@tcp://127.0.0.1:0",
+            "--control",
+            "rep@tcp://127.0.0.1:0",
+            "--events",
+            "--stats",
+            "20",
+        ],
+        3,
+    );
+    let ctx = zmq::Context::new();
+    let producer = libzmq_socket(&ctx, zmq::PUSH);
+    producer.connect(&endpoints[0]).unwrap();
+    let consumer = libzmq_socket(&ctx, zmq::PULL);
+    consumer.connect(&endpoints[1]).unwrap();
+    for text in ["one", "two", "three"] {
+        producer.send(text, 0).unwrap();
+    }
+    for text in ["one", "two", "three"] {
+        assert_eq!(consumer.recv_bytes(0).unwrap(), text.as_bytes());
+    }
+    let frontend = endpoints[0].as_str();
+    proxy.stderr_line(
+        |l| l.starts_with(&format!("handshake_succeeded {frontend} 127.0.0.1:")),
+        "the frontend's handshake event",
+    );
+    let line = proxy.stderr_line(
+        |l| l.starts_with(r#"{"socket":"frontend""#) && json_number(l, "messages_in") == "3",
+        "a frontend stats line counting three messages",
+    );
+    assert_eq!(json_number(&line, "bytes_in"), "11");
+
+    let control = libzmq_socket(&ctx, zmq::REQ);
+    control.connect(&endpoints[2]).unwrap();
+    control.send("STATISTICS", 0).unwrap();
+    let reply = control.recv_multipart(0).unwrap();
+    let counters: Vec<u64> = reply
+        .iter()
+        .map(|frame| u64::from_ne_bytes(frame[..].try_into().unwrap()))
+        .collect();
+    // frontend in (messages, bytes), out; backend in, out
+    assert_eq!(counters, [3, 11, 0, 0, 0, 0, 3, 11]);
+    control.send("TERMINATE", 0).unwrap();
+    assert_eq!(control.recv_bytes(0).unwrap(), b"");
+    let exit = proxy.wait();
+    assert_success(&exit);
+    let backend_last = exit
+        .stderr
+        .iter()
+        .rev()
+        .find(|l| l.starts_with(r#"{"socket":"backend""#))
+        .expect("a last backend stats line at exit");
+    assert_eq!(json_number(backend_last, "messages_out"), "3");
+    assert!(exit.stderr.iter().any(|l| l == "monitor_stopped"));
 }

@@ -9,6 +9,8 @@
 mod lines;
 #[path = "ferromq/observe.rs"]
 mod observe;
+#[path = "ferromq/proxy.rs"]
+mod proxy;
 #[path = "ferromq/session.rs"]
 mod session;
 
@@ -56,7 +58,9 @@ Examples:
   ferromq pub --bind tcp://*:5556 --wait-subscribers 1 < events.txt
   echo ping | ferromq req --connect tcp://127.0.0.1:5555 --timeout 2000
   ferromq rep --bind ipc:///tmp/echo.sock --echo
-  ferromq router --bind tcp://*:5570     # reply with: <identity><TAB><reply>";
+  ferromq router --bind tcp://*:5570     # reply with: <identity><TAB><reply>
+  ferromq proxy --frontend 'xsub@tcp://*:5555' --backend 'xpub@tcp://*:5556' --events
+  ferromq pull --bind tcp://*:5557 --stats 1000   # a JSON stats line on stderr each second";
 
 /// Command-line arguments.
 #[derive(Debug, Parser)]
@@ -148,7 +152,30 @@ struct Cli {
     stats: Option<u64>,
 
     #[command(flatten)]
+    proxy: ProxyArgs,
+
+    #[command(flatten)]
     security: SecurityArgs,
+}
+
+/// The `proxy` type's sockets (spec/cli.md, "Proxy").
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Proxy")]
+struct ProxyArgs {
+    /// proxy: the socket facing clients, TYPE@ENDPOINT to bind or TYPE>ENDPOINT to connect
+    /// (e.g. 'xsub@tcp://*:5555', 'router@tcp://*:5559').
+    #[arg(long, value_name = "TYPE@ENDPOINT", value_parser = proxy::Attach::parse)]
+    frontend: Option<proxy::Attach>,
+    /// proxy: the socket facing services, as --frontend (e.g. 'xpub>tcp://127.0.0.1:5556').
+    #[arg(long, value_name = "TYPE@ENDPOINT", value_parser = proxy::Attach::parse)]
+    backend: Option<proxy::Attach>,
+    /// proxy: a socket that gets a copy of every message moved, as --frontend.
+    #[arg(long, value_name = "TYPE@ENDPOINT", value_parser = proxy::Attach::parse)]
+    capture: Option<proxy::Attach>,
+    /// proxy: a socket that takes PAUSE, RESUME, TERMINATE and STATISTICS, as --frontend
+    /// (libzmq's zmq_proxy_steerable; TERMINATE ends the run with exit 0).
+    #[arg(long, value_name = "TYPE@ENDPOINT", value_parser = proxy::Attach::parse)]
+    control: Option<proxy::Attach>,
 }
 
 /// PLAIN, CURVE and authentication (spec/cli.md, "Security").
@@ -279,6 +306,8 @@ enum SocketKind {
     Pair,
     /// Not a socket: print a new CURVE key pair as `public: KEY` and `secret: KEY`.
     Keygen,
+    /// Not a socket: forward between --frontend and --backend (libzmq's zmq_proxy).
+    Proxy,
 }
 
 fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
@@ -312,6 +341,8 @@ struct Config {
     delay: Option<Duration>,
     events: bool,
     stats: Option<Duration>,
+    /// The `proxy` type's sockets.
+    proxy: Option<proxy::ProxyConfig>,
 }
 
 impl Cli {
@@ -319,10 +350,11 @@ impl Cli {
     fn into_config(self) -> Result<Config, Failure> {
         use SocketKind::*;
         let usage = |message: String| Err(Failure::Usage(message));
-        if self.bind.is_empty() && self.connect.is_empty() {
+        let kind = self.socket_type;
+        let proxy = self.proxy_config()?;
+        if proxy.is_none() && self.bind.is_empty() && self.connect.is_empty() {
             return usage("give at least one --bind or --connect endpoint".into());
         }
-        let kind = self.socket_type;
         let type_name = kind
             .to_possible_value()
             .map_or_else(String::new, |v| v.get_name().to_owned());
@@ -339,7 +371,10 @@ impl Cli {
                 "--wait-subscribers applies to pub and xpub, not {type_name}"
             ));
         }
-        if matches!(kind, Pull | Sub | Xsub) && self.delay.is_some() {
+        if kind == Proxy && self.count.is_some() {
+            return usage("--count does not apply to proxy".into());
+        }
+        if matches!(kind, Pull | Sub | Xsub | Proxy) && self.delay.is_some() {
             return usage(format!("--delay applies to sending types, not {type_name}"));
         }
         let delimiter = match self.delimiter.as_deref() {
@@ -398,7 +433,36 @@ impl Cli {
             delay: self.delay.map(Duration::from_millis),
             events: self.events,
             stats: self.stats.map(Duration::from_millis),
+            proxy,
         })
+    }
+
+    /// The proxy's sockets for the `proxy` type (which takes no --bind or --connect); other
+    /// types take none of its options.
+    fn proxy_config(&self) -> Result<Option<proxy::ProxyConfig>, Failure> {
+        let args = &self.proxy;
+        let usage = |message: &str| Err(Failure::Usage(message.to_owned()));
+        if self.socket_type != SocketKind::Proxy {
+            let given = [&args.frontend, &args.backend, &args.capture, &args.control];
+            if given.iter().any(|a| a.is_some()) {
+                return usage("--frontend, --backend, --capture and --control apply to proxy");
+            }
+            return Ok(None);
+        }
+        if !self.bind.is_empty() || !self.connect.is_empty() {
+            return usage("proxy takes --frontend and --backend, not --bind or --connect");
+        }
+        let (Some(frontend), Some(backend)) = (args.frontend.clone(), args.backend.clone()) else {
+            return usage("proxy needs --frontend and --backend");
+        };
+        let config = proxy::ProxyConfig {
+            frontend,
+            backend,
+            capture: args.capture.clone(),
+            control: args.control.clone(),
+        };
+        config.check().map_err(Failure::Usage)?;
+        Ok(Some(config))
     }
 }
 

@@ -106,6 +106,13 @@ pub async fn run(config: Config) -> Result<(), Failure> {
         }
         // Opens no socket: main prints the key pair before a session starts.
         SocketKind::Keygen => Ok(()),
+        SocketKind::Proxy => {
+            let proxy = config
+                .proxy
+                .as_ref()
+                .expect("into_config checked the proxy's sockets");
+            crate::proxy::run(proxy, &config.options, config.events, config.stats).await
+        }
         SocketKind::Pair => two_way!(s: Pair, no_subscriber_wait()),
         SocketKind::Dealer => two_way!(s: Dealer, no_subscriber_wait()),
         SocketKind::Router => {
