@@ -6,6 +6,7 @@
 //! cargo build --profile release-lto --examples                # optional: the thin-LTO column
 //! cargo build --release --manifest-path tools/omq-peer/Cargo.toml   # optional: omq-tokio
 //! target/release/examples/compare [--quick] [--reps N] [--sizes 16,64,1k,64k] [--transports tcp,ipc]
+//!                                  [--baseline DIR]
 //! ```
 //! Every ferromq and omq program receives with one `recv().await` per message and copies each
 //! payload into a fresh message per send, as libzmq's perf tools do. For every transport and
@@ -25,7 +26,14 @@
 //!   worker thread beside the connection tasks instead of on the main thread;
 //! - `ferromq mt lto` — the `mt` programs built with thin LTO and one codegen unit
 //!   (`target/release-lto`), to show what the stock build gives up;
-//! - `libzmq` (the `zmq` crate, one I/O thread) and `raw` (`raw_tcp_ceiling`).
+//! - `libzmq` (the `zmq` crate, one I/O thread) and `raw` (`raw_tcp_ceiling`);
+//! - with `--baseline DIR`, `ferromq mt baseline` and `ferromq ct baseline`: the `local_thr` and
+//!   `remote_thr` in DIR (another commit's `target/release/examples`), for an A/B of a change
+//!   in the same run, printed as this build over the baseline:
+//!   ```text
+//!   git worktree add /tmp/base <commit> && (cd /tmp/base && CARGO_TARGET_DIR=$PWD/../base-target cargo build --release --examples)
+//!   target/release/examples/compare --baseline /tmp/base-target/release/examples
+//!   ```
 //!
 //! The optional columns (omq, LTO) print "not built" when their binaries are missing. It then
 //! checks both cross-implementation directions (ferromq receiving from libzmq and the
@@ -71,7 +79,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let dirs = match Dirs::locate() {
+    let dirs = match Dirs::locate(settings.baseline.clone()) {
         Ok(dirs) => dirs,
         Err(message) => {
             eprintln!("compare: {message}");
@@ -92,18 +100,26 @@ const USAGE: &str =
   --quick        one repetition of short runs (a validation pass, not a measurement)
   --reps N       measured repetitions per implementation and size (default 5; median kept)
   --sizes LIST   message sizes in bytes, k = KiB (default 16,64,1k,64k)
-  --transports   tcp, ipc or both (default tcp,ipc)";
+  --transports   tcp, ipc or both (default tcp,ipc)
+  --baseline DIR  also run the local_thr/remote_thr in DIR (another build) as an A/B column";
 
 /// What to measure, from the command line.
 struct Settings {
     run: RunSettings,
     transports: Vec<Transport>,
+    /// `--baseline DIR`: another build's examples directory, for an A/B.
+    baseline: Option<PathBuf>,
 }
 
 impl Settings {
     fn from_args(args: impl Iterator<Item = String>) -> Result<Self, String> {
         let mut transports = vec![Transport::Tcp, Transport::Ipc];
+        let mut baseline = None;
         let run = RunSettings::from_args(args, &DEFAULT_SIZES, |flag, value| {
+            if flag == "--baseline" {
+                baseline = Some(PathBuf::from(value()?));
+                return Ok(true);
+            }
             if flag != "--transports" {
                 return Ok(false);
             }
@@ -117,7 +133,11 @@ impl Settings {
                 .collect::<Result<_, _>>()?;
             Ok(true)
         })?;
-        Ok(Settings { run, transports })
+        Ok(Settings {
+            run,
+            transports,
+            baseline,
+        })
     }
 }
 
@@ -129,11 +149,13 @@ struct Dirs {
     lto: PathBuf,
     /// `tools/omq-peer/target/release`, when built.
     omq: PathBuf,
+    /// `--baseline DIR`, when given.
+    baseline: Option<PathBuf>,
 }
 
 impl Dirs {
     /// Finds the directories from this binary's path and checks the required binaries.
-    fn locate() -> Result<Self, String> {
+    fn locate(baseline: Option<PathBuf>) -> Result<Self, String> {
         let exe = std::env::current_exe().map_err(|e| format!("cannot find own path: {e}"))?;
         let release = exe
             .parent()
@@ -161,6 +183,7 @@ impl Dirs {
             lto: target.join("release-lto/examples"),
             omq: repository.join("tools/omq-peer/target/release"),
             release,
+            baseline,
         })
     }
 
@@ -169,6 +192,8 @@ impl Dirs {
             Build::Release => &self.release,
             Build::Lto => &self.lto,
             Build::Omq => &self.omq,
+            // No baseline: a path where nothing is built.
+            Build::Baseline => self.baseline.as_deref().unwrap_or(Path::new("")),
         }
     }
 }
@@ -194,6 +219,7 @@ enum Build {
     Release,
     Lto,
     Omq,
+    Baseline,
 }
 
 /// One process of a pair: a binary, the arguments before the three positional ones (a role or
@@ -219,6 +245,13 @@ impl Program {
     const fn lto(self) -> Self {
         Program {
             build: Build::Lto,
+            ..self
+        }
+    }
+
+    const fn baseline(self) -> Self {
+        Program {
+            build: Build::Baseline,
             ..self
         }
     }
@@ -270,6 +303,16 @@ const FERROMQ_MT_LTO: Pairing = Pairing {
     receiver: FERROMQ_MT.receiver.lto(),
     sender: FERROMQ_MT.sender.lto(),
 };
+const FERROMQ_MT_BASELINE: Pairing = Pairing {
+    label: "ferromq mt baseline",
+    receiver: FERROMQ_MT.receiver.baseline(),
+    sender: FERROMQ_MT.sender.baseline(),
+};
+const FERROMQ_CT_BASELINE: Pairing = Pairing {
+    label: "ferromq ct baseline",
+    receiver: FERROMQ_CT.receiver.baseline(),
+    sender: FERROMQ_CT.sender.baseline(),
+};
 const OMQ_MT: Pairing = Pairing::omq("omq mt", MT);
 const OMQ_CT: Pairing = Pairing::omq("omq ct", CT);
 const LIBZMQ: Pairing = Pairing {
@@ -283,11 +326,13 @@ const RAW: Pairing = Pairing {
     sender: Program::plain("raw_tcp_ceiling", &["remote"]),
 };
 /// Everything measured, in the order each repetition runs them.
-const MEASURED: [Pairing; 10] = [
+const MEASURED: [Pairing; 12] = [
     LIBZMQ,
     FERROMQ_MT,
+    FERROMQ_MT_BASELINE,
     OMQ_MT,
     FERROMQ_CT,
+    FERROMQ_CT_BASELINE,
     OMQ_CT,
     FERROMQ_MT_BATCH,
     FERROMQ_MT_TASKS,
@@ -372,15 +417,17 @@ impl Harness {
             .into_iter()
             .filter(|&pairing| {
                 let built = self.built(pairing);
+                let hint = match pairing.receiver.build {
+                    Build::Lto => "build it with cargo build --profile release-lto --examples",
+                    Build::Omq => {
+                        "build it with cargo build --release --manifest-path tools/omq-peer/Cargo.toml"
+                    }
+                    // Only asked for with --baseline.
+                    Build::Baseline if self.dirs.baseline.is_none() => return false,
+                    _ => "no local_thr/remote_thr in the --baseline directory",
+                };
                 if !built {
-                    eprintln!(
-                        "note: {} not built; build it with {}",
-                        pairing.label,
-                        match pairing.receiver.build {
-                            Build::Lto => "cargo build --profile release-lto --examples",
-                            _ => "cargo build --release --manifest-path tools/omq-peer/Cargo.toml",
-                        }
-                    );
+                    eprintln!("note: {} not built; {hint}", pairing.label);
                 }
                 built
             })
@@ -627,6 +674,36 @@ impl Harness {
              ferromq mt with eight tasks on each shared socket over one task each; stock/lto is \
              ferromq mt stock over ferromq mt built with thin LTO."
         );
+        if self.dirs.baseline.is_some() {
+            println!();
+            println!(
+                "### A/B against the baseline build ({}), same run",
+                self.dirs.of(Build::Baseline).display()
+            );
+            println!();
+            println!(
+                "| transport | size | mt msg/s | baseline mt msg/s | mt / baseline | ct msg/s | baseline ct msg/s | ct / baseline |"
+            );
+            println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+            for (transport, size, row) in rows {
+                let get = |label: &str| row.medians.get(label).copied();
+                let ratio = |a: &str, b: &str| match (get(a), get(b)) {
+                    (Some(a), Some(b)) if b > 0.0 => format!("{:.3}", a / b),
+                    _ => "-".to_owned(),
+                };
+                println!(
+                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                    transport.name(),
+                    human_size(*size),
+                    cell(get(FERROMQ_MT.label), si),
+                    cell(get(FERROMQ_MT_BASELINE.label), si),
+                    ratio(FERROMQ_MT.label, FERROMQ_MT_BASELINE.label),
+                    cell(get(FERROMQ_CT.label), si),
+                    cell(get(FERROMQ_CT_BASELINE.label), si),
+                    ratio(FERROMQ_CT.label, FERROMQ_CT_BASELINE.label),
+                );
+            }
+        }
         println!();
         println!("### Cross-implementation runs (every message must be counted)");
         println!();
