@@ -14,7 +14,6 @@ use crate::endpoint::Endpoint;
 use crate::error::Error;
 use crate::monitor::MonitorEventKind;
 use crate::pattern::PeerId;
-use crate::stats::Traffic;
 use crate::wire::ProtocolError;
 use crate::wire::frame::MAX_WRITEV_IOVECS;
 use crate::wire::{self, ConnectionConfig, Event, HeartbeatConfig, WriteBuf};
@@ -389,7 +388,7 @@ impl<P: Pattern> Driver<'_, P> {
         }
         let mut state = self.shared.lock();
         let State { core, pattern } = &mut *state;
-        let mut delivered = Traffic::default();
+        let mut delivered = false;
         let mut all = true;
         let mut refused = None;
         while let Some(event) = self.stash.take().or_else(|| self.conn.poll_event()) {
@@ -423,16 +422,10 @@ impl<P: Pattern> Driver<'_, P> {
                     let peer = self.link.peer.as_deref();
                     self.shared.monitors.emit(kind, &self.link.endpoint, peer);
                 }
-                Event::Message(message) => {
-                    let bytes = message.byte_len() as u64;
-                    match pattern.deliver(core, self.id, message) {
-                        Ok(()) => {
-                            delivered.messages_in += 1;
-                            delivered.bytes_in += bytes;
-                        }
-                        Err(message) => refused = Some(Event::Message(message)),
-                    }
-                }
+                Event::Message(message) => match pattern.deliver(core, self.id, message) {
+                    Ok(()) => delivered = true,
+                    Err(message) => refused = Some(Event::Message(message)),
+                },
                 Event::Subscribe(prefix) => {
                     if let Err(prefix) = pattern.subscription(core, self.id, true, prefix) {
                         refused = Some(Event::Subscribe(prefix));
@@ -461,10 +454,14 @@ impl<P: Pattern> Driver<'_, P> {
                 break;
             }
         }
-        if delivered.messages_in > 0 {
-            if let Some(peer) = core.peers.get_mut(self.id) {
-                peer.traffic.add(&delivered);
-            }
+        let received = self.conn.take_received();
+        if received.messages > 0
+            && let Some(peer) = core.peers.get_mut(self.id)
+        {
+            peer.traffic.messages_in += received.messages;
+            peer.traffic.bytes_in += received.bytes;
+        }
+        if delivered {
             core.recv_wakers.wake_all();
         }
         Ok(all)

@@ -370,23 +370,19 @@ impl Core {
         }
     }
 
-    /// Runs `encode` on `peer`'s queue; if it queued a message of `bytes` payload bytes
-    /// (`None`: a command), counts it against the HWM and in the peer's traffic. Hands the
-    /// queue to the stream if it was empty (see [`Peer::kick`]).
-    fn queue_for(
-        &mut self,
-        peer: PeerId,
-        bytes: Option<usize>,
-        encode: impl FnOnce(&mut WriteBuf),
-    ) {
+    /// Runs `encode` on `peer`'s queue; if it queued a message (not a command), counts it
+    /// against the HWM and, with its payload bytes, in the peer's traffic. Hands the queue to
+    /// the stream if it was empty (see [`Peer::kick`]).
+    fn queue_for(&mut self, peer: PeerId, is_message: bool, encode: impl FnOnce(&mut WriteBuf)) {
         let direct_write = self.direct_write;
         if let Some(p) = self.peers.get_mut(peer) {
             let was_empty = p.out.is_empty();
+            let payload_before = p.out.payload_queued();
             encode(&mut p.out);
-            if let Some(bytes) = bytes {
+            if is_message {
                 p.out_msgs += 1;
                 p.traffic.messages_out += 1;
-                p.traffic.bytes_out += bytes as u64;
+                p.traffic.bytes_out += p.out.payload_queued() - payload_before;
             }
             p.kick(was_empty, direct_write);
         }
@@ -394,9 +390,7 @@ impl Core {
 
     /// Encodes `message` onto `peer`'s queue, waking its task if the queue was empty.
     pub fn enqueue(&mut self, peer: PeerId, message: &Message) {
-        self.queue_for(peer, Some(message.byte_len()), |out| {
-            out.push_message(message)
-        });
+        self.queue_for(peer, true, |out| out.push_message(message));
     }
 
     /// Counts a message for `peer` dropped at its HWM (PUB, XPUB, ROUTER and REP drop rather
@@ -415,8 +409,7 @@ impl Core {
         if head.is_empty() && body.is_empty() {
             return;
         }
-        let bytes = head.iter().chain(body).map(Bytes::len).sum();
-        self.queue_for(peer, Some(bytes), |out| out.push_parts(head, body));
+        self.queue_for(peer, true, |out| out.push_parts(head, body));
     }
 
     /// Prepares `message` to be queued for many peers (PUB's fan-out): small frames are
@@ -430,7 +423,7 @@ impl Core {
     /// the HWM like [`Core::enqueue`].
     pub fn enqueue_fanout(&mut self, peer: PeerId, message: &Message) {
         let fanout = std::mem::take(&mut self.fanout);
-        self.queue_for(peer, Some(message.byte_len()), |out| {
+        self.queue_for(peer, true, |out| {
             if !out.push_encoded(&fanout) {
                 out.push_message(message);
             }
@@ -445,7 +438,7 @@ impl Core {
         let Some(version) = self.peers.get(peer).map(|p| p.version()) else {
             return;
         };
-        self.queue_for(peer, None, |out| {
+        self.queue_for(peer, false, |out| {
             out.push_subscription(version, subscribe, prefix)
         });
     }

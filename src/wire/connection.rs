@@ -203,6 +203,8 @@ pub struct Connection {
     ping_sent: Option<Instant>,
     /// The round trip of the last PING answered, until taken.
     heartbeat_rtt: Option<Duration>,
+    /// Data messages decoded since last taken, for the socket's statistics.
+    received: Received,
     /// Decoding stopped at [`MAX_PENDING_EVENTS`] with the rest of the input unread.
     input_paused: bool,
     events: VecDeque<Event>,
@@ -212,6 +214,15 @@ pub struct Connection {
     next_ping: Option<Instant>,
     ping_timeout_deadline: Option<Instant>,
     peer_ttl_deadline: Option<Instant>,
+}
+
+/// Data messages decoded and their payload bytes (see [`Connection::take_received`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    /// Whole messages (a multipart message counts once).
+    pub messages: u64,
+    /// Payload bytes, without framing.
+    pub bytes: u64,
 }
 
 impl Connection {
@@ -263,6 +274,7 @@ impl Connection {
             ping_due: None,
             ping_sent: None,
             heartbeat_rtt: None,
+            received: Received::default(),
             input_paused: false,
             events: VecDeque::new(),
             partial: Message::new(),
@@ -548,13 +560,17 @@ impl Connection {
             return Ok(());
         }
         let mut message = std::mem::take(&mut self.partial);
-        self.partial_bytes = 0;
+        let bytes = std::mem::take(&mut self.partial_bytes);
         if let Some(properties) = &self.message_properties {
             message.set_properties(properties.clone());
         }
         let event = match self.subscription_in(&message) {
             Some(event) => event,
-            None => Event::Message(message),
+            None => {
+                self.received.messages += 1;
+                self.received.bytes += bytes;
+                Event::Message(message)
+            }
         };
         self.events.push_back(event);
         Ok(())
@@ -706,6 +722,12 @@ impl Connection {
     /// PING was due to when its PONG was decoded.
     pub fn take_heartbeat_rtt(&mut self) -> Option<Duration> {
         self.heartbeat_rtt.take()
+    }
+
+    /// The data messages (and their payload bytes) decoded since the last call: counted here,
+    /// where the frame lengths are at hand, so statistics cost the message path two additions.
+    pub fn take_received(&mut self) -> Received {
+        std::mem::take(&mut self.received)
     }
 
     /// Whether bytes are queued for the peer.

@@ -200,6 +200,8 @@ pub const MAX_WRITEV_IOVECS: usize = 64;
 #[derive(Debug, Default)]
 pub struct EncodedMessage {
     bytes: BytesMut,
+    /// Payload bytes of the encoded message (frame bodies).
+    payload: u64,
 }
 
 impl EncodedMessage {
@@ -224,6 +226,8 @@ impl EncodedMessage {
             encode_header(&mut self.bytes, flags, frame.len());
             self.bytes.extend_from_slice(frame);
         }
+        // Once per message fanned out, not per subscriber.
+        self.payload = message.byte_len() as u64;
     }
 }
 
@@ -239,6 +243,10 @@ pub struct WriteBuf {
     /// Where small frames are being appended.
     tail: BytesMut,
     len: usize,
+    /// Payload bytes (frame bodies) of every message frame queued here so far, never reset:
+    /// the difference across one queueing is what statistics count, at one addition per
+    /// frame.
+    payload_queued: u64,
 }
 
 impl WriteBuf {
@@ -255,6 +263,12 @@ impl WriteBuf {
     /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Payload bytes of the message frames queued so far (see the field); commands and raw
+    /// bytes do not count.
+    pub fn payload_queued(&self) -> u64 {
+        self.payload_queued
     }
 
     /// Encodes every frame of `message` (MORE on all but the last).
@@ -276,6 +290,7 @@ impl WriteBuf {
 
     /// Encodes one frame with the given flags (LONG is added when needed).
     pub fn push_frame(&mut self, flags: u8, body: &Bytes) {
+        self.payload_queued += body.len() as u64;
         self.reserve_header();
         encode_header(&mut self.tail, flags, body.len());
         self.len += if body.len() <= SHORT_FRAME_MAX_BYTES {
@@ -311,6 +326,7 @@ impl WriteBuf {
             return false;
         }
         self.push_bytes(&message.bytes);
+        self.payload_queued += message.payload;
         true
     }
 

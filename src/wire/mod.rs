@@ -22,7 +22,7 @@ pub mod mechanism;
 mod socket_type;
 
 pub use command::{Command, Metadata};
-pub use connection::{Connection, ConnectionConfig, Event, HeartbeatConfig, PeerInfo};
+pub use connection::{Connection, ConnectionConfig, Event, HeartbeatConfig, PeerInfo, Received};
 pub use frame::{Frame, FrameDecoder, WriteBuf};
 pub use greeting::{Greeting, Mechanism};
 pub use mechanism::Security;
