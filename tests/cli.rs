@@ -8,174 +8,16 @@
 //! `--verbose`, and the test reads the endpoint it really bound from its `bound …` log line.
 
 mod pyzmq;
+mod tool;
 
 use ferromq::security::CurveKey;
 use pyzmq::{PeerConfig, PyPeer, ZapConfig, keypair};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
+use tool::{CHILD_DEADLINE, Exit, Tool};
 
-/// The longest any one child may take, from spawn to exit.
-const CHILD_DEADLINE: Duration = Duration::from_secs(30);
 /// libzmq's send/receive timeout, so a libzmq call can never hang a test.
 const LIBZMQ_TIMEOUT_MS: i32 = 20_000;
-
-/// A running `ferromq` process: its stdin, and its stdout and stderr as lines read on
-/// threads of their own (so a full pipe never blocks the child).
-struct Tool {
-    name: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: Receiver<String>,
-    stderr: Receiver<String>,
-    stderr_seen: Vec<String>,
-    deadline: Instant,
-}
-
-/// How a tool ended.
-#[derive(Debug)]
-struct Exit {
-    code: Option<i32>,
-    stdout: Vec<String>,
-    stderr: Vec<String>,
-}
-
-impl Tool {
-    fn spawn(args: &[&str]) -> Tool {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferromq"))
-            .args(args)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn ferromq");
-        let stdout = lines_of(child.stdout.take().expect("stdout piped"));
-        let stderr = lines_of(child.stderr.take().expect("stderr piped"));
-        Tool {
-            name: format!("ferromq {}", args.join(" ")),
-            stdin: child.stdin.take(),
-            child,
-            stdout,
-            stderr,
-            stderr_seen: Vec::new(),
-            deadline: Instant::now() + CHILD_DEADLINE,
-        }
-    }
-
-    /// Runs the tool to completion with `input` on stdin.
-    fn run(args: &[&str], input: &str) -> Exit {
-        let mut tool = Tool::spawn(args);
-        tool.write(input);
-        tool.close_stdin();
-        tool.wait()
-    }
-
-    fn write(&mut self, text: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin still open");
-        stdin.write_all(text.as_bytes()).expect("write to ferromq");
-        stdin.flush().expect("flush to ferromq");
-    }
-
-    fn close_stdin(&mut self) {
-        self.stdin = None;
-    }
-
-    /// The next line on stdout.
-    fn read_line(&mut self) -> String {
-        let remaining = self.deadline.saturating_duration_since(Instant::now());
-        match self.stdout.recv_timeout(remaining) {
-            Ok(line) => line,
-            Err(RecvTimeoutError::Timeout) => self.fail("timed out waiting for a line on stdout"),
-            Err(RecvTimeoutError::Disconnected) => self.fail("stdout ended"),
-        }
-    }
-
-    /// The endpoint from the `bound …` line `--verbose` logs on stderr.
-    fn bound_endpoint(&mut self) -> String {
-        let line = self.stderr_line(|line| line.contains("bound "), "a `bound` line");
-        let (_, rest) = line.split_once("bound ").unwrap_or_default();
-        rest.split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_owned()
-    }
-
-    /// The next line on stderr that `wanted` accepts (`what` names it in a failure).
-    fn stderr_line(&mut self, wanted: impl Fn(&str) -> bool, what: &str) -> String {
-        loop {
-            let remaining = self.deadline.saturating_duration_since(Instant::now());
-            let line = match self.stderr.recv_timeout(remaining) {
-                Ok(line) => line,
-                Err(_) => self.fail(&format!("no {what} on stderr")),
-            };
-            self.stderr_seen.push(line.clone());
-            if wanted(&line) {
-                return line;
-            }
-        }
-    }
-
-    /// Waits for the process to exit (its stdout and stderr close when it does) and
-    /// collects what it still printed.
-    fn wait(mut self) -> Exit {
-        let mut stdout = Vec::new();
-        loop {
-            let remaining = self.deadline.saturating_duration_since(Instant::now());
-            match self.stdout.recv_timeout(remaining) {
-                Ok(line) => stdout.push(line),
-                Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => self.fail("did not exit"),
-            }
-        }
-        loop {
-            let remaining = self.deadline.saturating_duration_since(Instant::now());
-            match self.stderr.recv_timeout(remaining) {
-                Ok(line) => self.stderr_seen.push(line),
-                Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => self.fail("did not exit"),
-            }
-        }
-        let status = self.child.wait().expect("wait for ferromq");
-        Exit {
-            code: status.code(),
-            stdout,
-            stderr: std::mem::take(&mut self.stderr_seen),
-        }
-    }
-
-    fn fail(&mut self, what: &str) -> ! {
-        let _ = self.child.kill();
-        let stderr: Vec<String> = self.stderr.try_iter().collect();
-        panic!(
-            "{}: {what}; stderr so far: {:?} {:?}",
-            self.name, self.stderr_seen, stderr
-        );
-    }
-}
-
-impl Drop for Tool {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Lines of a child's output, sent on a channel by a reader thread that ends at EOF.
-fn lines_of(pipe: impl Read + Send + 'static) -> Receiver<String> {
-    let (lines, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { return };
-            if lines.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    receiver
-}
 
 #[derive(Debug, Clone, Copy)]
 enum Transport {
@@ -641,6 +483,9 @@ fn help_documents_every_option_and_exits_0() {
         "--verbose",
         "--events",
         "--stats",
+        "--heartbeat-ivl",
+        "--heartbeat-timeout",
+        "--reconnect-ivl-max",
         "--frontend",
         "--backend",
         "--capture",
