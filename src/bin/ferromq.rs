@@ -121,6 +121,28 @@ struct Cli {
     #[arg(long, value_name = "N")]
     rcvhwm: Option<usize>,
 
+    /// Send a PING every MS milliseconds (ZMQ_HEARTBEAT_IVL; default: no heartbeats).
+    #[arg(long, value_name = "MS")]
+    heartbeat_ivl: Option<u64>,
+
+    /// Drop a connection that sent nothing for MS milliseconds after a PING
+    /// (ZMQ_HEARTBEAT_TIMEOUT; default: --heartbeat-ivl).
+    #[arg(long, value_name = "MS")]
+    heartbeat_timeout: Option<u64>,
+
+    /// Ask peers to drop us after MS milliseconds of silence (ZMQ_HEARTBEAT_TTL).
+    #[arg(long, value_name = "MS")]
+    heartbeat_ttl: Option<u64>,
+
+    /// Wait MS milliseconds before reconnecting (ZMQ_RECONNECT_IVL; default 100).
+    #[arg(long, value_name = "MS")]
+    reconnect_ivl: Option<u64>,
+
+    /// Double the reconnect wait after each failed attempt up to MS milliseconds
+    /// (ZMQ_RECONNECT_IVL_MAX; default: no doubling).
+    #[arg(long, value_name = "MS")]
+    reconnect_ivl_max: Option<u64>,
+
     /// pub/xpub: before the first send, wait until N subscriptions arrived (one per
     /// subscriber and prefix; the cure for the slow-joiner problem).
     #[arg(long, value_name = "N")]
@@ -392,6 +414,12 @@ impl Cli {
             options.routing_id = Some(id);
         }
         options.linger = self.linger.map(Duration::from_millis);
+        let ms = |value: Option<u64>| value.map(Duration::from_millis);
+        options.heartbeat_ivl = ms(self.heartbeat_ivl).or(options.heartbeat_ivl);
+        options.heartbeat_timeout = ms(self.heartbeat_timeout).or(options.heartbeat_timeout);
+        options.heartbeat_ttl = ms(self.heartbeat_ttl).or(options.heartbeat_ttl);
+        options.reconnect_ivl = ms(self.reconnect_ivl).or(options.reconnect_ivl);
+        options.reconnect_ivl_max = ms(self.reconnect_ivl_max).or(options.reconnect_ivl_max);
         if let Some(hwm) = self.sndhwm {
             options.sndhwm = hwm;
         }
