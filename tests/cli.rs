@@ -13,7 +13,7 @@ mod tool;
 use ferromq::security::CurveKey;
 use pyzmq::{PeerConfig, PyPeer, ZapConfig, keypair};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tool::{CHILD_DEADLINE, Exit, Tool};
 
 /// libzmq's send/receive timeout, so a libzmq call can never hang a test.
