@@ -102,6 +102,25 @@ impl Tool {
         self.stdin = None;
     }
 
+    /// The lines on stdout that arrived so far and were not read yet.
+    pub fn stdout_ready(&mut self) -> Vec<String> {
+        self.stdout.try_iter().collect()
+    }
+
+    /// The lines on stderr that arrived so far and were not read yet (also kept for failure
+    /// messages).
+    pub fn stderr_ready(&mut self) -> Vec<String> {
+        let lines: Vec<String> = self.stderr.try_iter().collect();
+        self.stderr_seen.extend(lines.iter().cloned());
+        lines
+    }
+
+    /// The next line on stdout if one arrives within `wait` (and before the deadline).
+    pub fn read_line_within(&mut self, wait: Duration) -> Option<String> {
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        self.stdout.recv_timeout(wait.min(remaining)).ok()
+    }
+
     /// The next line on stdout.
     pub fn read_line(&mut self) -> String {
         let remaining = self.deadline.saturating_duration_since(Instant::now());
@@ -181,6 +200,7 @@ impl Drop for Tool {
         let group = format!("-{}", self.child.id());
         let _ = Command::new("kill")
             .args(["-s", "KILL", "--", &group])
+            .stderr(Stdio::null())
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
