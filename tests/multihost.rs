@@ -247,6 +247,50 @@ impl Net {
     }
 }
 
+impl Net {
+    /// Runs one of this file's `*_child` programs (an ignored test of this binary) on host
+    /// `host`, with `env`; its own output lines come after libtest's.
+    fn child(&self, host: usize, name: &str, env: &[(&str, String)]) -> Tool {
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", &self.ns(host)])
+            .arg(exe)
+            .args([
+                "--exact",
+                name,
+                "--ignored",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ]);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut tool = Tool::start(format!("h{host}: {name}"), command);
+        tool.set_deadline(Instant::now() + SCENARIO_DEADLINE);
+        tool
+    }
+
+    /// Limits what host `host` sends and receives to `rate` (tc's token bucket on both ends of
+    /// its cable).
+    fn limit(&self, host: usize, rate: &str) {
+        for (ns, dev) in [
+            (self.ns(host), "eth0".to_owned()),
+            (self.switch.clone(), self.cable(host)),
+        ] {
+            let status = Command::new("tc")
+                .args([
+                    "-n", &ns, "qdisc", "add", "dev", &dev, "root", "tbf", "rate", rate,
+                ])
+                .args(["burst", "32kbit", "latency", "400ms"])
+                .status()
+                .expect("run tc");
+            assert!(status.success(), "tc tbf on {ns} {dev}");
+        }
+    }
+}
+
 impl Drop for Net {
     fn drop(&mut self) {
         // Deleting a namespace deletes the interfaces in it, and so both ends of each cable.
@@ -672,5 +716,381 @@ fn a_curve_pipeline_across_hosts_delivers_every_task_once() {
         "f CURVE pipeline, 3 workers",
         "tasks sent / delivered once / lost",
         format!("{TASKS} / {} / 0", results.len()),
+    );
+}
+
+// --- programs the scenarios run on their hosts --------------------------------------------------
+
+fn env_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
+}
+
+/// The Lazy Pirate client (the Guide's reliable REQ): `FMQ_REQUESTS` numbered requests to the
+/// REQ connected to every endpoint in `FMQ_ENDPOINTS` (comma-separated), each resent after
+/// `FMQ_TIMEOUT_MS` without a reply (`req_relaxed` + `req_correlate`: a late reply to an
+/// abandoned attempt is dropped). Prints `reply N RTT_US` per request answered and
+/// `done RETRIES` at the end.
+#[test]
+#[ignore = "a program the multi-host scenarios run on their test hosts"]
+fn lazy_pirate_client_child() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // libtest has printed `test NAME ... ` without a newline: start our lines on their own.
+    println!();
+    runtime.block_on(async {
+        let mut options = ferromq::SocketOptions::default();
+        options.recv_timeout = Some(Duration::from_millis(
+            env_var("FMQ_TIMEOUT_MS").parse().unwrap(),
+        ));
+        options.req_relaxed = true;
+        options.req_correlate = true;
+        options.reconnect_ivl = Some(Duration::from_millis(RECONNECT_IVL_MS));
+        let req = ferromq::Req::with_options(options).unwrap();
+        for endpoint in env_var("FMQ_ENDPOINTS").split(',') {
+            req.connect(endpoint).unwrap();
+        }
+        let size: usize = std::env::var("FMQ_SIZE").map_or(8, |s| s.parse().unwrap());
+        let mut retries = 0;
+        for n in 1..=env_var("FMQ_REQUESTS").parse::<u64>().unwrap() {
+            let mut request = format!("{n} ").into_bytes();
+            request.resize(size.max(request.len()), b'.');
+            let request = bytes::Bytes::from(request);
+            let start = Instant::now();
+            loop {
+                req.send(request.clone()).await.unwrap();
+                match req.recv().await {
+                    Ok(reply) => {
+                        assert_eq!(reply.frames()[0], request, "a reply to another request");
+                        break;
+                    }
+                    Err(ferromq::Error::Timeout(_)) => retries += 1,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            println!("reply {n} {}", start.elapsed().as_micros());
+        }
+        println!("done {retries}");
+    });
+}
+
+/// A user-space fault proxy: accepts on `FMQ_LISTEN` and relays each connection to
+/// `FMQ_TARGET`, holding every chunk `FMQ_DELAY_MS` in each direction, and every
+/// `FMQ_RESET_EVERY_MS` (0: never) resets all connections (RST both ways). Prints `reset`
+/// each time. This kernel has no netem, so delay lives here; packet loss has no equivalent.
+#[test]
+#[ignore = "a program the multi-host scenarios run on their test hosts"]
+fn fault_proxy_child() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // libtest has printed `test NAME ... ` without a newline: start our lines on their own.
+    println!();
+    runtime.block_on(async {
+        let delay = Duration::from_millis(env_var("FMQ_DELAY_MS").parse().unwrap());
+        let reset_every: u64 = env_var("FMQ_RESET_EVERY_MS").parse().unwrap();
+        let target = env_var("FMQ_TARGET");
+        let listener = TcpListener::bind(env_var("FMQ_LISTEN")).await.unwrap();
+        println!("listening");
+        /// One direction: read, hold each chunk `delay`, write in order.
+        async fn relay(
+            mut from: tokio::net::tcp::OwnedReadHalf,
+            mut to: tokio::net::tcp::OwnedWriteHalf,
+            delay: Duration,
+        ) {
+            let (chunks, mut due) =
+                tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+            let writer = tokio::spawn(async move {
+                while let Some((at, chunk)) = due.recv().await {
+                    tokio::time::sleep_until(at).await;
+                    if to.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            let mut buf = vec![0u8; 64 * 1024];
+            while let Ok(n) = from.read(&mut buf).await {
+                if n == 0
+                    || chunks
+                        .send((tokio::time::Instant::now() + delay, buf[..n].to_vec()))
+                        .is_err()
+                {
+                    break;
+                }
+            }
+            drop(chunks);
+            let _ = writer.await;
+        }
+        let connections =
+            std::sync::Arc::new(std::sync::Mutex::new(Vec::<tokio::task::AbortHandle>::new()));
+        if reset_every > 0 {
+            let connections = connections.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(reset_every)).await;
+                    for task in connections.lock().unwrap().drain(..) {
+                        task.abort();
+                    }
+                    println!("reset");
+                }
+            });
+        }
+        loop {
+            let (inbound, _) = listener.accept().await.unwrap();
+            let Ok(outbound) = TcpStream::connect(&target).await else {
+                continue;
+            };
+            // Dropped with no linger: an abort resets both connections.
+            for stream in [&inbound, &outbound] {
+                stream.set_nodelay(true).unwrap();
+                socket2::SockRef::from(stream)
+                    .set_linger(Some(Duration::ZERO))
+                    .unwrap();
+            }
+            let (in_read, in_write) = inbound.into_split();
+            let (out_read, out_write) = outbound.into_split();
+            let task = tokio::spawn(async move {
+                tokio::join!(
+                    relay(in_read, out_write, delay),
+                    relay(out_read, in_write, delay)
+                );
+            });
+            connections.lock().unwrap().push(task.abort_handle());
+        }
+    });
+}
+
+/// The `reply N RTT_US` lines of a Lazy Pirate client until its `done` line: (request, round
+/// trip) in order, and the retries.
+fn lazy_pirate_replies(
+    client: &mut Tool,
+    mut each: impl FnMut(u64),
+) -> (Vec<(u64, Duration)>, u64) {
+    let mut replies = Vec::new();
+    loop {
+        let line = client.read_line();
+        if let Some(retries) = line.strip_prefix("done ") {
+            return (replies, retries.parse().unwrap());
+        }
+        let Some(reply) = line.strip_prefix("reply ") else {
+            continue; // libtest's own lines
+        };
+        let mut fields = reply.split(' ').map(|f| f.parse::<u64>().unwrap());
+        let (n, rtt) = (fields.next().unwrap(), fields.next().unwrap());
+        replies.push((n, Duration::from_micros(rtt)));
+        each(n);
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// (c) Lazy Pirate REQ clients against two REP servers on two other hosts; one server is
+/// killed (SIGKILL) mid-run. Every request is answered exactly once, in order, from the
+/// application's view: the request the dead server held times out and is sent again.
+#[test]
+fn lazy_pirate_requests_are_answered_exactly_once_when_a_server_is_killed() {
+    let Some(net) = Net::new(4) else { return };
+    const REQUESTS: u64 = 300;
+    let servers: Vec<Tool> = (1..=2)
+        .map(|h| {
+            let endpoint = format!("tcp://{}:5555", net.addr(h));
+            net.ferromq(h, &["rep", "--bind", &endpoint, "--echo"])
+        })
+        .collect();
+    let endpoints = format!("tcp://{}:5555,tcp://{}:5555", net.addr(1), net.addr(2));
+    let env = |timeout: &str| {
+        vec![
+            ("FMQ_ENDPOINTS", endpoints.clone()),
+            ("FMQ_REQUESTS", REQUESTS.to_string()),
+            ("FMQ_TIMEOUT_MS", timeout.to_owned()),
+        ]
+    };
+    let mut clients = vec![
+        net.child(0, "lazy_pirate_client_child", &env("300")),
+        net.child(3, "lazy_pirate_client_child", &env("300")),
+    ];
+    let mut killed_after = None;
+    let mut outcomes = Vec::new();
+    for (i, client) in clients.iter_mut().enumerate() {
+        let (replies, retries) = lazy_pirate_replies(client, |n| {
+            if i == 0 && n == 100 && killed_after.is_none() {
+                servers[0].signal("KILL");
+                killed_after = Some(n);
+            }
+        });
+        let numbers: Vec<u64> = replies.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            numbers,
+            (1..=REQUESTS).collect::<Vec<_>>(),
+            "each request answered once, in order"
+        );
+        let worst = replies.iter().map(|(_, rtt)| *rtt).max().unwrap();
+        outcomes.push((retries, worst));
+    }
+    assert!(killed_after.is_some());
+    let retries: u64 = outcomes.iter().map(|(r, _)| r).sum();
+    let worst = outcomes.iter().map(|(_, w)| *w).max().unwrap();
+    figure(
+        "c Lazy Pirate, 2 clients, 1 of 2 REP servers SIGKILLed",
+        "requests answered exactly once",
+        format!("{} of {}", 2 * REQUESTS, 2 * REQUESTS),
+    );
+    figure(
+        "c Lazy Pirate, 2 clients, 1 of 2 REP servers SIGKILLed",
+        "retries / slowest request (timeout 300 ms)",
+        format!("{retries} / {} ms", worst.as_millis()),
+    );
+}
+
+/// (e) 50 ms added each way by the fault proxy and a 10 Mbit/s limit: REQ/REP and PUSH/PULL
+/// deliver everything in order, with round trips and throughput reported; then the proxy
+/// resets every connection every 2 s, and what each pattern loses is counted: PUSH/PULL loses
+/// what was in flight at a reset (ZeroMQ has no acknowledgements), Lazy Pirate REQ loses
+/// nothing from the application's view (spec/faults.md).
+#[test]
+fn slow_links_deliver_everything_in_order_and_resets_lose_only_what_was_in_flight() {
+    let Some(net) = Net::new(3) else { return };
+    net.limit(0, "10mbit");
+    let (rep_at, pull_at) = (
+        format!("tcp://{}:5555", net.addr(0)),
+        format!("tcp://{}:5556", net.addr(0)),
+    );
+    let _rep = net.ferromq(0, &["rep", "--bind", &rep_at, "--echo"]);
+    let proxy = |port: u16, target: &str, reset_every: &str| {
+        let mut proxy = net.child(
+            1,
+            "fault_proxy_child",
+            &[
+                ("FMQ_LISTEN", format!("{}:{port}", net.addr(1))),
+                ("FMQ_TARGET", target["tcp://".len()..].to_owned()),
+                ("FMQ_DELAY_MS", "50".to_owned()),
+                ("FMQ_RESET_EVERY_MS", reset_every.to_owned()),
+            ],
+        );
+        while proxy.read_line() != "listening" {}
+        (proxy, format!("tcp://{}:{port}", net.addr(1)))
+    };
+    // REQ/REP through the proxy: round trips.
+    let (_rep_proxy, rep_via) = proxy(6000, &rep_at, "0");
+    let mut client = net.child(
+        2,
+        "lazy_pirate_client_child",
+        &[
+            ("FMQ_ENDPOINTS", rep_via.clone()),
+            ("FMQ_REQUESTS", "100".to_owned()),
+            ("FMQ_TIMEOUT_MS", "5000".to_owned()),
+            ("FMQ_SIZE", "1024".to_owned()),
+        ],
+    );
+    let (replies, retries) = lazy_pirate_replies(&mut client, |_| {});
+    assert_eq!(retries, 0);
+    assert_eq!(
+        replies.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        (1..=100).collect::<Vec<_>>()
+    );
+    let mut rtts: Vec<Duration> = replies.iter().map(|(_, r)| *r).collect();
+    rtts.sort();
+    let (p50, p99) = (percentile(&rtts, 0.5), percentile(&rtts, 0.99));
+    assert!(
+        p50 >= Duration::from_millis(100),
+        "the proxy adds 50 ms each way: {p50:?}"
+    );
+    figure(
+        "e 50 ms each way + 10 Mbit/s",
+        "REQ/REP 1 KiB round trip p50 / p99",
+        format!("{} / {} ms", p50.as_millis(), p99.as_millis()),
+    );
+
+    // PUSH/PULL through the proxy: throughput, everything in order.
+    let (_pull_proxy, pull_via) = proxy(6001, &pull_at, "0");
+    let mut pull = net.ferromq(0, &["pull", "--bind", &pull_at]);
+    let mut push = net.ferromq(2, &["push", "--connect", &pull_via]);
+    const MESSAGES: u64 = 2_000;
+    let payload = ".".repeat(1000);
+    let mut input = String::new();
+    for n in 0..MESSAGES {
+        input.push_str(&format!("{n:06} {payload}\n"));
+    }
+    let start = Instant::now();
+    push.write(&input);
+    for n in 0..MESSAGES {
+        let line = pull.read_line();
+        assert!(
+            line.starts_with(&format!("{n:06} ")),
+            "message {n} in order, got {}",
+            &line[..12.min(line.len())]
+        );
+    }
+    let elapsed = start.elapsed();
+    let megabits = (MESSAGES * 1008 * 8) as f64 / 1e6 / elapsed.as_secs_f64();
+    assert!(megabits < 10.5, "the 10 Mbit/s limit holds: {megabits:.1}");
+    figure(
+        "e 50 ms each way + 10 Mbit/s",
+        "PUSH/PULL 2,000 x 1 KiB, in order",
+        format!("{megabits:.1} Mbit/s, 0 lost"),
+    );
+    drop(push);
+    drop(pull);
+
+    // The same with the proxy resetting every connection every 2 s.
+    let (mut resetting, via) = proxy(6002, &pull_at, "2000");
+    let mut pull = net.ferromq(0, &["pull", "--bind", &pull_at]);
+    let mut push = net.ferromq(2, &["push", "--connect", &via, "--reconnect-ivl", "100"]);
+    let mut received = BTreeSet::new();
+    let mut sent = 0u64;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(8) {
+        for _ in 0..20 {
+            push.write(&format!("{sent:06} x\n"));
+            sent += 1;
+        }
+        std::thread::sleep(Duration::from_millis(20)); // a paced load, ~1,000 messages/s
+        for line in pull.stdout_ready() {
+            received.insert(line[..6].parse::<u64>().unwrap());
+        }
+    }
+    // A last message after the resets, and everything that can arrive has.
+    push.write("999999 x\n");
+    while !received.contains(&999999) {
+        let line = pull.read_line();
+        received.insert(line[..6].parse::<u64>().unwrap());
+    }
+    let resets = resetting
+        .stdout_ready()
+        .iter()
+        .filter(|l| *l == "reset")
+        .count();
+    let lost = (0..sent).filter(|n| !received.contains(n)).count();
+    assert!(resets >= 3, "{resets} resets");
+    figure(
+        "e resets every 2 s, PUSH/PULL ~1,000 msg/s",
+        "resets / sent / lost (in flight at a reset)",
+        format!("{resets} / {sent} / {lost}"),
+    );
+    let (_req_proxy, req_via) = proxy(6003, &rep_at, "2000");
+    let mut client = net.child(
+        2,
+        "lazy_pirate_client_child",
+        &[
+            ("FMQ_ENDPOINTS", req_via),
+            ("FMQ_REQUESTS", "300".to_owned()),
+            ("FMQ_TIMEOUT_MS", "500".to_owned()),
+        ],
+    );
+    let (replies, retries) = lazy_pirate_replies(&mut client, |_| {});
+    assert_eq!(
+        replies.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        (1..=300).collect::<Vec<_>>()
+    );
+    figure(
+        "e resets every 2 s, Lazy Pirate REQ",
+        "requests answered once / retries",
+        format!("300 of 300 / {retries}"),
     );
 }
