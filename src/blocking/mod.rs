@@ -92,6 +92,21 @@ fn send_now(
     send.now_or_never().unwrap_or(Ok(()))
 }
 
+/// Waits for `wait` on the calling thread, failing with [`Error::Timeout`] after `timeout`.
+fn block_on_with_timeout(
+    wait: impl std::future::Future<Output = Result<()>>,
+    timeout: Option<std::time::Duration>,
+) -> Result<()> {
+    runtime::block_on(async {
+        match timeout {
+            Some(t) => tokio::time::timeout(t, wait)
+                .await
+                .unwrap_or(Err(Error::Timeout(t))),
+            None => wait.await,
+        }
+    })?
+}
+
 /// The type, constructors, lifecycle and introspection every blocking socket shares.
 macro_rules! blocking_socket {
     ($(#[$doc:meta])* $ty:ident) => {
@@ -378,15 +393,18 @@ macro_rules! blocking_publisher {
                 n: usize,
                 timeout: Option<std::time::Duration>,
             ) -> Result<()> {
-                let wait = self.inner.wait_for_subscribers(n);
-                runtime::block_on(async {
-                    match timeout {
-                        Some(t) => tokio::time::timeout(t, wait)
-                            .await
-                            .unwrap_or(Err(Error::Timeout(t))),
-                        None => wait.await,
-                    }
-                })?
+                block_on_with_timeout(self.inner.wait_for_subscribers(n), timeout)
+            }
+
+            /// Blocks until at least `n` subscriptions are held (one per peer and prefix),
+            /// or `timeout` passes ([`Error::Timeout`]; `None`: no limit). Fails with
+            /// [`Error::Closed`] once the socket closes.
+            pub fn wait_for_subscriptions(
+                &self,
+                n: usize,
+                timeout: Option<std::time::Duration>,
+            ) -> Result<()> {
+                block_on_with_timeout(self.inner.wait_for_subscriptions(n), timeout)
             }
         }
     };
