@@ -36,8 +36,8 @@
 //! more), started by the first blocking socket that binds, connects or waits, and never
 //! stopped. A blocking call waits on the calling thread while those threads move the bytes;
 //! `send_timeout` and `recv_timeout` from [`SocketOptions`](crate::SocketOptions) bound the
-//! wait and fail with [`Error::Timeout`](crate::Error::Timeout) (a failed send hands the
-//! message back in its [`SendError`](crate::SendError)). The sockets are `Send + Sync`:
+//! wait and fail with [`Error::Timeout`] (a failed send hands the
+//! message back in its [`SendError`]). The sockets are `Send + Sync`:
 //! several threads may use one socket at once (share it with an `Arc` or scoped threads).
 //!
 //! Dropping a socket closes it and lets its queued messages go out in the background, within
@@ -53,7 +53,7 @@
 //! * of the multi-thread flavour (`#[tokio::main]`'s default): waits inside
 //!   `tokio::task::block_in_place`, so that runtime's other tasks go on on its other workers;
 //! * of the current-thread flavour (`#[tokio::test]`'s default, or a `LocalSet`): fails at
-//!   once with [`Error::BlockingInRuntime`](crate::Error::BlockingInRuntime) rather than stall
+//!   once with [`Error::BlockingInRuntime`] rather than stall
 //!   that runtime's only thread (and with it, possibly, the peer being waited for); a send
 //!   hands the message back. tokio does not tell this runtime's `spawn_blocking` threads
 //!   apart from its own, so they get the error too: use a `std::thread` there, or the async
@@ -184,7 +184,7 @@ macro_rules! blocking_socket {
             /// Closes the socket: stops accepting and connecting at once, then blocks until
             /// what is queued is written or the linger period has passed (forever with no
             /// linger limit). Calls waiting on the socket in other threads, and every later
-            /// call, fail with [`Error::Closed`](crate::Error::Closed).
+            /// call, fail with [`Error::Closed`].
             ///
             /// On a thread that may not wait (see the [module docs](self)) the socket is
             /// closed, its queues flush in the background, and this returns
@@ -239,7 +239,7 @@ macro_rules! blocking_recv {
     ($ty:ident, $what:literal) => {
         impl $ty {
             #[doc = concat!("Receives ", $what, ", blocking until there is one or the receive")]
-            /// timeout passes ([`Error::Timeout`](crate::Error::Timeout)). Fails with
+            /// timeout passes ([`Error::Timeout`]). Fails with
             /// [`Error::BlockingInRuntime`] on a thread that may not wait (see the
             /// [module docs](self)).
             pub fn recv(&self) -> Result<Message> {
@@ -247,7 +247,7 @@ macro_rules! blocking_recv {
             }
 
             #[doc = concat!("Receives ", $what, " if one is queued, without waiting")]
-            /// ([`Error::WouldBlock`](crate::Error::WouldBlock) otherwise). Works on any thread.
+            /// ([`Error::WouldBlock`] otherwise). Works on any thread.
             pub fn try_recv(&self) -> Result<Message> {
                 self.inner.try_recv()
             }
@@ -260,7 +260,7 @@ macro_rules! blocking_send {
     ($ty:ident, $what:literal) => {
         impl $ty {
             #[doc = concat!("Sends a message ", $what, ", blocking while no peer has room, up to")]
-            /// the send timeout ([`Error::Timeout`](crate::Error::Timeout)). A failed send
+            /// the send timeout ([`Error::Timeout`]). A failed send
             /// hands the message back in the [`SendError`]; on a thread that may not wait
             /// (see the [module docs](self)) it fails at once with
             /// [`Error::BlockingInRuntime`].
@@ -268,7 +268,7 @@ macro_rules! blocking_send {
                 block_on_send(message.into(), |m| self.inner.send(m))
             }
 
-            /// Sends without waiting: [`Error::WouldBlock`](crate::Error::WouldBlock) with the
+            /// Sends without waiting: [`Error::WouldBlock`] with the
             /// message when no peer has room. Works on any thread.
             pub fn try_send(&self, message: impl Into<Message>) -> Result<(), SendError> {
                 self.inner.try_send(message)
@@ -319,7 +319,7 @@ blocking_recv!(XSub, "the next message from the publishers");
 blocking_socket!(
     /// Sends requests and receives their replies, strictly alternating, blocking (see
     /// [`crate::Req`]). Sending twice, or receiving before sending, fails with
-    /// [`Error::WrongState`](crate::Error::WrongState).
+    /// [`Error::WrongState`].
     Req
 );
 blocking_send!(Req, "as the next request, to the next peer with room");
@@ -472,12 +472,14 @@ impl Rep {
 }
 
 impl Router {
-    /// Messages dropped because their peer was at its send HWM or unknown.
+    /// Messages dropped because their peer was at its send high-water mark (without
+    /// `router_mandatory`).
     pub fn dropped_messages(&self) -> u64 {
         self.inner.dropped_messages()
     }
 
-    /// The routing ids of the connected peers.
+    /// The routing ids of the peers a message can be sent to now (connected, handshake
+    /// done), sorted.
     pub fn routing_ids(&self) -> Vec<bytes::Bytes> {
         self.inner.routing_ids()
     }
