@@ -65,6 +65,14 @@ pub enum Error {
     /// bind/connect was called outside a tokio runtime.
     #[error("no tokio runtime: call bind/connect from within a tokio runtime")]
     NoRuntime,
+    /// A [`blocking`](crate::blocking) call that would wait was made on a thread driving a
+    /// current-thread tokio runtime (or a `LocalSet`), where waiting would stall every task of
+    /// that runtime, perhaps the very peer being waited for. Call it from a plain thread, or
+    /// use the async socket.
+    #[error(
+        "blocking ferromq call inside a current-thread tokio runtime: use the async socket or a plain thread"
+    )]
+    BlockingInRuntime,
     /// The socket refused a peer that completed its handshake (a PAIR that already has its
     /// peer, a ROUTER peer whose routing id is taken).
     #[error("peer refused by the socket")]

@@ -69,6 +69,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod blocking;
 pub mod endpoint;
 mod engine;
 pub mod error;

@@ -111,6 +111,13 @@ impl<T> FairQueue<T> {
         None
     }
 
+    /// The item [`FairQueue::pop`] would take next, and its peer, leaving it queued.
+    pub fn peek(&self) -> Option<(PeerId, &T)> {
+        self.ready
+            .iter()
+            .find_map(|&id| Some((id, self.queues.get(id)?.front()?)))
+    }
+
     /// Number of items queued from everyone.
     pub fn len(&self) -> usize {
         self.total
@@ -148,6 +155,23 @@ mod tests {
     use crate::pattern::peer::{PeerSlab, test_peer_ids as ids};
     use proptest::prelude::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn fq_peek_shows_what_pop_takes_without_taking_it() {
+        let p = ids(2);
+        let mut fq = FairQueue::new(0);
+        fq.add_peer(p[0]);
+        fq.add_peer(p[1]);
+        assert_eq!(fq.peek(), None);
+        fq.push(p[1], 'b').unwrap();
+        fq.push(p[0], 'a').unwrap();
+        for _ in 0..2 {
+            let (peer, &item) = fq.peek().expect("queued");
+            assert_eq!(fq.len(), 2 - usize::from(item == 'a'));
+            assert_eq!(fq.pop(), Some((peer, item)));
+        }
+        assert_eq!(fq.peek(), None);
+    }
 
     #[test]
     fn fq_alternates_between_two_full_peers() {

@@ -286,15 +286,25 @@ impl RepState {
     /// first empty one) and returns the body. A request without a delimiter followed by a
     /// body is malformed: `None`, nothing saved, the caller drops it (as libzmq does).
     pub fn request_received(&mut self, peer: PeerId, message: Message) -> Option<Message> {
-        let frames = message.frames();
-        let delimiter = frames.iter().position(Bytes::is_empty)?;
-        if delimiter + 1 >= frames.len() {
+        if !Self::is_request(&message) {
             return None;
         }
+        let frames = message.frames();
+        let delimiter = frames.iter().position(Bytes::is_empty)?;
         self.envelope.clear();
         self.envelope.extend_from_slice(&frames[..=delimiter]);
         self.phase = RepPhase::Replying { peer: Some(peer) };
         Some(strip_front(message, delimiter + 1))
+    }
+
+    /// Whether `message` is a well-formed request: an envelope ending in an empty delimiter,
+    /// then a body of at least one frame ([`RepState::request_received`] drops the rest).
+    pub fn is_request(message: &Message) -> bool {
+        let frames = message.frames();
+        frames
+            .iter()
+            .position(Bytes::is_empty)
+            .is_some_and(|delimiter| delimiter + 1 < frames.len())
     }
 
     /// Whether a reply may be sent now, and if so where: the requesting peer (`None` when it

@@ -58,6 +58,7 @@ impl Pattern for DealerPattern {
 super::socket_common!(Dealer, DealerPattern, SocketType::Dealer);
 super::socket_stream!(Dealer, super::fair_attempt);
 super::socket_sink!(Dealer, Ok, super::round_robin_attempt);
+super::socket_readiness!(Dealer, DealerPattern, readable: super::inbox_ready, writable: super::round_robin_ready);
 crate::proxy::proxied!(
     Dealer,
     SocketType::Dealer,

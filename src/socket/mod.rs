@@ -67,6 +67,76 @@ pub(crate) fn fair_attempt<P>(state: &mut State<P>, cx: &mut Context<'_>) -> Pol
     state.core.recv_fair(cx).map(|r| r.map(|(_, m)| m))
 }
 
+/// Readiness for `blocking::Poller`: whether a receive would not wait.
+pub(crate) fn inbox_ready<P>(state: &mut State<P>) -> bool {
+    !state.core.inbox.is_empty()
+}
+
+/// Readiness for `blocking::Poller`: whether a round-robin send would not wait (some peer
+/// in the rotation can take a message), without moving the rotation on.
+pub(crate) fn round_robin_ready<P>(state: &mut State<P>) -> bool {
+    let core = &state.core;
+    let hwm = core.sndhwm;
+    core.lb
+        .peers()
+        .iter()
+        .any(|&id| core.peers.get(id).is_some_and(|p| p.can_accept(hwm)))
+}
+
+/// Readiness for a direction the socket does not have, or for a send that never waits.
+pub(crate) fn never<P>(_: &mut State<P>) -> bool {
+    false
+}
+
+/// See [`never`].
+pub(crate) fn always<P>(_: &mut State<P>) -> bool {
+    true
+}
+
+/// `poll_readiness` for `blocking::Poller`: which of `recv` (readable) and `send` (writable)
+/// would complete now, from the socket type's readiness checks (`fn(&mut State) -> bool`,
+/// run under the lock; they take and place nothing a call would return, but may discard what
+/// a receive would discard anyway). A closing socket is ready for both: the call returns
+/// `Error::Closed` at once. When nothing asked for is ready, the waker is parked on the
+/// receive and/or send wake-up lists, under `wait`'s key.
+macro_rules! socket_readiness {
+    ($ty:ident, $pattern:ty, readable: $readable:expr, writable: $writable:expr) => {
+        impl $ty {
+            pub(crate) fn poll_readiness(
+                &self,
+                wait: &mut $crate::engine::PollState,
+                cx: &mut std::task::Context<'_>,
+                readable: bool,
+                writable: bool,
+            ) -> std::task::Poll<(bool, bool)> {
+                let readable_now: fn(&mut $crate::engine::State<$pattern>) -> bool = $readable;
+                let writable_now: fn(&mut $crate::engine::State<$pattern>) -> bool = $writable;
+                self.core.poll_with(wait, cx, |state, cx| {
+                    let closing = state.core.is_closing();
+                    let r = readable && (closing || readable_now(state));
+                    let w = writable && (closing || writable_now(state));
+                    if r || w {
+                        return std::task::Poll::Ready((r, w));
+                    }
+                    if readable {
+                        state.core.park_recv(cx);
+                    }
+                    if writable {
+                        state.core.park_send(cx);
+                    }
+                    std::task::Poll::Pending
+                })
+            }
+
+            /// Forgets the wakers `poll_readiness` parked under `wait`'s key.
+            pub(crate) fn forget_readiness(&self, wait: &mut $crate::engine::PollState) {
+                self.core.forget_poll(wait)
+            }
+        }
+    };
+}
+pub(crate) use socket_readiness;
+
 /// Methods every socket type shares, delegated to its `SocketCore`.
 macro_rules! socket_common {
     // Every socket but PUB keeps `Stream`/`Sink` state in a `poll` field.

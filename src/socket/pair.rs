@@ -64,6 +64,7 @@ impl Pattern for PairPattern {
 super::socket_common!(Pair, PairPattern, SocketType::Pair);
 super::socket_stream!(Pair, super::fair_attempt);
 super::socket_sink!(Pair, Ok, super::round_robin_attempt);
+super::socket_readiness!(Pair, PairPattern, readable: super::inbox_ready, writable: super::round_robin_ready);
 crate::proxy::proxied!(
     Pair,
     SocketType::Pair,

@@ -484,6 +484,7 @@ impl Pattern for PubPattern {
 }
 
 super::socket_common!(Pub, PubPattern, SocketType::Pub, {});
+super::socket_readiness!(Pub, PubPattern, readable: super::never, writable: super::always);
 super::immediate_sink!(Pub, |publisher, message| {
     publish_now(&publisher.core, message, |p| &mut p.publisher).map(drop)
 });
@@ -575,6 +576,23 @@ impl Pattern for SubPattern {
 }
 
 super::socket_common!(Sub, SubPattern, SocketType::Sub);
+// Readable once a message matching a current subscription is queued; those that do not
+// match any more, which `recv` would discard, are discarded here.
+super::socket_readiness!(
+    Sub,
+    SubPattern,
+    readable: |state| {
+        while let Some((_, message)) = state.core.inbox.peek() {
+            let topic = message.first().map_or(&[][..], |f| &f[..]);
+            if state.pattern.subscriber.subscriptions.matches(topic) {
+                return true;
+            }
+            state.core.pop_inbox();
+        }
+        false
+    },
+    writable: super::never
+);
 super::socket_stream!(Sub, |state, cx| state
     .pattern
     .poll_recv(&mut state.core, cx));
@@ -815,6 +833,12 @@ impl Pattern for XPubPattern {
 }
 
 super::socket_common!(XPub, XPubPattern, SocketType::XPub);
+super::socket_readiness!(
+    XPub,
+    XPubPattern,
+    readable: |state| !state.pattern.notifications.is_empty() || super::inbox_ready(state),
+    writable: super::always
+);
 super::immediate_sink!(XPub, |publisher, message| {
     publish_now(&publisher.core, message, |p| &mut p.publisher).map(drop)
 });
@@ -945,6 +969,7 @@ impl Pattern for XSubPattern {
 }
 
 super::socket_common!(XSub, XSubPattern, SocketType::XSub);
+super::socket_readiness!(XSub, XSubPattern, readable: super::inbox_ready, writable: super::always);
 super::socket_stream!(XSub, super::fair_attempt);
 super::immediate_sink!(XSub, |xsub, message| xsub.send_now(message));
 crate::proxy::proxied!(

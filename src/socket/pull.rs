@@ -50,6 +50,7 @@ impl Pattern for PullPattern {
 
 super::socket_common!(Pull, PullPattern, SocketType::Pull);
 super::socket_stream!(Pull, super::fair_attempt);
+super::socket_readiness!(Pull, PullPattern, readable: super::inbox_ready, writable: super::never);
 crate::proxy::proxied!(Pull, SocketType::Pull, recv: super::fair_attempt);
 
 impl Pull {

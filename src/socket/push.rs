@@ -59,6 +59,7 @@ impl Pattern for PushPattern {
 
 super::socket_common!(Push, PushPattern, SocketType::Push);
 super::socket_sink!(Push, Ok, super::round_robin_attempt);
+super::socket_readiness!(Push, PushPattern, readable: super::never, writable: super::round_robin_ready);
 crate::proxy::proxied!(Push, SocketType::Push, send: crate::proxy::placing(super::round_robin_attempt));
 
 impl Push {

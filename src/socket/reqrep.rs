@@ -119,6 +119,13 @@ impl Pattern for ReqPattern {
 super::socket_common!(Req, ReqPattern, SocketType::Req);
 super::socket_stream!(Req, ReqPattern::recv_attempt);
 super::socket_sink!(Req, super::non_empty, ReqPattern::send_attempt);
+// A REQ is readable only with the awaited reply queued, writable only when it may send.
+super::socket_readiness!(
+    Req,
+    ReqPattern,
+    readable: |state| state.pattern.state.check_recv().is_ok() && super::inbox_ready(state),
+    writable: |state| state.pattern.state.check_send().is_ok() && super::round_robin_ready(state)
+);
 // In a proxy, a REQ waits (rather than fails) for its turn to send or receive: the proxy's
 // other direction gives it that turn.
 crate::proxy::proxied!(
@@ -266,6 +273,25 @@ impl Pattern for RepPattern {
 super::socket_common!(Rep, RepPattern, SocketType::Rep);
 super::socket_stream!(Rep, RepPattern::recv_attempt);
 super::immediate_sink!(Rep, |rep, message| rep.try_send(message));
+// A REP is readable only when it may receive and a well-formed request is queued (malformed
+// ones, which `recv` would drop, are dropped here), writable only with a request to answer.
+super::socket_readiness!(
+    Rep,
+    RepPattern,
+    readable: |state| {
+        if state.pattern.state.check_recv().is_err() {
+            return false;
+        }
+        while let Some((_, request)) = state.core.inbox.peek() {
+            if RepState::is_request(request) {
+                return true;
+            }
+            state.core.pop_inbox();
+        }
+        false
+    },
+    writable: |state| state.pattern.state.check_send().is_ok()
+);
 // As REQ's: in a proxy a REP waits for its turn instead of failing.
 crate::proxy::proxied!(
     Rep,

@@ -196,6 +196,17 @@ fn notify(core: &mut Core, peer: PeerId) {
 super::socket_common!(Router, RouterPattern, SocketType::Router);
 super::socket_stream!(Router, RouterPattern::recv_attempt);
 super::socket_sink!(Router, Ok, RouterPattern::send_attempt);
+// ROUTER is always writable, as in libzmq; with ROUTER_MANDATORY only while some peer has room
+// (whether a send then waits depends on the routing id it names).
+super::socket_readiness!(
+    Router,
+    RouterPattern,
+    readable: super::inbox_ready,
+    writable: |state| {
+        let hwm = state.core.sndhwm;
+        !state.pattern.mandatory || state.core.peers.iter().any(|(_, p)| p.can_accept(hwm))
+    }
+);
 crate::proxy::proxied!(
     Router,
     SocketType::Router,
