@@ -25,6 +25,134 @@
 //! # }
 //! ```
 //!
+//! # Request–reply, with a timeout
+//!
+//! A REQ sends a request and waits for its reply; a REP answers each request in turn.
+//! `recv_timeout` (libzmq's `ZMQ_RCVTIMEO`) bounds the wait: a server that never answers
+//! gives [`Error::Timeout`] instead of a hang.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> ferromq::Result<()> {
+//! use ferromq::{Error, Rep, Req, SocketOptions};
+//! use std::time::Duration;
+//!
+//! let server = Rep::new();
+//! let endpoint = server.bind("tcp://127.0.0.1:0")?;
+//! tokio::spawn(async move {
+//!     while let Ok(request) = server.recv().await {
+//!         let name = String::from_utf8_lossy(&request.frames()[0]).into_owned();
+//!         server.send(format!("Hello, {name}")).await?;
+//!     }
+//!     Ok::<_, ferromq::SendError>(())
+//! });
+//!
+//! let mut options = SocketOptions::default();
+//! options.recv_timeout = Some(Duration::from_secs(5));
+//! let client = Req::with_options(options)?;
+//! client.connect(&endpoint)?;
+//! client.send("world").await?;
+//! assert_eq!(client.recv().await?.frames()[0], "Hello, world");
+//!
+//! // A server that takes requests but never answers: the wait ends with a typed error.
+//! let mute = Rep::new();
+//! let mut options = SocketOptions::default();
+//! options.recv_timeout = Some(Duration::from_millis(50));
+//! let impatient = Req::with_options(options)?;
+//! impatient.connect(mute.bind("tcp://127.0.0.1:0")?)?;
+//! impatient.send("anyone?").await?;
+//! assert!(matches!(impatient.recv().await, Err(Error::Timeout(_))));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Publish–subscribe
+//!
+//! A PUB sends each message to the subscribers whose subscription prefixes match its first
+//! frame, and never waits for them. A subscriber that connects late misses what was sent
+//! before its subscription arrived (the Guide's "slow joiner"); a publisher that must not
+//! start too early waits for its subscriptions.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> ferromq::Result<()> {
+//! use ferromq::{Pub, Sub};
+//!
+//! let publisher = Pub::new();
+//! let endpoint = publisher.bind("tcp://127.0.0.1:0")?;
+//! let subscriber = Sub::new();
+//! subscriber.subscribe("weather/");
+//! subscriber.connect(&endpoint)?;
+//!
+//! publisher.wait_for_subscriptions(1).await?;
+//! publisher.send("sports/ 3-1").await?;           // nobody subscribed: dropped at the PUB
+//! publisher.send("weather/ sunny").await?;
+//! assert_eq!(subscriber.recv().await?.frames()[0], "weather/ sunny");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Several sockets at once
+//!
+//! In async code, `tokio::select!` waits on several sockets; `recv` is cancel-safe, so the
+//! branch that loses loses no message. [`proxy()`] moves messages between two sockets for you.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> ferromq::Result<()> {
+//! use ferromq::{Pull, Push};
+//!
+//! let (tasks, control) = (Pull::new(), Pull::new());
+//! let (task_source, control_source) = (Push::new(), Push::new());
+//! task_source.connect(tasks.bind("tcp://127.0.0.1:0")?)?;
+//! control_source.connect(control.bind("tcp://127.0.0.1:0")?)?;
+//! task_source.send("task 1").await?;
+//! control_source.send("stop").await?;
+//!
+//! let mut done = 0;
+//! loop {
+//!     tokio::select! {
+//!         task = tasks.recv() => { task?; done += 1; }
+//!         _ = control.recv(), if done == 1 => break,
+//!     }
+//! }
+//! assert_eq!(done, 1);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Without an async runtime
+//!
+//! [`blocking`] has the same socket types for plain threads (the library runs a small
+//! runtime of its own) and a [`blocking::Poller`] over several sockets, like `zmq_poll`:
+//!
+//! ```
+//! use ferromq::blocking::{Interest, Poller, Pull, Push};
+//! use std::time::Duration;
+//!
+//! # fn main() -> ferromq::Result<()> {
+//! let (a, b) = (Pull::new(), Pull::new());
+//! let push = Push::new();
+//! push.connect(b.bind("tcp://127.0.0.1:0")?)?;
+//! a.bind("tcp://127.0.0.1:0")?;
+//! push.send("to b")?;
+//!
+//! let mut poller = Poller::new();
+//! poller.add(&a, Interest::READABLE);
+//! let b_index = poller.add(&b, Interest::READABLE);
+//! let ready = poller.poll(Some(Duration::from_secs(10)))?;
+//! assert_eq!(ready[0].index, b_index);
+//! assert_eq!(b.recv()?.frames()[0], "to b");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Watching a socket
+//!
+//! [`Socket::monitor`] streams libzmq's connection events (see [`monitor`]) and
+//! [`Socket::stats`] counts what each peer sent, received, queued and dropped (see
+//! [`stats`]).
+//!
 //! # Streams and sinks
 //!
 //! Receiving sockets are [`futures::Stream`]s of `Result<Message>` and sending sockets

@@ -910,7 +910,7 @@ fn lazy_pirate_requests_are_answered_exactly_once_when_a_server_is_killed() {
             ("FMQ_TIMEOUT_MS", timeout.to_owned()),
         ]
     };
-    let mut clients = vec![
+    let mut clients = [
         net.child(0, "lazy_pirate_client_child", &env("300")),
         net.child(3, "lazy_pirate_client_child", &env("300")),
     ];
