@@ -19,7 +19,9 @@ pub const DEFAULT_BACKLOG: u32 = 100;
 pub const MAX_DURATION: Duration = Duration::from_millis(i32::MAX as u64);
 
 /// Settings for one socket. Fields are public; start from [`SocketOptions::default`], whose
-/// values are libzmq 4.3's defaults, and change what you need.
+/// values are libzmq 4.3's defaults, and change what you need, or use
+/// [`SocketOptions::builder`] (the struct is `#[non_exhaustive]`, so outside this crate it
+/// cannot be written as a literal).
 ///
 /// ```
 /// use ferromq::SocketOptions;
@@ -178,6 +180,11 @@ impl Default for SocketOptions {
 }
 
 impl SocketOptions {
+    /// A builder starting from libzmq's defaults (see [`SocketOptionsBuilder`]).
+    pub fn builder() -> SocketOptionsBuilder {
+        SocketOptionsBuilder::default()
+    }
+
     /// Checks every value, naming the first bad one. Every socket constructor calls it.
     ///
     /// Zero durations take libzmq's meaning (see each field); durations past
@@ -374,6 +381,155 @@ impl SocketOptions {
         self.plain_server = true;
         self.zap = Some(zap);
         self
+    }
+}
+
+/// Builds [`SocketOptions`] from libzmq's defaults, one setter per option, each named as the
+/// option's field (libzmq's option name without `ZMQ_`, lower case). [`build`] checks the
+/// result as socket creation does, so a bad value is reported where it was written.
+///
+/// `SocketOptions` is `#[non_exhaustive]` (options get added), so code outside this crate
+/// cannot write it as a struct literal; this builder, or changing the fields of
+/// `SocketOptions::default()`, is how it is made there.
+///
+/// Setters of optional durations, flags and keys take the value or an `Option`:
+/// `.linger(Duration::ZERO)` and `.linger(None)` both work (`None` is each option's documented
+/// "unset" meaning); integer setters take the field's own type (`.sndbuf(Some(1 << 20))`), so
+/// literals need no suffix.
+///
+/// ```
+/// use ferromq::{Push, SocketOptions};
+/// use std::time::Duration;
+///
+/// let options = SocketOptions::builder()
+///     .sndhwm(10_000)
+///     .linger(Duration::from_millis(500))
+///     .heartbeat_ivl(Duration::from_secs(1))
+///     .routing_id("worker-1")
+///     .build()?;
+/// assert_eq!(options.sndhwm, 10_000);
+/// assert_eq!(options.routing_id.as_deref(), Some(&b"worker-1"[..]));
+///
+/// // A bad value is refused by `build`, naming the option.
+/// let refused = SocketOptions::builder().routing_id("").build();
+/// assert!(matches!(
+///     refused,
+///     Err(ferromq::Error::InvalidOption { option: "routing_id", .. })
+/// ));
+/// # let _ = options;
+/// # Ok::<(), ferromq::Error>(())
+/// ```
+///
+/// [`build`]: SocketOptionsBuilder::build
+#[derive(Debug, Clone, Default)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct SocketOptionsBuilder {
+    options: SocketOptions,
+}
+
+/// One setter per field. `exact { name: type }` takes the field's type (integers, so that a
+/// literal needs no suffix); `into { name: type }` anything that converts into it (an
+/// `Option<Duration>` from a `Duration` or `None`).
+macro_rules! setters {
+    (exact { $($name:ident: $ty:ty),* $(,)? } into { $($iname:ident: $ity:ty),* $(,)? }) => {
+        $(
+            #[doc = concat!("Sets [`SocketOptions::", stringify!($name), "`].")]
+            pub fn $name(mut self, value: $ty) -> Self {
+                self.options.$name = value;
+                self
+            }
+        )*
+        $(
+            #[doc = concat!("Sets [`SocketOptions::", stringify!($iname), "`].")]
+            pub fn $iname(mut self, value: impl Into<$ity>) -> Self {
+                self.options.$iname = value.into();
+                self
+            }
+        )*
+    };
+}
+
+impl SocketOptionsBuilder {
+    setters! {
+        exact {
+            sndhwm: usize,
+            rcvhwm: usize,
+            max_msg_size: Option<u64>,
+            tcp_keepalive_cnt: Option<u32>,
+            backlog: u32,
+            sndbuf: Option<usize>,
+            rcvbuf: Option<usize>,
+            router_mandatory: bool,
+            router_handover: bool,
+            router_notify: RouterNotify,
+            req_relaxed: bool,
+            req_correlate: bool,
+            xpub_verbose: bool,
+            xpub_manual: bool,
+            plain_server: bool,
+            curve_server: bool,
+        }
+        into {
+            linger: Option<Duration>,
+            reconnect_ivl: Option<Duration>,
+            reconnect_ivl_max: Option<Duration>,
+            handshake_ivl: Option<Duration>,
+            heartbeat_ivl: Option<Duration>,
+            heartbeat_timeout: Option<Duration>,
+            heartbeat_ttl: Option<Duration>,
+            send_timeout: Option<Duration>,
+            recv_timeout: Option<Duration>,
+            tcp_keepalive: Option<bool>,
+            tcp_keepalive_idle: Option<Duration>,
+            tcp_keepalive_intvl: Option<Duration>,
+            curve_publickey: Option<CurveKey>,
+            curve_secretkey: Option<CurveKey>,
+            curve_serverkey: Option<CurveKey>,
+            zap: Option<Zap>,
+        }
+    }
+
+    /// Sets [`SocketOptions::routing_id`].
+    pub fn routing_id(mut self, id: impl Into<Bytes>) -> Self {
+        self.options.routing_id = Some(id.into());
+        self
+    }
+
+    /// Sets [`SocketOptions::xpub_welcome_msg`].
+    pub fn xpub_welcome_msg(mut self, message: impl Into<Bytes>) -> Self {
+        self.options.xpub_welcome_msg = Some(message.into());
+        self
+    }
+
+    /// Sets [`SocketOptions::plain_username`].
+    pub fn plain_username(mut self, username: impl Into<Bytes>) -> Self {
+        self.options.plain_username = Some(username.into());
+        self
+    }
+
+    /// Sets [`SocketOptions::plain_password`].
+    pub fn plain_password(mut self, password: impl Into<Bytes>) -> Self {
+        self.options.plain_password = Some(password.into());
+        self
+    }
+
+    /// Sets [`SocketOptions::zap_domain`].
+    pub fn zap_domain(mut self, domain: impl Into<Bytes>) -> Self {
+        self.options.zap_domain = Some(domain.into());
+        self
+    }
+
+    /// The options, checked by [`SocketOptions::validate`] (the first bad one is named).
+    pub fn build(self) -> Result<SocketOptions> {
+        self.options.validate()?;
+        Ok(self.options)
+    }
+}
+
+impl From<SocketOptions> for SocketOptionsBuilder {
+    /// A builder starting from `options` instead of the defaults.
+    fn from(options: SocketOptions) -> Self {
+        SocketOptionsBuilder { options }
     }
 }
 
