@@ -320,6 +320,33 @@ impl SocketOptions {
         Ok(())
     }
 
+    /// The first option that differs between `self` and `new` among those fixed when a
+    /// socket is created: the security mechanism and its keys (a CURVE client's generated key
+    /// pair is made once per socket) and `xpub_manual` (it decides what XPUB keeps per peer).
+    pub(crate) fn fixed_change(&self, new: &SocketOptions) -> Option<&'static str> {
+        let security = |o: &SocketOptions| {
+            (
+                o.plain_server,
+                o.plain_username.clone(),
+                o.plain_password.clone(),
+                o.curve_server,
+                o.curve_publickey,
+                o.curve_secretkey,
+                o.curve_serverkey,
+            )
+        };
+        if security(self) != security(new) {
+            return Some("plain_*/curve_*");
+        }
+        if self.zap != new.zap || self.zap_domain != new.zap_domain {
+            return Some("zap/zap_domain");
+        }
+        if self.xpub_manual != new.xpub_manual {
+            return Some("xpub_manual");
+        }
+        None
+    }
+
     /// The mechanism these options choose. A CURVE client without a secret key gets a fresh
     /// key pair here, once per socket. Call after [`SocketOptions::validate`].
     pub(crate) fn security(&self) -> Security {

@@ -2,14 +2,13 @@
 //! and the options added for issue #15 (spec/sockets.md §11).
 
 use ferromq::monitor::{Monitor, MonitorEvent};
-use ferromq::{Error, Push, SocketOptions};
+use ferromq::{Error, Pull, Push, Router, SocketOptions};
 use futures::StreamExt;
 use std::time::Duration;
 use tokio::time::timeout;
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(20);
 
-#[allow(dead_code)]
 /// The next event, failing the test if none comes in time.
 async fn next(monitor: &mut Monitor) -> MonitorEvent {
     timeout(TEST_TIMEOUT, monitor.next())
@@ -18,7 +17,6 @@ async fn next(monitor: &mut Monitor) -> MonitorEvent {
         .expect("the monitor ended")
 }
 
-#[allow(dead_code)]
 /// Skips events until one named `name` arrives.
 async fn until(monitor: &mut Monitor, name: &str) -> MonitorEvent {
     loop {
@@ -89,5 +87,221 @@ fn builder_refuses_bad_values_naming_the_option() {
     assert_eq!(
         refused(SocketOptions::builder().backlog(0).build()),
         "backlog"
+    );
+}
+
+/// A PUSH connected to a bound PULL, once its handshake completed.
+async fn connected_pair(push_options: SocketOptions) -> (Push, Pull) {
+    let pull = Pull::new();
+    let endpoint = pull.bind("tcp://127.0.0.1:0").unwrap();
+    let push = Push::with_options(push_options).unwrap();
+    let mut monitor = push.monitor();
+    push.connect(&endpoint).unwrap();
+    until(&mut monitor, "handshake_succeeded").await;
+    (push, pull)
+}
+
+/// Queues with `try_send` until the PUSH refuses; returns how many it took.
+fn fill(push: &Push, from: usize) -> usize {
+    let mut sent = 0;
+    loop {
+        match push.try_send(format!("{}", from + sent)) {
+            Ok(()) => sent += 1,
+            Err(e) => {
+                assert!(matches!(e.error, Error::WouldBlock), "{e}");
+                return sent;
+            }
+        }
+        assert!(sent < 100, "the HWM never pushed back");
+    }
+}
+
+// One thread, and no await between the sends: the connection task cannot take the queue, so
+// the HWM alone decides what fits.
+#[tokio::test(flavor = "current_thread")]
+async fn send_hwm_changed_on_a_live_socket_applies_to_the_connected_peer() {
+    timeout(TEST_TIMEOUT, async {
+        let (push, pull) =
+            connected_pair(SocketOptions::builder().sndhwm(2).build().unwrap()).await;
+        assert_eq!(fill(&push, 0), 2);
+        push.set_sndhwm(5).unwrap();
+        assert_eq!(push.options().sndhwm, 5);
+        assert_eq!(
+            fill(&push, 2),
+            3,
+            "the raised HWM applies to the existing peer"
+        );
+        push.set_sndhwm(1).unwrap();
+        assert_eq!(fill(&push, 5), 0, "a lowered HWM keeps what is queued");
+        for i in 0..5 {
+            assert_eq!(pull.recv().await.unwrap().frames()[0], format!("{i}"));
+        }
+        // Drained: the lowered HWM now allows one.
+        assert_eq!(fill(&push, 5), 1);
+    })
+    .await
+    .unwrap();
+}
+
+/// Waits until `pull` holds `n` messages in its inbox (polling the counters).
+async fn until_queued(pull: &Pull, n: usize) {
+    while pull.stats().queued_in != n {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn receive_hwm_raised_on_a_live_socket_lets_the_connection_read_on() {
+    timeout(TEST_TIMEOUT, async {
+        let pull = Pull::with_options(SocketOptions::builder().rcvhwm(1).build().unwrap()).unwrap();
+        let endpoint = pull.bind("tcp://127.0.0.1:0").unwrap();
+        let push = Push::new();
+        push.connect(&endpoint).unwrap();
+        for i in 0..4 {
+            push.send(format!("{i}")).await.unwrap();
+        }
+        until_queued(&pull, 1).await;
+        pull.set_rcvhwm(10).unwrap();
+        // The connection was waiting for room: it reads the rest now.
+        until_queued(&pull, 4).await;
+        for i in 0..4 {
+            assert_eq!(pull.recv().await.unwrap().frames()[0], format!("{i}"));
+        }
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn timeouts_changed_on_a_live_socket_apply_to_the_next_call() {
+    timeout(TEST_TIMEOUT, async {
+        let pull = Pull::new();
+        pull.set_recv_timeout(Duration::from_millis(30)).unwrap();
+        let error = pull.recv().await.unwrap_err();
+        assert!(
+            matches!(error, Error::Timeout(t) if t == Duration::from_millis(30)),
+            "{error:?}"
+        );
+        pull.set_recv_timeout(Duration::ZERO).unwrap();
+        assert!(matches!(
+            pull.recv().await,
+            Err(Error::Timeout(Duration::ZERO))
+        ));
+
+        let push = Push::new();
+        push.set_send_timeout(Duration::from_millis(30)).unwrap();
+        let error = push.send("nobody").await.unwrap_err();
+        assert!(
+            matches!(error.error, Error::Timeout(t) if t == Duration::from_millis(30)),
+            "{error:?}"
+        );
+        push.set_send_timeout(None).unwrap();
+        assert_eq!(push.options().send_timeout, None);
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn linger_changed_on_a_live_socket_applies_to_close() {
+    timeout(TEST_TIMEOUT, async {
+        // A libzmq PULL that completes the handshake and never reads, with small buffers.
+        let ctx = zmq::Context::new();
+        let sink = ctx.socket(zmq::PULL).unwrap();
+        sink.set_rcvhwm(1).unwrap();
+        sink.set_rcvbuf(16 * 1024).unwrap();
+        sink.set_linger(0).unwrap();
+        sink.bind("tcp://127.0.0.1:0").unwrap();
+        let endpoint = sink.get_last_endpoint().unwrap().unwrap();
+
+        let options = SocketOptions::builder()
+            .sndbuf(Some(16 * 1024))
+            .build()
+            .unwrap();
+        // Default linger: close would wait forever for a peer that never reads.
+        assert_eq!(options.linger, None);
+        let push = Push::with_options(options).unwrap();
+        push.connect(endpoint.as_str()).unwrap();
+        let big = bytes::Bytes::from(vec![0u8; 64 * 1024]);
+        push.send(big.clone()).await.unwrap();
+        // Fill until the PUSH pushes back: its queue then holds messages no one takes.
+        loop {
+            match push.try_send(big.clone()) {
+                Ok(()) => {}
+                Err(e) if matches!(e.error, Error::WouldBlock) => break,
+                Err(e) => panic!("{e}"),
+            }
+            tokio::task::yield_now().await;
+        }
+        push.set_linger(Duration::ZERO).unwrap();
+        push.close().await;
+        drop(sink);
+    })
+    .await
+    .expect("close waited although linger was set to zero on the live socket");
+}
+
+#[tokio::test]
+async fn router_mandatory_changed_on_a_live_socket_applies_to_the_next_send() {
+    let to_nobody = || {
+        ferromq::Message::from(vec![
+            bytes::Bytes::from_static(b"nobody"),
+            bytes::Bytes::from_static(b"hello"),
+        ])
+    };
+    let router = Router::new();
+    router.send(to_nobody()).await.unwrap();
+    router.set_router_mandatory(true).unwrap();
+    let error = router.send(to_nobody()).await.unwrap_err();
+    assert!(
+        matches!(error.error, Error::HostUnreachable(_)),
+        "{error:?}"
+    );
+    router.set_router_mandatory(false).unwrap();
+    router.send(to_nobody()).await.unwrap();
+}
+
+#[tokio::test]
+async fn live_changes_are_validated_and_security_is_fixed() {
+    let push = Push::new();
+    let before = push.options();
+    let error = push.set_reconnect_ivl(Duration::ZERO).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::InvalidOption {
+                option: "reconnect_ivl",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    let error = push
+        .update_options(|o| {
+            o.sndhwm = 5;
+            o.curve_server = true;
+            o.curve_secretkey = Some(ferromq::security::CurveKeyPair::generate().secret);
+        })
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::InvalidOption {
+                option: "plain_*/curve_*",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(push.options(), before, "a refused change changes nothing");
+    push.update_options(|o| {
+        o.sndhwm = 5;
+        o.heartbeat_ivl = Some(Duration::from_secs(1));
+    })
+    .unwrap();
+    let after = push.options();
+    assert_eq!(
+        (after.sndhwm, after.heartbeat_ivl),
+        (5, Some(Duration::from_secs(1)))
     );
 }

@@ -97,21 +97,24 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, stream: Stream, link
         shared: &shared,
         id,
     };
-    let options = &shared.options;
-    let config = ConnectionConfig {
-        socket_type: shared.socket_type,
-        routing_id: options.routing_id.clone().unwrap_or_default(),
-        max_msg_size: options.max_msg_size,
-        handshake_timeout: options.handshake_ivl,
-        heartbeat: HeartbeatConfig {
-            interval: options.heartbeat_ivl,
-            timeout: options.heartbeat_timeout,
-            ttl: options.heartbeat_ttl,
-        },
-        security: shared.security.clone(),
-        zap: options.zap.clone(),
-        zap_domain: options.zap_domain.clone().unwrap_or_default(),
-        peer_address: stream.peer_ip(),
+    // Options as they are now: changes on the live socket apply to the next connection.
+    let config = {
+        let options = shared.options();
+        ConnectionConfig {
+            socket_type: shared.socket_type,
+            routing_id: options.routing_id.clone().unwrap_or_default(),
+            max_msg_size: options.max_msg_size,
+            handshake_timeout: options.handshake_ivl,
+            heartbeat: HeartbeatConfig {
+                interval: options.heartbeat_ivl,
+                timeout: options.heartbeat_timeout,
+                ttl: options.heartbeat_ttl,
+            },
+            security: shared.security.clone(),
+            zap: options.zap.clone(),
+            zap_domain: options.zap_domain.clone().unwrap_or_default(),
+            peer_address: stream.peer_ip(),
+        }
     };
     let mut driver = Driver {
         shared: &shared,

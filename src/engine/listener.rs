@@ -32,7 +32,7 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, id: EndpointId, endp
         let result = match accepted {
             None => return,
             Some(result) => result.and_then(|stream| {
-                stream.configure(&shared.options)?;
+                stream.configure(&shared.options())?;
                 Ok(stream)
             }),
         };

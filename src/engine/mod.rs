@@ -72,6 +72,9 @@ pub(crate) trait Pattern: Send + 'static {
     fn attach(&mut self, core: &mut Core, peer: PeerId) -> bool;
     /// A ready peer went away (its queued inbound messages stay readable).
     fn detach(&mut self, core: &mut Core, peer: PeerId);
+    /// The options changed on the live socket (already validated, and stored once this
+    /// returns): take up what the pattern keeps of them.
+    fn options_changed(&mut self, _core: &mut Core, _options: &SocketOptions) {}
     /// A message arrived. `Err` hands it back when the peer's inbox is full: the connection
     /// stops reading until there is room.
     fn deliver(&mut self, core: &mut Core, peer: PeerId, message: Message) -> Result<(), Message> {
@@ -673,7 +676,10 @@ pub(crate) struct State<P> {
 #[derive(Debug)]
 pub(crate) struct Shared<P> {
     pub socket_type: SocketType,
-    pub options: SocketOptions,
+    /// The current options: changed by [`SocketCore::update_options`], read by each
+    /// connection as it starts, each connect attempt and each send or receive that waits.
+    /// Lock order: the state lock first, then this one (never the reverse).
+    options: Mutex<SocketOptions>,
     /// The mechanism every connection of this socket uses (a CURVE client's generated key
     /// pair is made once, here).
     pub security: Security,
@@ -686,6 +692,12 @@ pub(crate) struct Shared<P> {
 }
 
 impl<P> Shared<P> {
+    /// The current options (the guard must not be held across an await or while taking the
+    /// state lock).
+    pub fn options(&self) -> MutexGuard<'_, SocketOptions> {
+        self.options.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Locks the socket state (a panicking holder cannot leave it half-updated in a way that
     /// matters more than stopping the socket, so poisoning is ignored).
     pub fn lock(&self) -> MutexGuard<'_, State<P>> {
@@ -721,7 +733,7 @@ impl<P: Pattern> SocketCore<P> {
         Ok(SocketCore {
             shared: Arc::new(Shared {
                 socket_type,
-                options,
+                options: Mutex::new(options),
                 security,
                 span,
                 monitors: Monitors::default(),
@@ -730,8 +742,42 @@ impl<P: Pattern> SocketCore<P> {
         })
     }
 
-    pub fn options(&self) -> &SocketOptions {
-        &self.shared.options
+    /// A copy of the current options.
+    pub fn options(&self) -> SocketOptions {
+        self.shared.options().clone()
+    }
+
+    /// Changes options on the live socket: `change` edits a copy of the current options,
+    /// which is validated and then put in force. Options libzmq applies on a live socket do
+    /// so here at once (HWMs, also for existing peers; timeouts, for calls that start waiting
+    /// from now on; linger; the pattern's flags); options about connections apply to the
+    /// next connection or connect attempt, as in libzmq. The security mechanism and
+    /// `xpub_manual` are fixed at creation: changing them is refused, as is any invalid
+    /// value, leaving every option as it was.
+    pub fn update_options(&self, change: impl FnOnce(&mut SocketOptions)) -> Result<()> {
+        let mut state = self.lock();
+        let mut options = self.shared.options();
+        let mut new = options.clone();
+        change(&mut new);
+        new.validate()?;
+        if let Some(option) = options.fixed_change(&new) {
+            return Err(Error::InvalidOption {
+                option,
+                reason: "is fixed when the socket is created",
+            });
+        }
+        let State { core, pattern } = &mut *state;
+        core.sndhwm = new.sndhwm;
+        core.inbox.set_hwm(new.rcvhwm);
+        pattern.options_changed(core, &new);
+        *options = new;
+        drop(options);
+        // A higher HWM may have made room on either side.
+        for (_, peer) in core.peers.iter_mut() {
+            peer.room_freed();
+        }
+        core.send_wakers.wake_all();
+        Ok(())
     }
 
     pub fn lock(&self) -> MutexGuard<'_, State<P>> {
@@ -741,7 +787,8 @@ impl<P: Pattern> SocketCore<P> {
     pub fn bind(&self, endpoint: impl ToEndpoint) -> Result<Endpoint> {
         let endpoint = endpoint.to_endpoint()?;
         let runtime = runtime()?;
-        let (listener, bound) = match transport::bind(&endpoint, &self.shared.options) {
+        let options = self.options();
+        let (listener, bound) = match transport::bind(&endpoint, &options) {
             Ok(bound) => bound,
             Err(error) => {
                 let kind = MonitorEventKind::BindFailed {
@@ -825,7 +872,7 @@ impl<P: Pattern> SocketCore<P> {
 
     /// When a linger period starting now ends (`None`: never).
     fn linger_deadline(&self) -> Option<Instant> {
-        self.shared.options.linger.map(|l| now() + l)
+        self.shared.options().linger.map(|l| now() + l)
     }
 
     pub fn last_endpoint(&self) -> Option<Endpoint> {
@@ -848,8 +895,9 @@ impl<P: Pattern> SocketCore<P> {
 
     /// A snapshot of the socket's and its peers' counters (see [`crate::stats`]).
     pub fn stats(&self) -> SocketStats {
-        let rcvhwm = self.shared.options.rcvhwm;
-        self.lock().core.stats(self.shared.socket_type, rcvhwm)
+        let state = self.lock();
+        let rcvhwm = state.core.inbox.hwm();
+        state.core.stats(self.shared.socket_type, rcvhwm)
     }
 
     /// One try under the socket lock: `Closed` once the socket is closing, else `attempt`.
@@ -874,14 +922,13 @@ impl<P: Pattern> SocketCore<P> {
         mut attempt: impl SendAttempt<P>,
     ) -> Result<(), SendError> {
         let mut slot = Some(message);
-        let timeout = self.shared.options.send_timeout;
-        let mut sleep = timeout.map(|t| Box::pin(tokio::time::sleep(t)));
+        let mut timer = Timer::default();
         let mut waiting = Waiting::new(self);
         poll_fn(|cx| {
             match waiting.poll(cx, |state, cx| {
                 Self::attempt_send(state, &mut slot, cx, &mut attempt)
             }) {
-                Poll::Pending => poll_timeout(&mut sleep, timeout, cx),
+                Poll::Pending => timer.poll(|| self.shared.options().send_timeout, cx),
                 ready => ready,
             }
         })
@@ -914,11 +961,10 @@ impl<P: Pattern> SocketCore<P> {
         &self,
         mut attempt: impl FnMut(&mut State<P>, &mut Context<'_>) -> Poll<Result<T>>,
     ) -> Result<T> {
-        let timeout = self.shared.options.recv_timeout;
-        let mut sleep = timeout.map(|t| Box::pin(tokio::time::sleep(t)));
+        let mut timer = Timer::default();
         let mut waiting = Waiting::new(self);
         poll_fn(|cx| match waiting.poll(cx, &mut attempt) {
-            Poll::Pending => poll_timeout(&mut sleep, timeout, cx),
+            Poll::Pending => timer.poll(|| self.shared.options().recv_timeout, cx),
             ready => ready,
         })
         .await
@@ -994,19 +1040,36 @@ impl<P: Pattern> SocketCore<P> {
     }
 }
 
-/// The timeout half of a waiting socket call: `Timeout` once `sleep` fired.
-fn poll_timeout<T>(
-    sleep: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
-    timeout: Option<Duration>,
-    cx: &mut Context<'_>,
-) -> Poll<Result<T>> {
-    if timeout == Some(Duration::ZERO) {
-        // libzmq's 0: fail at once rather than after a turn of the timer.
-        return Poll::Ready(Err(Error::Timeout(Duration::ZERO)));
-    }
-    match sleep.as_mut().map(|s| s.as_mut().poll(cx)) {
-        Some(Poll::Ready(())) => Poll::Ready(Err(Error::Timeout(timeout.unwrap_or_default()))),
-        _ => Poll::Pending,
+/// The timeout half of a waiting socket call. The timeout is read from the options when the
+/// call first has to wait (a call that never waits neither reads it nor allocates a timer),
+/// so a timeout changed on the live socket applies to calls that start waiting afterwards.
+#[derive(Default)]
+struct Timer {
+    /// `Some` once the call waited: the timeout then in force and its sleep (`None`: none).
+    armed: Option<(Option<Duration>, Option<PinnedSleep>)>,
+}
+
+type PinnedSleep = std::pin::Pin<Box<tokio::time::Sleep>>;
+
+impl Timer {
+    /// `Timeout` once the timeout passed since the call first waited.
+    fn poll<T>(
+        &mut self,
+        timeout: impl FnOnce() -> Option<Duration>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<T>> {
+        let (timeout, sleep) = self.armed.get_or_insert_with(|| {
+            let timeout = timeout();
+            (timeout, timeout.map(|t| Box::pin(tokio::time::sleep(t))))
+        });
+        if *timeout == Some(Duration::ZERO) {
+            // libzmq's 0: fail at once rather than after a turn of the timer.
+            return Poll::Ready(Err(Error::Timeout(Duration::ZERO)));
+        }
+        match sleep.as_mut().map(|s| s.as_mut().poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Err(Error::Timeout(timeout.unwrap_or_default()))),
+            _ => Poll::Pending,
+        }
     }
 }
 

@@ -745,6 +745,16 @@ impl XPubPattern {
 }
 
 impl Pattern for XPubPattern {
+    fn options_changed(&mut self, _: &mut Core, options: &SocketOptions) {
+        self.verbose = options.xpub_verbose;
+        self.rcvhwm = options.rcvhwm;
+        self.welcome = options
+            .xpub_welcome_msg
+            .clone()
+            .filter(|w| !w.is_empty())
+            .map(Message::from);
+    }
+
     fn forget_waiter(&mut self, key: WaitKey) {
         self.publisher.subscriber_wakers.remove(key);
     }
@@ -832,6 +842,12 @@ crate::proxy::proxied!(
 );
 
 impl XPub {
+    super::live_setters! {
+        /// Sets `xpub_verbose` (ZMQ_XPUB_VERBOSE) on the live socket, from the next
+        /// subscription.
+        set_xpub_verbose => xpub_verbose: bool,
+    }
+
     /// Publishes a message to every matching subscriber; never waits (see [`Pub::send`]).
     ///
     /// Cancel-safe: the message is queued (or dropped for a full subscriber, as above) at the
