@@ -128,6 +128,28 @@ pub struct SocketOptions {
     pub curve_serverkey: Option<CurveKey>,
     /// The domain passed to the authenticator (ZMQ_ZAP_DOMAIN; at most 255 bytes).
     pub zap_domain: Option<Bytes>,
+    /// How long one TCP connect attempt may take before it counts as failed and is retried
+    /// after the reconnect interval (ZMQ_CONNECT_TIMEOUT; `None` or zero: the operating
+    /// system's limit, about two minutes on Linux, as libzmq's 0).
+    pub connect_timeout: Option<Duration>,
+    /// IPv6 (ZMQ_IPV6; default off, as in libzmq): `tcp://*:port` binds `[::]` dual-stack
+    /// (IPv4 and IPv6; IPv4 alone where the host has no IPv6), and host names resolve to
+    /// IPv6 addresses too. Off, names resolve to IPv4 addresses only and `*` binds `0.0.0.0`;
+    /// IPv6 literals (`tcp://[::1]:port`) work either way.
+    pub ipv6: bool,
+    /// PUB, XPUB: send each message to the subscribers whose subscriptions do *not* match
+    /// it; SUB, XSUB: receive the messages that match none of the subscriptions
+    /// (ZMQ_INVERT_MATCHING; default off). Subscribers of an inverted publisher must set it
+    /// too, as libzmq requires, or their own filter drops what they are sent.
+    pub invert_matching: bool,
+    /// XPUB, PUB: a subscriber at its send HWM makes `send` wait (and `try_send` fail with
+    /// `WouldBlock`) instead of losing the message (ZMQ_XPUB_NODROP; default off).
+    pub xpub_nodrop: bool,
+    /// PUSH, PULL, PUB, SUB, DEALER: keep only the newest message in each peer's queue, in
+    /// and out, ignoring the HWMs (ZMQ_CONFLATE; default off; refused on other socket types,
+    /// where libzmq does not support it). libzmq keeps only one frame of a multipart
+    /// message; ferromq keeps the whole newest message.
+    pub conflate: bool,
     /// Who decides whether a peer may connect: RFC 27's handler, called in process for every
     /// handshake this socket serves (PLAIN and CURVE servers, and NULL peers on either side).
     /// Unset: PLAIN servers are refused at creation, CURVE servers accept any client key
@@ -175,6 +197,11 @@ impl Default for SocketOptions {
             curve_serverkey: None,
             zap_domain: None,
             zap: None,
+            connect_timeout: None,
+            ipv6: false,
+            invert_matching: false,
+            xpub_nodrop: false,
+            conflate: false,
         }
     }
 }
@@ -223,6 +250,7 @@ impl SocketOptions {
             ("recv_timeout", self.recv_timeout),
             ("tcp_keepalive_idle", self.tcp_keepalive_idle),
             ("tcp_keepalive_intvl", self.tcp_keepalive_intvl),
+            ("connect_timeout", self.connect_timeout),
         ] {
             if value.is_some_and(|d| d > MAX_DURATION) {
                 return bad(
@@ -322,7 +350,8 @@ impl SocketOptions {
 
     /// The first option that differs between `self` and `new` among those fixed when a
     /// socket is created: the security mechanism and its keys (a CURVE client's generated key
-    /// pair is made once per socket) and `xpub_manual` (it decides what XPUB keeps per peer).
+    /// pair is made once per socket), `xpub_manual` (it decides what XPUB keeps per peer) and
+    /// `conflate` (it decides how the queues work).
     pub(crate) fn fixed_change(&self, new: &SocketOptions) -> Option<&'static str> {
         let security = |o: &SocketOptions| {
             (
@@ -343,6 +372,9 @@ impl SocketOptions {
         }
         if self.xpub_manual != new.xpub_manual {
             return Some("xpub_manual");
+        }
+        if self.conflate != new.conflate {
+            return Some("conflate");
         }
         None
     }
@@ -495,6 +527,10 @@ impl SocketOptionsBuilder {
             xpub_manual: bool,
             plain_server: bool,
             curve_server: bool,
+            ipv6: bool,
+            invert_matching: bool,
+            xpub_nodrop: bool,
+            conflate: bool,
         }
         into {
             linger: Option<Duration>,
@@ -509,6 +545,7 @@ impl SocketOptionsBuilder {
             tcp_keepalive: Option<bool>,
             tcp_keepalive_idle: Option<Duration>,
             tcp_keepalive_intvl: Option<Duration>,
+            connect_timeout: Option<Duration>,
             curve_publickey: Option<CurveKey>,
             curve_secretkey: Option<CurveKey>,
             curve_serverkey: Option<CurveKey>,

@@ -2,7 +2,9 @@
 //! and the options added for issue #15 (spec/sockets.md §11).
 
 use ferromq::monitor::{Monitor, MonitorEvent};
-use ferromq::{Error, Pull, Push, Router, SocketOptions};
+use ferromq::{
+    Dealer, Endpoint, Error, Pub, Pull, Push, Rep, Router, SocketOptions, Sub, XPub, XSub,
+};
 use futures::StreamExt;
 use std::time::Duration;
 use tokio::time::timeout;
@@ -304,4 +306,264 @@ async fn live_changes_are_validated_and_security_is_fixed() {
         (after.sndhwm, after.heartbeat_ivl),
         (5, Some(Duration::from_secs(1)))
     );
+}
+
+/// A listening TCP socket whose accept queue is full and never drained: the kernel drops
+/// further SYNs, so a connect to it hangs until the connecting side gives up.
+fn black_hole() -> (
+    socket2::Socket,
+    Vec<std::net::TcpStream>,
+    std::net::SocketAddr,
+) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    socket.listen(0).unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    while let Ok(stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+        fillers.push(stream);
+        assert!(fillers.len() < 64, "the accept queue never filled");
+    }
+    (socket, fillers, addr)
+}
+
+#[tokio::test]
+async fn connect_timeout_fails_a_hanging_attempt_and_retries() {
+    timeout(TEST_TIMEOUT, async {
+        let (_listener, _fillers, addr) = black_hole();
+        let options = SocketOptions::builder()
+            .connect_timeout(Duration::from_millis(100))
+            .reconnect_ivl(Duration::from_millis(20))
+            .build()
+            .unwrap();
+        let push = Push::with_options(options).unwrap();
+        let mut monitor = push.monitor();
+        push.connect(Endpoint::from_socket_addr(addr)).unwrap();
+        // Without the timeout the first attempt would hang for the kernel's SYN retries
+        // (about two minutes); with it each attempt fails and is retried.
+        for _ in 0..3 {
+            until(&mut monitor, "connect_delayed").await;
+            let failed = next(&mut monitor).await;
+            assert_eq!(failed.kind.name(), "closed", "{failed:?}");
+            until(&mut monitor, "connect_retried").await;
+        }
+    })
+    .await
+    .expect("a connect attempt outlived connect_timeout");
+}
+
+fn has_ipv6_loopback() -> bool {
+    std::net::TcpListener::bind("[::1]:0").is_ok()
+}
+
+#[tokio::test]
+async fn ipv6_wildcard_bind_is_dual_stack() {
+    if !has_ipv6_loopback() {
+        eprintln!("skipped: this machine has no IPv6 loopback");
+        return;
+    }
+    timeout(TEST_TIMEOUT, async {
+        let pull =
+            Pull::with_options(SocketOptions::builder().ipv6(true).build().unwrap()).unwrap();
+        let bound = pull.bind("tcp://*:0").unwrap();
+        let Endpoint::Tcp { port, .. } = bound else {
+            unreachable!()
+        };
+        let over_v4 = Push::new();
+        over_v4.connect(format!("tcp://127.0.0.1:{port}")).unwrap();
+        over_v4.send("v4").await.unwrap();
+        assert_eq!(pull.recv().await.unwrap().frames()[0], "v4");
+        let over_v6 = Push::new();
+        over_v6.connect(format!("tcp://[::1]:{port}")).unwrap();
+        over_v6.send("v6").await.unwrap();
+        assert_eq!(pull.recv().await.unwrap().frames()[0], "v6");
+
+        // Without the option `*` is IPv4 only, as in libzmq.
+        let v4_only = Pull::new();
+        let Endpoint::Tcp { port, .. } = v4_only.bind("tcp://*:0").unwrap() else {
+            unreachable!()
+        };
+        assert!(std::net::TcpStream::connect(("::1", port)).is_err());
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    })
+    .await
+    .unwrap();
+}
+
+unsafe extern "C" {
+    /// libzmq's own setter, for ZMQ_INVERT_MATCHING, which the `zmq` crate does not wrap.
+    fn zmq_setsockopt(
+        socket: *mut std::ffi::c_void,
+        option: std::ffi::c_int,
+        value: *const std::ffi::c_void,
+        len: usize,
+    ) -> std::ffi::c_int;
+}
+const ZMQ_INVERT_MATCHING: std::ffi::c_int = 74;
+
+#[tokio::test]
+async fn invert_matching_pub_sends_what_does_not_match_to_libzmq_and_ferromq_subscribers() {
+    timeout(TEST_TIMEOUT, async {
+        let publisher = Pub::with_options(
+            SocketOptions::builder()
+                .invert_matching(true)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        let endpoint = publisher.bind("tcp://127.0.0.1:0").unwrap();
+
+        // libzmq SUB with the option set, as libzmq requires of an inverted PUB's subscribers.
+        let ctx = zmq::Context::new();
+        let mut libzmq_sub = ctx.socket(zmq::SUB).unwrap();
+        let one: std::ffi::c_int = 1;
+        let rc = unsafe {
+            zmq_setsockopt(
+                libzmq_sub.as_mut_ptr(),
+                ZMQ_INVERT_MATCHING,
+                (&one as *const std::ffi::c_int).cast(),
+                std::mem::size_of::<std::ffi::c_int>(),
+            )
+        };
+        assert_eq!(rc, 0);
+        libzmq_sub.set_rcvtimeo(10_000).unwrap();
+        libzmq_sub.set_linger(0).unwrap();
+        libzmq_sub.set_subscribe(b"a").unwrap();
+        libzmq_sub.connect(&endpoint.to_string()).unwrap();
+
+        let sub = Sub::with_options(
+            SocketOptions::builder()
+                .invert_matching(true)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        sub.subscribe("a");
+        sub.connect(&endpoint).unwrap();
+        // XSUB filters nothing itself: what it gets is what the PUB chose to send.
+        let xsub = XSub::new();
+        xsub.connect(&endpoint).unwrap();
+        xsub.send(&b"\x01a"[..]).await.unwrap();
+
+        publisher.wait_for_subscriptions(3).await.unwrap();
+        for topic in ["a1", "b1", "ab", "c1"] {
+            publisher.send(topic).await.unwrap();
+        }
+        // The ferromq SUB's own filter is inverted too: without the option it would drop
+        // these, which do not match its subscription.
+        for expected in ["b1", "c1"] {
+            assert_eq!(sub.recv().await.unwrap().frames()[0], expected);
+            assert_eq!(xsub.recv().await.unwrap().frames()[0], expected);
+        }
+        let received = tokio::task::spawn_blocking(move || {
+            let received = [
+                libzmq_sub.recv_bytes(0).unwrap(),
+                libzmq_sub.recv_bytes(0).unwrap(),
+            ];
+            drop(libzmq_sub);
+            drop(ctx);
+            received
+        })
+        .await
+        .unwrap();
+        assert_eq!(received, [b"b1".to_vec(), b"c1".to_vec()]);
+    })
+    .await
+    .unwrap();
+}
+
+// One thread and no await between sends: the connection task cannot drain the queue.
+#[tokio::test(flavor = "current_thread")]
+async fn xpub_nodrop_waits_at_the_hwm_instead_of_dropping() {
+    timeout(TEST_TIMEOUT, async {
+        let xpub = XPub::with_options(
+            SocketOptions::builder()
+                .xpub_nodrop(true)
+                .sndhwm(2)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        let endpoint = xpub.bind("tcp://127.0.0.1:0").unwrap();
+        let sub = Sub::new();
+        sub.subscribe("");
+        sub.connect(&endpoint).unwrap();
+        xpub.wait_for_subscribers(1).await.unwrap();
+        xpub.try_send("0").unwrap();
+        xpub.try_send("1").unwrap();
+        let refused = xpub.try_send("2").unwrap_err();
+        assert!(matches!(refused.error, Error::WouldBlock), "{refused:?}");
+        assert_eq!(refused.message.frames()[0], "2");
+        // `send` waits for the connection to take the queue, then sends.
+        xpub.send("2").await.unwrap();
+        xpub.send("3").await.unwrap();
+        for i in 0..4 {
+            assert_eq!(sub.recv().await.unwrap().frames()[0], format!("{i}"));
+        }
+        assert_eq!(xpub.dropped_messages(), 0);
+    })
+    .await
+    .unwrap();
+}
+
+/// Waits until `pull` has received `n` messages from the network.
+async fn until_received(pull: &Pull, n: u64) {
+    while pull.stats().messages_in < n {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn conflate_keeps_only_the_newest_message() {
+    timeout(TEST_TIMEOUT, async {
+        let conflate = || SocketOptions::builder().conflate(true).build().unwrap();
+        let pull = Pull::with_options(conflate()).unwrap();
+        let endpoint = pull.bind("tcp://127.0.0.1:0").unwrap();
+        let push = Push::new();
+        push.connect(&endpoint).unwrap();
+        for i in 0..10 {
+            push.send(format!("{i}")).await.unwrap();
+        }
+        until_received(&pull, 10).await;
+        assert_eq!(pull.recv().await.unwrap().frames()[0], "9");
+        assert!(matches!(pull.try_recv(), Err(Error::WouldBlock)));
+
+        // Outbound: a conflating PUSH never waits and sends only the newest queued message.
+        let sink = Pull::new();
+        let endpoint = sink.bind("tcp://127.0.0.1:0").unwrap();
+        let push = Push::with_options(conflate()).unwrap();
+        let mut monitor = push.monitor();
+        push.connect(&endpoint).unwrap();
+        until(&mut monitor, "handshake_succeeded").await;
+        // No await between them: the connection task has taken nothing yet.
+        for i in 0..100 {
+            push.try_send(format!("{i}")).unwrap();
+        }
+        sink.set_recv_timeout(Duration::from_secs(10)).unwrap();
+        // One thread: the connection task ran only now, and found the newest alone.
+        assert_eq!(sink.recv().await.unwrap().frames()[0], "99");
+        assert_eq!(push.stats().dropped, 99);
+
+        // Only where libzmq conflates.
+        for refused in [
+            Rep::with_options(conflate()).err(),
+            Router::with_options(conflate()).err(),
+        ] {
+            assert!(
+                matches!(
+                    refused,
+                    Some(Error::InvalidOption {
+                        option: "conflate",
+                        ..
+                    })
+                ),
+                "{refused:?}"
+            );
+        }
+        assert!(Dealer::with_options(conflate()).is_ok());
+    })
+    .await
+    .unwrap();
 }

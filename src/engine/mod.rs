@@ -278,6 +278,9 @@ pub(crate) struct Core {
     /// The message being fanned out, encoded once for all its receivers (see
     /// [`Core::encode_for_fanout`]).
     fanout: EncodedMessage,
+    /// `conflate`: each peer's queues, in and out, keep only the newest message (the HWMs
+    /// are then unlimited: nothing ever waits for room).
+    conflate: bool,
 }
 
 /// Names one bound or connected endpoint for the lifetime of the socket (never reused), so a
@@ -306,10 +309,10 @@ impl BoundOrConnected {
 impl Core {
     fn new(options: &SocketOptions) -> Self {
         Core {
-            sndhwm: options.sndhwm,
+            sndhwm: 0,
             peers: PeerSlab::new(),
             lb: LoadBalancer::new(),
-            inbox: FairQueue::new(options.rcvhwm),
+            inbox: FairQueue::new(0),
             recv_wakers: WakerList::default(),
             send_wakers: WakerList::default(),
             close_wakers: WakerList::default(),
@@ -323,7 +326,25 @@ impl Core {
             departed: Traffic::default(),
             direct_write: false,
             fanout: EncodedMessage::new(),
+            conflate: options.conflate,
         }
+        .with_hwms(options)
+    }
+
+    /// Takes the HWMs from `options` (unlimited when conflating).
+    fn with_hwms(mut self, options: &SocketOptions) -> Self {
+        self.set_hwms(options);
+        self
+    }
+
+    fn set_hwms(&mut self, options: &SocketOptions) {
+        let (sndhwm, rcvhwm) = if self.conflate {
+            (0, 0)
+        } else {
+            (options.sndhwm, options.rcvhwm)
+        };
+        self.sndhwm = sndhwm;
+        self.inbox.set_hwm(rcvhwm);
     }
 
     /// Whether the socket is closing.
@@ -379,6 +400,14 @@ impl Core {
     fn queue_for(&mut self, peer: PeerId, is_message: bool, encode: impl FnOnce(&mut WriteBuf)) {
         let direct_write = self.direct_write;
         if let Some(p) = self.peers.get_mut(peer) {
+            if is_message && self.conflate && p.out_msgs > 0 {
+                // Only message sockets conflate (PUSH, PUB, DEALER): their queues hold
+                // nothing but whole messages, not yet taken by the connection task.
+                p.out.discard();
+                p.traffic.dropped += p.out_msgs as u64;
+                self.dropped_msgs += p.out_msgs as u64;
+                p.out_msgs = 0;
+            }
             let was_empty = p.out.is_empty();
             let payload_before = p.out.payload_queued();
             encode(&mut p.out);
@@ -491,6 +520,12 @@ impl Core {
         let Some(p) = self.peers.get_mut(peer) else {
             return Err(message);
         };
+        if self.conflate {
+            for older in self.inbox.take_queued(peer) {
+                p.inbox_bytes = p.inbox_bytes.saturating_sub(older.byte_len());
+                p.traffic.dropped += 1;
+            }
+        }
         if p.inbox_bytes >= INBOX_SOFT_LIMIT_BYTES {
             return Err(message);
         }
@@ -714,6 +749,21 @@ pub(crate) struct SocketCore<P: Pattern> {
 impl<P: Pattern> SocketCore<P> {
     pub fn new(socket_type: SocketType, options: SocketOptions, pattern: P) -> Result<Self> {
         options.validate()?;
+        if options.conflate
+            && !matches!(
+                socket_type,
+                SocketType::Push
+                    | SocketType::Pull
+                    | SocketType::Pub
+                    | SocketType::Sub
+                    | SocketType::Dealer
+            )
+        {
+            return Err(Error::InvalidOption {
+                option: "conflate",
+                reason: "only PUSH, PULL, PUB, SUB and DEALER conflate (as in libzmq)",
+            });
+        }
         let security = options.security();
         let mut core = Core::new(&options);
         // A direct write puts encoded frames on the stream; boxed traffic must go through
@@ -767,8 +817,7 @@ impl<P: Pattern> SocketCore<P> {
             });
         }
         let State { core, pattern } = &mut *state;
-        core.sndhwm = new.sndhwm;
-        core.inbox.set_hwm(new.rcvhwm);
+        core.set_hwms(&new);
         pattern.options_changed(core, &new);
         *options = new;
         drop(options);
