@@ -14,6 +14,9 @@ pub const DEFAULT_RECONNECT_IVL: Duration = Duration::from_millis(100);
 pub const DEFAULT_HANDSHAKE_IVL: Duration = Duration::from_secs(30);
 /// libzmq's default listen backlog (ZMQ_BACKLOG).
 pub const DEFAULT_BACKLOG: u32 = 100;
+/// ZMQ_IMMEDIATE's default: on, unlike libzmq's 0, until messages queued for an endpoint
+/// with no connection survive `close` for the linger period (spec/sockets.md §4 and §10).
+pub const DEFAULT_IMMEDIATE: bool = true;
 /// Longest duration any option takes: libzmq's options are `int` milliseconds, and a clock
 /// deadline this far ahead can never overflow.
 pub const MAX_DURATION: Duration = Duration::from_millis(i32::MAX as u64);
@@ -150,6 +153,11 @@ pub struct SocketOptions {
     /// where libzmq does not support it). libzmq keeps only one frame of a multipart
     /// message; ferromq keeps the whole newest message.
     pub conflate: bool,
+    /// Queue messages only for peers whose handshake completed (ZMQ_IMMEDIATE). Off, a
+    /// PUSH, DEALER or REQ `connect` makes the endpoint routable at once: sends queue for it
+    /// (up to the HWM) while it connects or reconnects, and go out when a connection's
+    /// handshake completes. Default on, unlike libzmq (spec/sockets.md §4 and §10 say why).
+    pub immediate: bool,
     /// Who decides whether a peer may connect: RFC 27's handler, called in process for every
     /// handshake this socket serves (PLAIN and CURVE servers, and NULL peers on either side).
     /// Unset: PLAIN servers are refused at creation, CURVE servers accept any client key
@@ -202,6 +210,7 @@ impl Default for SocketOptions {
             invert_matching: false,
             xpub_nodrop: false,
             conflate: false,
+            immediate: DEFAULT_IMMEDIATE,
         }
     }
 }
@@ -531,6 +540,7 @@ impl SocketOptionsBuilder {
             invert_matching: bool,
             xpub_nodrop: bool,
             conflate: bool,
+            immediate: bool,
         }
         into {
             linger: Option<Duration>,

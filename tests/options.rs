@@ -567,3 +567,151 @@ async fn conflate_keeps_only_the_newest_message() {
     .await
     .unwrap();
 }
+
+/// A TCP endpoint on a free port where nothing listens (yet).
+fn vacant_endpoint() -> Endpoint {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    Endpoint::from_socket_addr(listener.local_addr().unwrap())
+}
+
+fn fast_reconnect() -> ferromq::SocketOptionsBuilder {
+    SocketOptions::builder().reconnect_ivl(Duration::from_millis(20))
+}
+
+/// libzmq's default, ZMQ_IMMEDIATE=0 (not ferromq's: spec/sockets.md §10).
+fn immediate_off() -> ferromq::SocketOptionsBuilder {
+    fast_reconnect().immediate(false)
+}
+
+#[tokio::test]
+async fn immediate_off_sends_queue_for_a_peer_still_connecting() {
+    timeout(TEST_TIMEOUT, async {
+        let endpoint = vacant_endpoint();
+        let push = Push::with_options(immediate_off().sndhwm(3).build().unwrap()).unwrap();
+        push.connect(&endpoint).unwrap();
+        // Routable at once: the sends queue for the peer that is not there yet, up to the HWM.
+        for i in 0..3 {
+            push.try_send(format!("{i}")).unwrap();
+        }
+        let full = push.try_send("3").unwrap_err();
+        assert!(matches!(full.error, Error::WouldBlock), "{full:?}");
+        assert_eq!(push.peer_count(), 0, "no handshake yet");
+        // The peer comes up: what was queued goes out once the handshake completes.
+        let pull = Pull::new();
+        pull.bind(&endpoint).unwrap();
+        for i in 0..3 {
+            assert_eq!(pull.recv().await.unwrap().frames()[0], format!("{i}"));
+        }
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn immediate_on_sends_wait_for_a_completed_handshake() {
+    timeout(TEST_TIMEOUT, async {
+        assert!(
+            SocketOptions::default().immediate,
+            "ferromq's default (spec/sockets.md §10)"
+        );
+        let push = Push::with_options(fast_reconnect().build().unwrap()).unwrap();
+        push.connect(vacant_endpoint()).unwrap();
+        let refused = push.try_send("nobody").unwrap_err();
+        assert!(matches!(refused.error, Error::WouldBlock), "{refused:?}");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn immediate_off_messages_queued_while_reconnecting_survive() {
+    timeout(TEST_TIMEOUT, async {
+        let first = Pull::new();
+        let endpoint = first.bind("tcp://127.0.0.1:0").unwrap();
+        let push = Push::with_options(immediate_off().build().unwrap()).unwrap();
+        let mut monitor = push.monitor();
+        push.connect(&endpoint).unwrap();
+        push.send("before").await.unwrap();
+        assert_eq!(first.recv().await.unwrap().frames()[0], "before");
+        first.close().await;
+        drop(first);
+        until(&mut monitor, "disconnected").await;
+        // Queued for the endpoint while no connection is there.
+        push.send("while down 1").await.unwrap();
+        push.send("while down 2").await.unwrap();
+        let second = Pull::new();
+        second.bind(&endpoint).unwrap();
+        for expected in ["while down 1", "while down 2"] {
+            assert_eq!(second.recv().await.unwrap().frames()[0], expected);
+        }
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn immediate_off_round_robin_counts_the_peer_still_connecting() {
+    timeout(TEST_TIMEOUT, async {
+        let up = Pull::new();
+        let up_endpoint = up.bind("tcp://127.0.0.1:0").unwrap();
+        let down = vacant_endpoint();
+        let push = Push::with_options(immediate_off().build().unwrap()).unwrap();
+        let mut monitor = push.monitor();
+        push.connect(&down).unwrap();
+        push.connect(&up_endpoint).unwrap();
+        until(&mut monitor, "handshake_succeeded").await;
+        for i in 0..4 {
+            push.send(format!("{i}")).await.unwrap();
+        }
+        // Strict rotation over both endpoints: half went to the one that is down.
+        let late = Pull::new();
+        late.bind(&down).unwrap();
+        let mut got_up = Vec::new();
+        let mut got_late = Vec::new();
+        for _ in 0..2 {
+            got_up.push(up.recv().await.unwrap().frames()[0].clone());
+            got_late.push(late.recv().await.unwrap().frames()[0].clone());
+        }
+        assert_eq!(got_late, ["0", "2"]);
+        assert_eq!(got_up, ["1", "3"]);
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn immediate_off_close_and_disconnect_drop_what_waits_for_an_absent_peer() {
+    timeout(TEST_TIMEOUT, async {
+        // Default linger (forever): close still returns, as nothing is connected.
+        let push = Push::with_options(immediate_off().build().unwrap()).unwrap();
+        let endpoint = vacant_endpoint();
+        push.connect(&endpoint).unwrap();
+        push.try_send("lost").unwrap();
+        push.disconnect(&endpoint).unwrap();
+        let refused = push.try_send("nowhere").unwrap_err();
+        assert!(matches!(refused.error, Error::WouldBlock), "{refused:?}");
+        push.connect(&endpoint).unwrap();
+        push.try_send("lost too").unwrap();
+        push.close().await;
+    })
+    .await
+    .expect("close waited for a peer that never connected");
+}
+
+#[tokio::test]
+async fn immediate_off_close_lets_a_connecting_peer_finish_its_handshake_and_take_the_queue() {
+    timeout(TEST_TIMEOUT, async {
+        let pull = Pull::new();
+        let endpoint = pull.bind("tcp://127.0.0.1:0").unwrap();
+        let push = Push::with_options(immediate_off().build().unwrap()).unwrap();
+        let mut monitor = push.monitor();
+        push.connect(&endpoint).unwrap();
+        // Connected, handshake not necessarily done: the message waits in the slot.
+        until(&mut monitor, "connected").await;
+        push.try_send("last words").unwrap();
+        push.close().await;
+        assert_eq!(pull.recv().await.unwrap().frames()[0], "last words");
+    })
+    .await
+    .unwrap();
+}

@@ -7,13 +7,22 @@
 use super::{EndpointId, Pattern, Shared, connection, random_u64, transport};
 use crate::endpoint::Endpoint;
 use crate::monitor::MonitorEventKind;
+use crate::pattern::PeerId;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
 
 /// Connects to `endpoint` and reconnects with backoff whenever the connection ends, until the
 /// endpoint is removed (the task is then aborted) or the peer sends ERROR.
-pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, endpoint: Endpoint, id: EndpointId) {
+///
+/// `slot` is the endpoint's persistent peer slot (`immediate` off), which each connection
+/// adopts.
+pub(super) async fn run<P: Pattern>(
+    shared: Arc<Shared<P>>,
+    endpoint: Endpoint,
+    id: EndpointId,
+    slot: Option<PeerId>,
+) {
     let emit = |kind, peer: Option<&str>| shared.monitors.emit(kind, &endpoint, peer);
     // Read afresh at each attempt, so options changed on the live socket apply to the next
     // attempt (libzmq applies them to its next connection).
@@ -36,6 +45,7 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, endpoint: Endpoint, 
                     endpoint: endpoint.clone(),
                     peer,
                     reconnects: connections,
+                    slot,
                 };
                 connections += 1;
                 let connection =

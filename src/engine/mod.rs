@@ -26,8 +26,11 @@
 //!   allocation) and wakes the connection task only when that buffer goes from empty to
 //!   non-empty. This departs from ARCHITECTURE.md's per-peer message pipes: the "pipe" *is*
 //!   the encoded byte buffer, with the HWM counted in messages.
-//! * A peer exists in the socket's routing structures only once its handshake completed, so
-//!   ferromq behaves like libzmq with `ZMQ_IMMEDIATE=1` (see spec/sockets.md).
+//! * A connection joins the socket's routing structures once its handshake completed (like
+//!   libzmq with `ZMQ_IMMEDIATE=1`, the default here), except that with `immediate` off a
+//!   PUSH, DEALER or REQ `connect` creates a persistent peer slot at once, routable before any connection,
+//!   which each connection to that endpoint adopts and which outlives them (see
+//!   `Peer::persistent` and spec/sockets.md §4).
 //!
 //! [`wire::Connection`]: crate::wire::Connection
 
@@ -140,6 +143,14 @@ pub(crate) struct Peer {
     connected_since: Option<SystemTime>,
     /// The round trip of the last heartbeat the peer answered.
     heartbeat_rtt: Option<Duration>,
+    /// The slot of a connected endpoint with `immediate` off: created at `connect`, routable
+    /// at once, adopted by each connection to that endpoint and kept between them with its
+    /// queue, until the endpoint is disconnected or the socket closes (libzmq's pipe of a
+    /// connecting session, with `ZMQ_IMMEDIATE=0`).
+    persistent: bool,
+    /// A sender's direct write left part of a message on the stream, the rest in `out`: if
+    /// the connection ends now, the rest must not start the next connection's stream.
+    partial: bool,
 }
 
 /// Encoded bytes queued for one peer beyond which blocking senders wait for the connection
@@ -161,9 +172,10 @@ pub(crate) const QUEUE_SOFT_LIMIT_BYTES: usize = 1024 * 1024;
 pub(crate) const INBOX_SOFT_LIMIT_BYTES: usize = 1024 * 1024;
 
 impl Peer {
-    /// Whether the HWM (in messages; 0: unlimited) leaves room for one more message.
+    /// Whether the HWM (in messages; 0: unlimited) leaves room for one more message: a peer
+    /// takes messages once its handshake completed, or at once if it is a `persistent` slot.
     pub fn has_room(&self, hwm: usize) -> bool {
-        self.info.is_some() && (hwm == 0 || self.out_msgs < hwm)
+        (self.info.is_some() || self.persistent) && (hwm == 0 || self.out_msgs < hwm)
     }
 
     /// Whether a blocking sender may queue now: under the HWM and the soft byte limit.
@@ -213,6 +225,7 @@ impl Peer {
             stream,
             out,
             out_msgs,
+            partial,
             ..
         } = self;
         let Some(stream) = stream.as_deref() else {
@@ -228,6 +241,7 @@ impl Peer {
                 }
             };
             out.advance(written);
+            *partial = !out.is_empty();
             if out.is_empty() {
                 *out_msgs = 0;
                 return true;
@@ -298,6 +312,8 @@ struct BoundOrConnected {
     listener: Option<transport::Listener>,
     /// The listener or connector task.
     task: Option<AbortHandle>,
+    /// A connected endpoint's `persistent` peer slot (`immediate` off).
+    slot: Option<PeerId>,
 }
 
 impl BoundOrConnected {
@@ -551,7 +567,7 @@ impl Core {
             return Some((peer, message));
         };
         p.inbox_bytes = p.inbox_bytes.saturating_sub(message.byte_len());
-        if !p.alive {
+        if !p.alive && !p.persistent {
             if self.inbox.queued(peer) == 0 {
                 self.release_peer(peer);
                 self.close_wakers.wake_all();
@@ -661,6 +677,7 @@ impl Core {
             endpoint: endpoint.clone(),
             listener,
             task: None,
+            slot: None,
         });
         self.last_endpoint = Some(endpoint);
         id
@@ -677,6 +694,7 @@ impl Core {
     ) -> Option<Endpoint> {
         let entry = self.endpoints.remove(index);
         let id = entry.id;
+        let slot = entry.slot;
         if let Some(task) = &entry.task {
             task.abort();
         }
@@ -694,6 +712,21 @@ impl Core {
             if let Some(peer) = self.peers.get_mut(id) {
                 peer.leaving = Some(linger);
                 peer.wake_task();
+            }
+        }
+        // The endpoint's slot is an ordinary peer from now on: a connection in it lingers as
+        // above; with none, what is queued for the peer is dropped (spec/sockets.md §10).
+        if let Some(slot) = slot
+            && let Some(peer) = self.peers.get_mut(slot)
+        {
+            peer.persistent = false;
+            if !peer.alive {
+                peer.out.discard();
+                peer.out_msgs = 0;
+                self.detach_peer(pattern, slot);
+                if self.inbox.queued(slot) == 0 {
+                    self.release_peer(slot);
+                }
             }
         }
         closed
@@ -882,9 +915,26 @@ impl<P: Pattern> SocketCore<P> {
             return Err(Error::Closed);
         }
         let id = state.core.add_endpoint(endpoint.clone(), None);
+        let immediate = self.shared.options().immediate;
+        let slot = (!immediate && queues_before_handshake(self.shared.socket_type)).then(|| {
+            let State { core, pattern } = &mut *state;
+            let slot = core.peers.insert(Peer {
+                endpoint: id,
+                persistent: true,
+                attached: true,
+                ..Peer::default()
+            });
+            pattern.attach(core, slot);
+            if let Some(entry) = core.endpoints.last_mut() {
+                entry.slot = Some(slot);
+            }
+            // Senders waiting for a peer may use this one.
+            core.send_wakers.wake_all();
+            slot
+        });
         let span = tracing::info_span!(parent: &self.shared.span, "connect", endpoint = %endpoint);
         let task =
-            runtime.spawn(connector::run(self.shared.clone(), endpoint, id).instrument(span));
+            runtime.spawn(connector::run(self.shared.clone(), endpoint, id, slot).instrument(span));
         state.core.set_task(id, task.abort_handle());
         Ok(())
     }
@@ -934,7 +984,7 @@ impl<P: Pattern> SocketCore<P> {
             .core
             .peers
             .iter()
-            .filter(|(_, p)| p.attached)
+            .filter(|(_, p)| p.attached && p.info.is_some())
             .count()
     }
 
@@ -1252,6 +1302,17 @@ impl<P: Pattern> Drop for SocketCore<P> {
     fn drop(&mut self) {
         self.begin_close();
     }
+}
+
+/// Socket types whose connected endpoints get a peer slot at `connect` when `immediate` is off,
+/// so that sends queue for a peer still connecting: the load-balancing senders (libzmq does
+/// this for every type; for the others it changes nothing a ferromq socket can observe, or,
+/// for PAIR, is not done: spec/sockets.md §10).
+fn queues_before_handshake(socket_type: SocketType) -> bool {
+    matches!(
+        socket_type,
+        SocketType::Push | SocketType::Dealer | SocketType::Req
+    )
 }
 
 /// The clock, through tokio so that tests with a paused clock control it.
