@@ -48,7 +48,7 @@ pub enum Host {
     Ip(std::net::IpAddr),
     /// A name to resolve.
     Name(String),
-    /// `*`: every IPv4 interface.
+    /// `*`: every IPv4 interface (every interface, dual-stack, with the `ipv6` option).
     Any,
 }
 

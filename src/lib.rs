@@ -218,6 +218,6 @@ pub use endpoint::Endpoint;
 pub use error::{Error, Result, SendError};
 pub use message::Message;
 pub use monitor::{Monitor, MonitorEvent};
-pub use options::SocketOptions;
+pub use options::{SocketOptions, SocketOptionsBuilder};
 pub use proxy::proxy;
 pub use socket::{Dealer, Pair, Pub, Pull, Push, Rep, Req, Router, Socket, Sub, XPub, XSub};

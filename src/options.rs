@@ -14,12 +14,17 @@ pub const DEFAULT_RECONNECT_IVL: Duration = Duration::from_millis(100);
 pub const DEFAULT_HANDSHAKE_IVL: Duration = Duration::from_secs(30);
 /// libzmq's default listen backlog (ZMQ_BACKLOG).
 pub const DEFAULT_BACKLOG: u32 = 100;
+/// ZMQ_IMMEDIATE's default: on, unlike libzmq's 0, until messages queued for an endpoint
+/// with no connection survive `close` for the linger period (spec/sockets.md §4 and §10).
+pub const DEFAULT_IMMEDIATE: bool = true;
 /// Longest duration any option takes: libzmq's options are `int` milliseconds, and a clock
 /// deadline this far ahead can never overflow.
 pub const MAX_DURATION: Duration = Duration::from_millis(i32::MAX as u64);
 
 /// Settings for one socket. Fields are public; start from [`SocketOptions::default`], whose
-/// values are libzmq 4.3's defaults, and change what you need.
+/// values are libzmq 4.3's defaults, and change what you need, or use
+/// [`SocketOptions::builder`] (the struct is `#[non_exhaustive]`, so outside this crate it
+/// cannot be written as a literal).
 ///
 /// ```
 /// use ferromq::SocketOptions;
@@ -126,6 +131,33 @@ pub struct SocketOptions {
     pub curve_serverkey: Option<CurveKey>,
     /// The domain passed to the authenticator (ZMQ_ZAP_DOMAIN; at most 255 bytes).
     pub zap_domain: Option<Bytes>,
+    /// How long one TCP connect attempt may take before it counts as failed and is retried
+    /// after the reconnect interval (ZMQ_CONNECT_TIMEOUT; `None` or zero: the operating
+    /// system's limit, about two minutes on Linux, as libzmq's 0).
+    pub connect_timeout: Option<Duration>,
+    /// IPv6 (ZMQ_IPV6; default off, as in libzmq): `tcp://*:port` binds `[::]` dual-stack
+    /// (IPv4 and IPv6; IPv4 alone where the host has no IPv6), and host names resolve to
+    /// IPv6 addresses too. Off, names resolve to IPv4 addresses only and `*` binds `0.0.0.0`;
+    /// IPv6 literals (`tcp://[::1]:port`) work either way.
+    pub ipv6: bool,
+    /// PUB, XPUB: send each message to the subscribers whose subscriptions do *not* match
+    /// it; SUB, XSUB: receive the messages that match none of the subscriptions
+    /// (ZMQ_INVERT_MATCHING; default off). Subscribers of an inverted publisher must set it
+    /// too, as libzmq requires, or their own filter drops what they are sent.
+    pub invert_matching: bool,
+    /// XPUB, PUB: a subscriber at its send HWM makes `send` wait (and `try_send` fail with
+    /// `WouldBlock`) instead of losing the message (ZMQ_XPUB_NODROP; default off).
+    pub xpub_nodrop: bool,
+    /// PUSH, PULL, PUB, SUB, DEALER: keep only the newest message in each peer's queue, in
+    /// and out, ignoring the HWMs (ZMQ_CONFLATE; default off; refused on other socket types,
+    /// where libzmq does not support it). libzmq keeps only one frame of a multipart
+    /// message; ferromq keeps the whole newest message.
+    pub conflate: bool,
+    /// Queue messages only for peers whose handshake completed (ZMQ_IMMEDIATE). Off, a
+    /// PUSH, DEALER or REQ `connect` makes the endpoint routable at once: sends queue for it
+    /// (up to the HWM) while it connects or reconnects, and go out when a connection's
+    /// handshake completes. Default on, unlike libzmq (spec/sockets.md §4 and §10 say why).
+    pub immediate: bool,
     /// Who decides whether a peer may connect: RFC 27's handler, called in process for every
     /// handshake this socket serves (PLAIN and CURVE servers, and NULL peers on either side).
     /// Unset: PLAIN servers are refused at creation, CURVE servers accept any client key
@@ -173,11 +205,22 @@ impl Default for SocketOptions {
             curve_serverkey: None,
             zap_domain: None,
             zap: None,
+            connect_timeout: None,
+            ipv6: false,
+            invert_matching: false,
+            xpub_nodrop: false,
+            conflate: false,
+            immediate: DEFAULT_IMMEDIATE,
         }
     }
 }
 
 impl SocketOptions {
+    /// A builder starting from libzmq's defaults (see [`SocketOptionsBuilder`]).
+    pub fn builder() -> SocketOptionsBuilder {
+        SocketOptionsBuilder::default()
+    }
+
     /// Checks every value, naming the first bad one. Every socket constructor calls it.
     ///
     /// Zero durations take libzmq's meaning (see each field); durations past
@@ -216,6 +259,7 @@ impl SocketOptions {
             ("recv_timeout", self.recv_timeout),
             ("tcp_keepalive_idle", self.tcp_keepalive_idle),
             ("tcp_keepalive_intvl", self.tcp_keepalive_intvl),
+            ("connect_timeout", self.connect_timeout),
         ] {
             if value.is_some_and(|d| d > MAX_DURATION) {
                 return bad(
@@ -313,6 +357,37 @@ impl SocketOptions {
         Ok(())
     }
 
+    /// The first option that differs between `self` and `new` among those fixed when a
+    /// socket is created: the security mechanism and its keys (a CURVE client's generated key
+    /// pair is made once per socket), `xpub_manual` (it decides what XPUB keeps per peer) and
+    /// `conflate` (it decides how the queues work).
+    pub(crate) fn fixed_change(&self, new: &SocketOptions) -> Option<&'static str> {
+        let security = |o: &SocketOptions| {
+            (
+                o.plain_server,
+                o.plain_username.clone(),
+                o.plain_password.clone(),
+                o.curve_server,
+                o.curve_publickey,
+                o.curve_secretkey,
+                o.curve_serverkey,
+            )
+        };
+        if security(self) != security(new) {
+            return Some("plain_*/curve_*");
+        }
+        if self.zap != new.zap || self.zap_domain != new.zap_domain {
+            return Some("zap/zap_domain");
+        }
+        if self.xpub_manual != new.xpub_manual {
+            return Some("xpub_manual");
+        }
+        if self.conflate != new.conflate {
+            return Some("conflate");
+        }
+        None
+    }
+
     /// The mechanism these options choose. A CURVE client without a secret key gets a fresh
     /// key pair here, once per socket. Call after [`SocketOptions::validate`].
     pub(crate) fn security(&self) -> Security {
@@ -374,6 +449,161 @@ impl SocketOptions {
         self.plain_server = true;
         self.zap = Some(zap);
         self
+    }
+}
+
+/// Builds [`SocketOptions`] from libzmq's defaults, one setter per option, each named as the
+/// option's field (libzmq's option name without `ZMQ_`, lower case). [`build`] checks the
+/// result as socket creation does, so a bad value is reported where it was written.
+///
+/// `SocketOptions` is `#[non_exhaustive]` (options get added), so code outside this crate
+/// cannot write it as a struct literal; this builder, or changing the fields of
+/// `SocketOptions::default()`, is how it is made there.
+///
+/// Setters of optional durations, flags and keys take the value or an `Option`:
+/// `.linger(Duration::ZERO)` and `.linger(None)` both work (`None` is each option's documented
+/// "unset" meaning); integer setters take the field's own type (`.sndbuf(Some(1 << 20))`), so
+/// literals need no suffix.
+///
+/// ```
+/// use ferromq::{Push, SocketOptions};
+/// use std::time::Duration;
+///
+/// let options = SocketOptions::builder()
+///     .sndhwm(10_000)
+///     .linger(Duration::from_millis(500))
+///     .heartbeat_ivl(Duration::from_secs(1))
+///     .routing_id("worker-1")
+///     .build()?;
+/// assert_eq!(options.sndhwm, 10_000);
+/// assert_eq!(options.routing_id.as_deref(), Some(&b"worker-1"[..]));
+///
+/// // A bad value is refused by `build`, naming the option.
+/// let refused = SocketOptions::builder().routing_id("").build();
+/// assert!(matches!(
+///     refused,
+///     Err(ferromq::Error::InvalidOption { option: "routing_id", .. })
+/// ));
+/// # let _ = options;
+/// # Ok::<(), ferromq::Error>(())
+/// ```
+///
+/// [`build`]: SocketOptionsBuilder::build
+#[derive(Debug, Clone, Default)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct SocketOptionsBuilder {
+    options: SocketOptions,
+}
+
+/// One setter per field. `exact { name: type }` takes the field's type (integers, so that a
+/// literal needs no suffix); `into { name: type }` anything that converts into it (an
+/// `Option<Duration>` from a `Duration` or `None`).
+macro_rules! setters {
+    (exact { $($name:ident: $ty:ty),* $(,)? } into { $($iname:ident: $ity:ty),* $(,)? }) => {
+        $(
+            #[doc = concat!("Sets [`SocketOptions::", stringify!($name), "`].")]
+            pub fn $name(mut self, value: $ty) -> Self {
+                self.options.$name = value;
+                self
+            }
+        )*
+        $(
+            #[doc = concat!("Sets [`SocketOptions::", stringify!($iname), "`].")]
+            pub fn $iname(mut self, value: impl Into<$ity>) -> Self {
+                self.options.$iname = value.into();
+                self
+            }
+        )*
+    };
+}
+
+impl SocketOptionsBuilder {
+    setters! {
+        exact {
+            sndhwm: usize,
+            rcvhwm: usize,
+            max_msg_size: Option<u64>,
+            tcp_keepalive_cnt: Option<u32>,
+            backlog: u32,
+            sndbuf: Option<usize>,
+            rcvbuf: Option<usize>,
+            router_mandatory: bool,
+            router_handover: bool,
+            router_notify: RouterNotify,
+            req_relaxed: bool,
+            req_correlate: bool,
+            xpub_verbose: bool,
+            xpub_manual: bool,
+            plain_server: bool,
+            curve_server: bool,
+            ipv6: bool,
+            invert_matching: bool,
+            xpub_nodrop: bool,
+            conflate: bool,
+            immediate: bool,
+        }
+        into {
+            linger: Option<Duration>,
+            reconnect_ivl: Option<Duration>,
+            reconnect_ivl_max: Option<Duration>,
+            handshake_ivl: Option<Duration>,
+            heartbeat_ivl: Option<Duration>,
+            heartbeat_timeout: Option<Duration>,
+            heartbeat_ttl: Option<Duration>,
+            send_timeout: Option<Duration>,
+            recv_timeout: Option<Duration>,
+            tcp_keepalive: Option<bool>,
+            tcp_keepalive_idle: Option<Duration>,
+            tcp_keepalive_intvl: Option<Duration>,
+            connect_timeout: Option<Duration>,
+            curve_publickey: Option<CurveKey>,
+            curve_secretkey: Option<CurveKey>,
+            curve_serverkey: Option<CurveKey>,
+            zap: Option<Zap>,
+        }
+    }
+
+    /// Sets [`SocketOptions::routing_id`].
+    pub fn routing_id(mut self, id: impl Into<Bytes>) -> Self {
+        self.options.routing_id = Some(id.into());
+        self
+    }
+
+    /// Sets [`SocketOptions::xpub_welcome_msg`].
+    pub fn xpub_welcome_msg(mut self, message: impl Into<Bytes>) -> Self {
+        self.options.xpub_welcome_msg = Some(message.into());
+        self
+    }
+
+    /// Sets [`SocketOptions::plain_username`].
+    pub fn plain_username(mut self, username: impl Into<Bytes>) -> Self {
+        self.options.plain_username = Some(username.into());
+        self
+    }
+
+    /// Sets [`SocketOptions::plain_password`].
+    pub fn plain_password(mut self, password: impl Into<Bytes>) -> Self {
+        self.options.plain_password = Some(password.into());
+        self
+    }
+
+    /// Sets [`SocketOptions::zap_domain`].
+    pub fn zap_domain(mut self, domain: impl Into<Bytes>) -> Self {
+        self.options.zap_domain = Some(domain.into());
+        self
+    }
+
+    /// The options, checked by [`SocketOptions::validate`] (the first bad one is named).
+    pub fn build(self) -> Result<SocketOptions> {
+        self.options.validate()?;
+        Ok(self.options)
+    }
+}
+
+impl From<SocketOptions> for SocketOptionsBuilder {
+    /// A builder starting from `options` instead of the defaults.
+    fn from(options: SocketOptions) -> Self {
+        SocketOptionsBuilder { options }
     }
 }
 

@@ -73,6 +73,8 @@ pub(super) struct Link {
     pub peer: Option<String>,
     /// Connections from this endpoint before this one (a connector's reconnects).
     pub reconnects: u64,
+    /// The endpoint's persistent peer slot to adopt (`immediate` off).
+    pub slot: Option<PeerId>,
 }
 
 /// Runs a connection from `link` until the peer goes away, a fault, or the socket closes or
@@ -85,33 +87,50 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, stream: Stream, link
         if state.core.is_closing() || !state.core.has_endpoint(endpoint) {
             return Ended::default();
         }
-        state.core.peers.insert(Peer {
-            alive: true,
-            endpoint,
-            address: link.peer.clone(),
-            reconnects: link.reconnects,
-            ..Peer::default()
-        })
+        let adopted = link.slot.filter(|&slot| {
+            state.core.peers.get_mut(slot).is_some_and(|peer| {
+                if !peer.persistent || peer.alive {
+                    return false;
+                }
+                peer.alive = true;
+                peer.address = link.peer.clone();
+                peer.reconnects = link.reconnects;
+                true
+            })
+        });
+        match adopted {
+            Some(slot) => slot,
+            None => state.core.peers.insert(Peer {
+                alive: true,
+                endpoint,
+                address: link.peer.clone(),
+                reconnects: link.reconnects,
+                ..Peer::default()
+            }),
+        }
     };
     let guard = PeerGuard {
         shared: &shared,
         id,
     };
-    let options = &shared.options;
-    let config = ConnectionConfig {
-        socket_type: shared.socket_type,
-        routing_id: options.routing_id.clone().unwrap_or_default(),
-        max_msg_size: options.max_msg_size,
-        handshake_timeout: options.handshake_ivl,
-        heartbeat: HeartbeatConfig {
-            interval: options.heartbeat_ivl,
-            timeout: options.heartbeat_timeout,
-            ttl: options.heartbeat_ttl,
-        },
-        security: shared.security.clone(),
-        zap: options.zap.clone(),
-        zap_domain: options.zap_domain.clone().unwrap_or_default(),
-        peer_address: stream.peer_ip(),
+    // Options as they are now: changes on the live socket apply to the next connection.
+    let config = {
+        let options = shared.options();
+        ConnectionConfig {
+            socket_type: shared.socket_type,
+            routing_id: options.routing_id.clone().unwrap_or_default(),
+            max_msg_size: options.max_msg_size,
+            handshake_timeout: options.handshake_ivl,
+            heartbeat: HeartbeatConfig {
+                interval: options.heartbeat_ivl,
+                timeout: options.heartbeat_timeout,
+                ttl: options.heartbeat_ttl,
+            },
+            security: shared.security.clone(),
+            zap: options.zap.clone(),
+            zap_domain: options.zap_domain.clone().unwrap_or_default(),
+            peer_address: stream.peer_ip(),
+        }
     };
     let mut driver = Driver {
         shared: &shared,
@@ -217,6 +236,7 @@ impl<P: Pattern> Drop for PeerGuard<'_, P> {
     fn drop(&mut self) {
         let mut state = self.shared.lock();
         let State { core, pattern } = &mut *state;
+        let closing = core.is_closing();
         let Some(peer) = core.peers.get_mut(self.id) else {
             return;
         };
@@ -224,6 +244,21 @@ impl<P: Pattern> Drop for PeerGuard<'_, P> {
         peer.task = None;
         // Release the socket now, not when the slot's last inbound message is read.
         peer.stream = None;
+        if peer.persistent && peer.leaving.is_none() && !closing {
+            // The endpoint's slot stays routable, with what is queued, for the next
+            // connection; only the rest of a message half written to this one goes.
+            peer.info = None;
+            peer.connected_since = None;
+            peer.heartbeat_rtt = None;
+            peer.writer_busy = false;
+            if std::mem::take(&mut peer.partial) {
+                peer.out.discard();
+                peer.out_msgs = 0;
+            }
+            core.close_wakers.wake_all();
+            core.send_wakers.wake_all();
+            return;
+        }
         core.detach_peer(pattern, self.id);
         if core.inbox.queued(self.id) == 0 {
             core.release_peer(self.id);
@@ -303,7 +338,11 @@ impl<P: Pattern> Driver<'_, P> {
                 return Poll::Ready(Err(e));
             }
             if let Some(deadline) = closing {
-                if !self.ready || self.out.is_empty() && self.peer_queue_empty() {
+                // Done once nothing is left to write; before the handshake, once nothing
+                // waits for it (only a persistent slot, `immediate` off, queues that early: its
+                // handshake goes on within the linger period, as libzmq's).
+                let queue_empty = self.peer_queue_empty();
+                if queue_empty && (!self.ready || self.out.is_empty()) {
                     return Poll::Ready(Ok(()));
                 }
                 if deadline.is_some_and(|d| d <= now) {
@@ -398,7 +437,9 @@ impl<P: Pattern> Driver<'_, P> {
                         continue;
                     };
                     if peer.leaving.is_some() {
-                        // Its endpoint went away during the handshake: never routable.
+                        // Its endpoint went away during the handshake: never routable. What
+                        // a persistent slot queued before it goes out within the linger.
+                        self.ready = !peer.out.is_empty();
                         continue;
                     }
                     tracing::debug!(peer_type = %info.socket_type, "handshake complete");
@@ -407,7 +448,8 @@ impl<P: Pattern> Driver<'_, P> {
                     if core.direct_write {
                         peer.stream = Some(self.stream.clone());
                     }
-                    if !pattern.attach(core, self.id) {
+                    // A persistent slot is in the pattern since `connect`.
+                    if !peer.attached && !pattern.attach(core, self.id) {
                         if let Some(peer) = core.peers.get_mut(self.id) {
                             peer.info = None;
                         }
@@ -619,6 +661,7 @@ impl<P: Pattern> Driver<'_, P> {
                         std::mem::swap(&mut peer.out, &mut self.out);
                     }
                     freed = std::mem::take(&mut peer.out_msgs) > 0;
+                    peer.partial = false;
                 }
                 // From here until the next call, only this task writes to the stream.
                 peer.writer_busy = !idle || batch.is_some() || self.conn.has_transmit();

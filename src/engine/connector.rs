@@ -7,23 +7,34 @@
 use super::{EndpointId, Pattern, Shared, connection, random_u64, transport};
 use crate::endpoint::Endpoint;
 use crate::monitor::MonitorEventKind;
+use crate::pattern::PeerId;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
 
 /// Connects to `endpoint` and reconnects with backoff whenever the connection ends, until the
 /// endpoint is removed (the task is then aborted) or the peer sends ERROR.
-pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, endpoint: Endpoint, id: EndpointId) {
-    let options = &shared.options;
+///
+/// `slot` is the endpoint's persistent peer slot (`immediate` off), which each connection
+/// adopts.
+pub(super) async fn run<P: Pattern>(
+    shared: Arc<Shared<P>>,
+    endpoint: Endpoint,
+    id: EndpointId,
+    slot: Option<PeerId>,
+) {
     let emit = |kind, peer: Option<&str>| shared.monitors.emit(kind, &endpoint, peer);
-    let mut backoff = options.reconnect_ivl;
+    // Read afresh at each attempt, so options changed on the live socket apply to the next
+    // attempt (libzmq applies them to its next connection).
+    let mut backoff = shared.options().reconnect_ivl;
     let mut connections = 0;
     loop {
         if matches!(endpoint, Endpoint::Tcp { .. }) {
             // As libzmq, whose non-blocking TCP connect returns EINPROGRESS every time.
             emit(MonitorEventKind::ConnectDelayed, None);
         }
-        match transport::connect(&endpoint, options).await {
+        let options = shared.options().clone();
+        match transport::connect(&endpoint, &options).await {
             Ok(stream) => {
                 let span = tracing::info_span!("peer", address = %stream.peer_label());
                 span.in_scope(|| tracing::debug!("connected"));
@@ -34,6 +45,7 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, endpoint: Endpoint, 
                     endpoint: endpoint.clone(),
                     peer,
                     reconnects: connections,
+                    slot,
                 };
                 connections += 1;
                 let connection =
@@ -45,7 +57,7 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, endpoint: Endpoint, 
                     return;
                 }
                 if ended.handshake_done {
-                    backoff = options.reconnect_ivl;
+                    backoff = shared.options().reconnect_ivl;
                 }
             }
             Err(e) => {
@@ -62,7 +74,8 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, endpoint: Endpoint, 
         let interval = ivl + jitter;
         emit(MonitorEventKind::ConnectRetried { interval }, None);
         tokio::time::sleep(interval).await;
-        if let Some(max) = options.reconnect_ivl_max
+        let max = shared.options().reconnect_ivl_max;
+        if let Some(max) = max
             && max > ivl
         {
             backoff = Some((ivl * 2).min(max));

@@ -32,7 +32,7 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, id: EndpointId, endp
         let result = match accepted {
             None => return,
             Some(result) => result.and_then(|stream| {
-                stream.configure(&shared.options)?;
+                stream.configure(&shared.options())?;
                 Ok(stream)
             }),
         };
@@ -48,6 +48,7 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, id: EndpointId, endp
                     endpoint: endpoint.clone(),
                     peer,
                     reconnects: 0,
+                    slot: None,
                 };
                 tokio::spawn(connection::run(shared.clone(), stream, link).instrument(span));
             }

@@ -26,8 +26,11 @@
 //!   allocation) and wakes the connection task only when that buffer goes from empty to
 //!   non-empty. This departs from ARCHITECTURE.md's per-peer message pipes: the "pipe" *is*
 //!   the encoded byte buffer, with the HWM counted in messages.
-//! * A peer exists in the socket's routing structures only once its handshake completed, so
-//!   ferromq behaves like libzmq with `ZMQ_IMMEDIATE=1` (see spec/sockets.md).
+//! * A connection joins the socket's routing structures once its handshake completed (like
+//!   libzmq with `ZMQ_IMMEDIATE=1`, the default here), except that with `immediate` off a
+//!   PUSH, DEALER or REQ `connect` creates a persistent peer slot at once, routable before any connection,
+//!   which each connection to that endpoint adopts and which outlives them (see
+//!   `Peer::persistent` and spec/sockets.md §4).
 //!
 //! [`wire::Connection`]: crate::wire::Connection
 
@@ -72,6 +75,9 @@ pub(crate) trait Pattern: Send + 'static {
     fn attach(&mut self, core: &mut Core, peer: PeerId) -> bool;
     /// A ready peer went away (its queued inbound messages stay readable).
     fn detach(&mut self, core: &mut Core, peer: PeerId);
+    /// The options changed on the live socket (already validated, and stored once this
+    /// returns): take up what the pattern keeps of them.
+    fn options_changed(&mut self, _core: &mut Core, _options: &SocketOptions) {}
     /// A message arrived. `Err` hands it back when the peer's inbox is full: the connection
     /// stops reading until there is room.
     fn deliver(&mut self, core: &mut Core, peer: PeerId, message: Message) -> Result<(), Message> {
@@ -137,6 +143,14 @@ pub(crate) struct Peer {
     connected_since: Option<SystemTime>,
     /// The round trip of the last heartbeat the peer answered.
     heartbeat_rtt: Option<Duration>,
+    /// The slot of a connected endpoint with `immediate` off: created at `connect`, routable
+    /// at once, adopted by each connection to that endpoint and kept between them with its
+    /// queue, until the endpoint is disconnected or the socket closes (libzmq's pipe of a
+    /// connecting session, with `ZMQ_IMMEDIATE=0`).
+    persistent: bool,
+    /// A sender's direct write left part of a message on the stream, the rest in `out`: if
+    /// the connection ends now, the rest must not start the next connection's stream.
+    partial: bool,
 }
 
 /// Encoded bytes queued for one peer beyond which blocking senders wait for the connection
@@ -158,9 +172,10 @@ pub(crate) const QUEUE_SOFT_LIMIT_BYTES: usize = 1024 * 1024;
 pub(crate) const INBOX_SOFT_LIMIT_BYTES: usize = 1024 * 1024;
 
 impl Peer {
-    /// Whether the HWM (in messages; 0: unlimited) leaves room for one more message.
+    /// Whether the HWM (in messages; 0: unlimited) leaves room for one more message: a peer
+    /// takes messages once its handshake completed, or at once if it is a `persistent` slot.
     pub fn has_room(&self, hwm: usize) -> bool {
-        self.info.is_some() && (hwm == 0 || self.out_msgs < hwm)
+        (self.info.is_some() || self.persistent) && (hwm == 0 || self.out_msgs < hwm)
     }
 
     /// Whether a blocking sender may queue now: under the HWM and the soft byte limit.
@@ -210,6 +225,7 @@ impl Peer {
             stream,
             out,
             out_msgs,
+            partial,
             ..
         } = self;
         let Some(stream) = stream.as_deref() else {
@@ -225,6 +241,7 @@ impl Peer {
                 }
             };
             out.advance(written);
+            *partial = !out.is_empty();
             if out.is_empty() {
                 *out_msgs = 0;
                 return true;
@@ -275,6 +292,9 @@ pub(crate) struct Core {
     /// The message being fanned out, encoded once for all its receivers (see
     /// [`Core::encode_for_fanout`]).
     fanout: EncodedMessage,
+    /// `conflate`: each peer's queues, in and out, keep only the newest message (the HWMs
+    /// are then unlimited: nothing ever waits for room).
+    conflate: bool,
 }
 
 /// Names one bound or connected endpoint for the lifetime of the socket (never reused), so a
@@ -292,6 +312,8 @@ struct BoundOrConnected {
     listener: Option<transport::Listener>,
     /// The listener or connector task.
     task: Option<AbortHandle>,
+    /// A connected endpoint's `persistent` peer slot (`immediate` off).
+    slot: Option<PeerId>,
 }
 
 impl BoundOrConnected {
@@ -303,10 +325,10 @@ impl BoundOrConnected {
 impl Core {
     fn new(options: &SocketOptions) -> Self {
         Core {
-            sndhwm: options.sndhwm,
+            sndhwm: 0,
             peers: PeerSlab::new(),
             lb: LoadBalancer::new(),
-            inbox: FairQueue::new(options.rcvhwm),
+            inbox: FairQueue::new(0),
             recv_wakers: WakerList::default(),
             send_wakers: WakerList::default(),
             close_wakers: WakerList::default(),
@@ -320,7 +342,25 @@ impl Core {
             departed: Traffic::default(),
             direct_write: false,
             fanout: EncodedMessage::new(),
+            conflate: options.conflate,
         }
+        .with_hwms(options)
+    }
+
+    /// Takes the HWMs from `options` (unlimited when conflating).
+    fn with_hwms(mut self, options: &SocketOptions) -> Self {
+        self.set_hwms(options);
+        self
+    }
+
+    fn set_hwms(&mut self, options: &SocketOptions) {
+        let (sndhwm, rcvhwm) = if self.conflate {
+            (0, 0)
+        } else {
+            (options.sndhwm, options.rcvhwm)
+        };
+        self.sndhwm = sndhwm;
+        self.inbox.set_hwm(rcvhwm);
     }
 
     /// Whether the socket is closing.
@@ -376,6 +416,14 @@ impl Core {
     fn queue_for(&mut self, peer: PeerId, is_message: bool, encode: impl FnOnce(&mut WriteBuf)) {
         let direct_write = self.direct_write;
         if let Some(p) = self.peers.get_mut(peer) {
+            if is_message && self.conflate && p.out_msgs > 0 {
+                // Only message sockets conflate (PUSH, PUB, DEALER): their queues hold
+                // nothing but whole messages, not yet taken by the connection task.
+                p.out.discard();
+                p.traffic.dropped += p.out_msgs as u64;
+                self.dropped_msgs += p.out_msgs as u64;
+                p.out_msgs = 0;
+            }
             let was_empty = p.out.is_empty();
             let payload_before = p.out.payload_queued();
             encode(&mut p.out);
@@ -488,6 +536,12 @@ impl Core {
         let Some(p) = self.peers.get_mut(peer) else {
             return Err(message);
         };
+        if self.conflate {
+            for older in self.inbox.take_queued(peer) {
+                p.inbox_bytes = p.inbox_bytes.saturating_sub(older.byte_len());
+                p.traffic.dropped += 1;
+            }
+        }
         if p.inbox_bytes >= INBOX_SOFT_LIMIT_BYTES {
             return Err(message);
         }
@@ -513,7 +567,7 @@ impl Core {
             return Some((peer, message));
         };
         p.inbox_bytes = p.inbox_bytes.saturating_sub(message.byte_len());
-        if !p.alive {
+        if !p.alive && !p.persistent {
             if self.inbox.queued(peer) == 0 {
                 self.release_peer(peer);
                 self.close_wakers.wake_all();
@@ -623,6 +677,7 @@ impl Core {
             endpoint: endpoint.clone(),
             listener,
             task: None,
+            slot: None,
         });
         self.last_endpoint = Some(endpoint);
         id
@@ -639,6 +694,7 @@ impl Core {
     ) -> Option<Endpoint> {
         let entry = self.endpoints.remove(index);
         let id = entry.id;
+        let slot = entry.slot;
         if let Some(task) = &entry.task {
             task.abort();
         }
@@ -658,6 +714,21 @@ impl Core {
                 peer.wake_task();
             }
         }
+        // The endpoint's slot is an ordinary peer from now on: a connection in it lingers as
+        // above; with none, what is queued for the peer is dropped (spec/sockets.md §10).
+        if let Some(slot) = slot
+            && let Some(peer) = self.peers.get_mut(slot)
+        {
+            peer.persistent = false;
+            if !peer.alive {
+                peer.out.discard();
+                peer.out_msgs = 0;
+                self.detach_peer(pattern, slot);
+                if self.inbox.queued(slot) == 0 {
+                    self.release_peer(slot);
+                }
+            }
+        }
         closed
     }
 }
@@ -673,7 +744,10 @@ pub(crate) struct State<P> {
 #[derive(Debug)]
 pub(crate) struct Shared<P> {
     pub socket_type: SocketType,
-    pub options: SocketOptions,
+    /// The current options: changed by [`SocketCore::update_options`], read by each
+    /// connection as it starts, each connect attempt and each send or receive that waits.
+    /// Lock order: the state lock first, then this one (never the reverse).
+    options: Mutex<SocketOptions>,
     /// The mechanism every connection of this socket uses (a CURVE client's generated key
     /// pair is made once, here).
     pub security: Security,
@@ -686,6 +760,12 @@ pub(crate) struct Shared<P> {
 }
 
 impl<P> Shared<P> {
+    /// The current options (the guard must not be held across an await or while taking the
+    /// state lock).
+    pub fn options(&self) -> MutexGuard<'_, SocketOptions> {
+        self.options.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Locks the socket state (a panicking holder cannot leave it half-updated in a way that
     /// matters more than stopping the socket, so poisoning is ignored).
     pub fn lock(&self) -> MutexGuard<'_, State<P>> {
@@ -702,6 +782,21 @@ pub(crate) struct SocketCore<P: Pattern> {
 impl<P: Pattern> SocketCore<P> {
     pub fn new(socket_type: SocketType, options: SocketOptions, pattern: P) -> Result<Self> {
         options.validate()?;
+        if options.conflate
+            && !matches!(
+                socket_type,
+                SocketType::Push
+                    | SocketType::Pull
+                    | SocketType::Pub
+                    | SocketType::Sub
+                    | SocketType::Dealer
+            )
+        {
+            return Err(Error::InvalidOption {
+                option: "conflate",
+                reason: "only PUSH, PULL, PUB, SUB and DEALER conflate (as in libzmq)",
+            });
+        }
         let security = options.security();
         let mut core = Core::new(&options);
         // A direct write puts encoded frames on the stream; boxed traffic must go through
@@ -721,7 +816,7 @@ impl<P: Pattern> SocketCore<P> {
         Ok(SocketCore {
             shared: Arc::new(Shared {
                 socket_type,
-                options,
+                options: Mutex::new(options),
                 security,
                 span,
                 monitors: Monitors::default(),
@@ -730,8 +825,41 @@ impl<P: Pattern> SocketCore<P> {
         })
     }
 
-    pub fn options(&self) -> &SocketOptions {
-        &self.shared.options
+    /// A copy of the current options.
+    pub fn options(&self) -> SocketOptions {
+        self.shared.options().clone()
+    }
+
+    /// Changes options on the live socket: `change` edits a copy of the current options,
+    /// which is validated and then put in force. Options libzmq applies on a live socket do
+    /// so here at once (HWMs, also for existing peers; timeouts, for calls that start waiting
+    /// from now on; linger; the pattern's flags); options about connections apply to the
+    /// next connection or connect attempt, as in libzmq. The security mechanism and
+    /// `xpub_manual` are fixed at creation: changing them is refused, as is any invalid
+    /// value, leaving every option as it was.
+    pub fn update_options(&self, change: impl FnOnce(&mut SocketOptions)) -> Result<()> {
+        let mut state = self.lock();
+        let mut options = self.shared.options();
+        let mut new = options.clone();
+        change(&mut new);
+        new.validate()?;
+        if let Some(option) = options.fixed_change(&new) {
+            return Err(Error::InvalidOption {
+                option,
+                reason: "is fixed when the socket is created",
+            });
+        }
+        let State { core, pattern } = &mut *state;
+        core.set_hwms(&new);
+        pattern.options_changed(core, &new);
+        *options = new;
+        drop(options);
+        // A higher HWM may have made room on either side.
+        for (_, peer) in core.peers.iter_mut() {
+            peer.room_freed();
+        }
+        core.send_wakers.wake_all();
+        Ok(())
     }
 
     pub fn lock(&self) -> MutexGuard<'_, State<P>> {
@@ -741,7 +869,8 @@ impl<P: Pattern> SocketCore<P> {
     pub fn bind(&self, endpoint: impl ToEndpoint) -> Result<Endpoint> {
         let endpoint = endpoint.to_endpoint()?;
         let runtime = runtime()?;
-        let (listener, bound) = match transport::bind(&endpoint, &self.shared.options) {
+        let options = self.options();
+        let (listener, bound) = match transport::bind(&endpoint, &options) {
             Ok(bound) => bound,
             Err(error) => {
                 let kind = MonitorEventKind::BindFailed {
@@ -786,9 +915,26 @@ impl<P: Pattern> SocketCore<P> {
             return Err(Error::Closed);
         }
         let id = state.core.add_endpoint(endpoint.clone(), None);
+        let immediate = self.shared.options().immediate;
+        let slot = (!immediate && queues_before_handshake(self.shared.socket_type)).then(|| {
+            let State { core, pattern } = &mut *state;
+            let slot = core.peers.insert(Peer {
+                endpoint: id,
+                persistent: true,
+                attached: true,
+                ..Peer::default()
+            });
+            pattern.attach(core, slot);
+            if let Some(entry) = core.endpoints.last_mut() {
+                entry.slot = Some(slot);
+            }
+            // Senders waiting for a peer may use this one.
+            core.send_wakers.wake_all();
+            slot
+        });
         let span = tracing::info_span!(parent: &self.shared.span, "connect", endpoint = %endpoint);
         let task =
-            runtime.spawn(connector::run(self.shared.clone(), endpoint, id).instrument(span));
+            runtime.spawn(connector::run(self.shared.clone(), endpoint, id, slot).instrument(span));
         state.core.set_task(id, task.abort_handle());
         Ok(())
     }
@@ -825,7 +971,7 @@ impl<P: Pattern> SocketCore<P> {
 
     /// When a linger period starting now ends (`None`: never).
     fn linger_deadline(&self) -> Option<Instant> {
-        self.shared.options.linger.map(|l| now() + l)
+        self.shared.options().linger.map(|l| now() + l)
     }
 
     pub fn last_endpoint(&self) -> Option<Endpoint> {
@@ -838,7 +984,7 @@ impl<P: Pattern> SocketCore<P> {
             .core
             .peers
             .iter()
-            .filter(|(_, p)| p.attached)
+            .filter(|(_, p)| p.attached && p.info.is_some())
             .count()
     }
 
@@ -848,8 +994,9 @@ impl<P: Pattern> SocketCore<P> {
 
     /// A snapshot of the socket's and its peers' counters (see [`crate::stats`]).
     pub fn stats(&self) -> SocketStats {
-        let rcvhwm = self.shared.options.rcvhwm;
-        self.lock().core.stats(self.shared.socket_type, rcvhwm)
+        let state = self.lock();
+        let rcvhwm = state.core.inbox.hwm();
+        state.core.stats(self.shared.socket_type, rcvhwm)
     }
 
     /// One try under the socket lock: `Closed` once the socket is closing, else `attempt`.
@@ -874,14 +1021,13 @@ impl<P: Pattern> SocketCore<P> {
         mut attempt: impl SendAttempt<P>,
     ) -> Result<(), SendError> {
         let mut slot = Some(message);
-        let timeout = self.shared.options.send_timeout;
-        let mut sleep = timeout.map(|t| Box::pin(tokio::time::sleep(t)));
+        let mut timer = Timer::default();
         let mut waiting = Waiting::new(self);
         poll_fn(|cx| {
             match waiting.poll(cx, |state, cx| {
                 Self::attempt_send(state, &mut slot, cx, &mut attempt)
             }) {
-                Poll::Pending => poll_timeout(&mut sleep, timeout, cx),
+                Poll::Pending => timer.poll(|| self.shared.options().send_timeout, cx),
                 ready => ready,
             }
         })
@@ -914,11 +1060,10 @@ impl<P: Pattern> SocketCore<P> {
         &self,
         mut attempt: impl FnMut(&mut State<P>, &mut Context<'_>) -> Poll<Result<T>>,
     ) -> Result<T> {
-        let timeout = self.shared.options.recv_timeout;
-        let mut sleep = timeout.map(|t| Box::pin(tokio::time::sleep(t)));
+        let mut timer = Timer::default();
         let mut waiting = Waiting::new(self);
         poll_fn(|cx| match waiting.poll(cx, &mut attempt) {
-            Poll::Pending => poll_timeout(&mut sleep, timeout, cx),
+            Poll::Pending => timer.poll(|| self.shared.options().recv_timeout, cx),
             ready => ready,
         })
         .await
@@ -994,19 +1139,36 @@ impl<P: Pattern> SocketCore<P> {
     }
 }
 
-/// The timeout half of a waiting socket call: `Timeout` once `sleep` fired.
-fn poll_timeout<T>(
-    sleep: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
-    timeout: Option<Duration>,
-    cx: &mut Context<'_>,
-) -> Poll<Result<T>> {
-    if timeout == Some(Duration::ZERO) {
-        // libzmq's 0: fail at once rather than after a turn of the timer.
-        return Poll::Ready(Err(Error::Timeout(Duration::ZERO)));
-    }
-    match sleep.as_mut().map(|s| s.as_mut().poll(cx)) {
-        Some(Poll::Ready(())) => Poll::Ready(Err(Error::Timeout(timeout.unwrap_or_default()))),
-        _ => Poll::Pending,
+/// The timeout half of a waiting socket call. The timeout is read from the options when the
+/// call first has to wait (a call that never waits neither reads it nor allocates a timer),
+/// so a timeout changed on the live socket applies to calls that start waiting afterwards.
+#[derive(Default)]
+struct Timer {
+    /// `Some` once the call waited: the timeout then in force and its sleep (`None`: none).
+    armed: Option<(Option<Duration>, Option<PinnedSleep>)>,
+}
+
+type PinnedSleep = std::pin::Pin<Box<tokio::time::Sleep>>;
+
+impl Timer {
+    /// `Timeout` once the timeout passed since the call first waited.
+    fn poll<T>(
+        &mut self,
+        timeout: impl FnOnce() -> Option<Duration>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<T>> {
+        let (timeout, sleep) = self.armed.get_or_insert_with(|| {
+            let timeout = timeout();
+            (timeout, timeout.map(|t| Box::pin(tokio::time::sleep(t))))
+        });
+        if *timeout == Some(Duration::ZERO) {
+            // libzmq's 0: fail at once rather than after a turn of the timer.
+            return Poll::Ready(Err(Error::Timeout(Duration::ZERO)));
+        }
+        match sleep.as_mut().map(|s| s.as_mut().poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Err(Error::Timeout(timeout.unwrap_or_default()))),
+            _ => Poll::Pending,
+        }
     }
 }
 
@@ -1140,6 +1302,17 @@ impl<P: Pattern> Drop for SocketCore<P> {
     fn drop(&mut self) {
         self.begin_close();
     }
+}
+
+/// Socket types whose connected endpoints get a peer slot at `connect` when `immediate` is off,
+/// so that sends queue for a peer still connecting: the load-balancing senders (libzmq does
+/// this for every type; for the others it changes nothing a ferromq socket can observe, or,
+/// for PAIR, is not done: spec/sockets.md §10).
+fn queues_before_handshake(socket_type: SocketType) -> bool {
+    matches!(
+        socket_type,
+        SocketType::Push | SocketType::Dealer | SocketType::Req
+    )
 }
 
 /// The clock, through tokio so that tests with a paused clock control it.

@@ -50,6 +50,7 @@ fn connect_mock(socket: &SocketCore<TestPattern>) -> MockPeer {
         endpoint,
         peer: Some("mock peer".into()),
         reconnects: 0,
+        slot: None,
     };
     tokio::spawn(connection::run(shared, Stream::Mock(io), link));
     peer

@@ -197,20 +197,36 @@ pub(crate) fn bind(endpoint: &Endpoint, options: &SocketOptions) -> Result<(List
         Endpoint::Tcp { host, port } => {
             let addr = match host {
                 Host::Ip(ip) => SocketAddr::new(*ip, *port),
+                Host::Any if options.ipv6 => SocketAddr::from(([0u16; 8], *port)),
                 Host::Any => SocketAddr::from(([0, 0, 0, 0], *port)),
                 // A lookup that fails says why only in its text ("failed to lookup address
                 // information"), so any failure is reported as the unresolvable endpoint.
                 Host::Name(name) => (name.as_str(), *port)
                     .to_socket_addrs()
                     .ok()
-                    .and_then(|mut addrs| addrs.next())
+                    .and_then(|addrs| usable(addrs, options.ipv6).next())
                     .ok_or_else(|| Error::Unresolvable(endpoint.to_string()))?,
             };
-            let socket = socket2::Socket::new(
-                socket2::Domain::for_address(addr),
-                socket2::Type::STREAM,
-                Some(socket2::Protocol::TCP),
-            )?;
+            let new_socket = |addr| {
+                socket2::Socket::new(
+                    socket2::Domain::for_address(addr),
+                    socket2::Type::STREAM,
+                    Some(socket2::Protocol::TCP),
+                )
+            };
+            let (socket, addr) = match (host, new_socket(addr)) {
+                // ZMQ_IPV6 on `*`: both families on one socket (IPV6_V6ONLY off); a host
+                // without IPv6 gets IPv4 alone, as with libzmq.
+                (Host::Any, Ok(socket)) if addr.is_ipv6() => {
+                    socket.set_only_v6(false)?;
+                    (socket, addr)
+                }
+                (Host::Any, Err(_)) if addr.is_ipv6() => {
+                    let addr = SocketAddr::from(([0, 0, 0, 0], *port));
+                    (new_socket(addr)?, addr)
+                }
+                (_, socket) => (socket?, addr),
+            };
             socket.set_reuse_address(true)?;
             set_buffer_sizes(&SockRef::from(&socket), options)?;
             socket.bind(&addr.into())?;
@@ -248,16 +264,25 @@ pub(crate) fn bind(endpoint: &Endpoint, options: &SocketOptions) -> Result<(List
     }
 }
 
+/// The resolved addresses a socket may use: IPv4 only unless `ipv6` is on (ZMQ_IPV6), as
+/// libzmq resolves names.
+fn usable(addrs: impl Iterator<Item = SocketAddr>, ipv6: bool) -> impl Iterator<Item = SocketAddr> {
+    addrs.filter(move |addr| ipv6 || addr.is_ipv4())
+}
+
 /// Connects once (no retry; the connector task retries).
 pub(crate) async fn connect(endpoint: &Endpoint, options: &SocketOptions) -> Result<Stream> {
     match endpoint {
         Endpoint::Tcp { host, port } => {
             let addrs: Vec<SocketAddr> = match host {
                 Host::Ip(ip) => vec![SocketAddr::new(*ip, *port)],
-                Host::Name(name) => tokio::net::lookup_host((name.as_str(), *port))
-                    .await
-                    .map_err(|_| Error::Unresolvable(endpoint.to_string()))?
-                    .collect(),
+                Host::Name(name) => usable(
+                    tokio::net::lookup_host((name.as_str(), *port))
+                        .await
+                        .map_err(|_| Error::Unresolvable(endpoint.to_string()))?,
+                    options.ipv6,
+                )
+                .collect(),
                 Host::Any => {
                     return Err(Error::InvalidEndpoint {
                         endpoint: endpoint.to_string(),
@@ -298,7 +323,13 @@ async fn connect_tcp(addr: SocketAddr, options: &SocketOptions) -> io::Result<Tc
         TcpSocket::new_v6()?
     };
     set_buffer_sizes(&SockRef::from(&socket), options)?;
-    let stream = socket.connect(addr).await?;
+    let stream = match options.connect_timeout.filter(|t| !t.is_zero()) {
+        // Dropping the connect future closes the half-open socket.
+        Some(limit) => tokio::time::timeout(limit, socket.connect(addr))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect_timeout passed"))??,
+        None => socket.connect(addr).await?,
+    };
     configure_tcp(&stream, options)?;
     Ok(stream)
 }

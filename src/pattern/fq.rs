@@ -91,6 +91,20 @@ impl<T> FairQueue<T> {
         Ok(())
     }
 
+    /// Empties `id`'s queue, keeping the peer (a conflating socket keeps only the newest
+    /// item); returns the items taken out.
+    pub fn take_queued(&mut self, id: PeerId) -> VecDeque<T> {
+        let Some(queue) = self.queues.get_mut(id) else {
+            return VecDeque::new();
+        };
+        let taken = std::mem::take(queue);
+        if !taken.is_empty() {
+            self.ready.retain(|p| *p != id);
+            self.total -= taken.len();
+        }
+        taken
+    }
+
     /// Takes one item from the peer whose turn it is, then moves that peer to the back of the
     /// rotation if it has more.
     pub fn pop(&mut self) -> Option<(PeerId, T)> {

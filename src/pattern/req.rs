@@ -131,6 +131,13 @@ impl ReqState {
         }
     }
 
+    /// Changes `relaxed` and `correlate` (options changed on a live socket): they apply from
+    /// the next request or reply.
+    pub fn set_flags(&mut self, relaxed: bool, correlate: bool) {
+        self.relaxed = relaxed;
+        self.correlate = correlate;
+    }
+
     /// Whether a request may be sent now.
     pub fn check_send(&self) -> Result<(), StateError> {
         match self.phase {

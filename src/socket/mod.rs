@@ -206,9 +206,71 @@ macro_rules! socket_common {
                 self.core.peer_count()
             }
 
-            /// The options the socket was created with.
-            pub fn options(&self) -> &$crate::options::SocketOptions {
+            /// The options in force now: those the socket was created with, as changed since
+            /// by [`update_options`](Self::update_options) and the `set_*` methods.
+            pub fn options(&self) -> $crate::options::SocketOptions {
                 self.core.options()
+            }
+
+            /// Changes options on the live socket (libzmq's `zmq_setsockopt` after creation):
+            /// `change` edits a copy of the current options, which is validated and put in
+            /// force, or refused with `Error::InvalidOption` leaving every option as it was.
+            /// HWMs apply at once, to existing peers too; timeouts to calls that start waiting
+            /// afterwards; linger to the next close, unbind or disconnect; socket-type flags
+            /// (`router_mandatory`, `req_relaxed`, `xpub_verbose`, …) to the next message;
+            /// options about connections (heartbeats, handshake interval, reconnect
+            /// intervals, routing id, keepalive, buffers, backlog) to the next connection,
+            /// connect attempt or bind, as in libzmq. The security options and `xpub_manual`
+            /// are fixed at creation (spec/sockets.md §11).
+            ///
+            /// ```
+            /// # #[tokio::main(flavor = "current_thread")]
+            /// # async fn main() -> ferromq::Result<()> {
+            #[doc = concat!("let socket = ferromq::", stringify!($ty), "::new();")]
+            /// socket.update_options(|o| {
+            ///     o.sndhwm = 10;
+            ///     o.linger = Some(std::time::Duration::ZERO);
+            /// })?;
+            /// assert_eq!(socket.options().sndhwm, 10);
+            /// # Ok(())
+            /// # }
+            /// ```
+            pub fn update_options(
+                &self,
+                change: impl FnOnce(&mut $crate::options::SocketOptions),
+            ) -> $crate::Result<()> {
+                self.core.update_options(change)
+            }
+
+            super::live_setters! {
+                /// Sets the send high-water mark (ZMQ_SNDHWM) on the live socket; it applies
+                /// to every peer at once (a peer already holding more keeps its messages).
+                set_sndhwm => sndhwm: usize,
+                /// Sets the receive high-water mark (ZMQ_RCVHWM) on the live socket; it
+                /// applies to every peer at once.
+                set_rcvhwm => rcvhwm: usize,
+                /// Sets the send timeout (ZMQ_SNDTIMEO) for sends that start waiting from now.
+                set_send_timeout => send_timeout: impl Into<Option<std::time::Duration>>,
+                /// Sets the receive timeout (ZMQ_RCVTIMEO) for receives that start waiting
+                /// from now.
+                set_recv_timeout => recv_timeout: impl Into<Option<std::time::Duration>>,
+                /// Sets the linger period (ZMQ_LINGER) of the next close, unbind or
+                /// disconnect.
+                set_linger => linger: impl Into<Option<std::time::Duration>>,
+                /// Sets the reconnect interval (ZMQ_RECONNECT_IVL), from the next connect
+                /// attempt.
+                set_reconnect_ivl => reconnect_ivl: impl Into<Option<std::time::Duration>>,
+                /// Sets the reconnect backoff bound (ZMQ_RECONNECT_IVL_MAX), from the next
+                /// connect attempt.
+                set_reconnect_ivl_max => reconnect_ivl_max: impl Into<Option<std::time::Duration>>,
+                /// Sets the heartbeat interval (ZMQ_HEARTBEAT_IVL) of new connections.
+                set_heartbeat_ivl => heartbeat_ivl: impl Into<Option<std::time::Duration>>,
+                /// Sets the heartbeat timeout (ZMQ_HEARTBEAT_TIMEOUT) of new connections.
+                set_heartbeat_timeout => heartbeat_timeout: impl Into<Option<std::time::Duration>>,
+                /// Sets the heartbeat TTL (ZMQ_HEARTBEAT_TTL) announced by new connections.
+                set_heartbeat_ttl => heartbeat_ttl: impl Into<Option<std::time::Duration>>,
+                /// Sets the handshake interval (ZMQ_HANDSHAKE_IVL) of new connections.
+                set_handshake_ivl => handshake_ivl: impl Into<Option<std::time::Duration>>,
             }
 
             /// A new stream of this socket's endpoint and connection events, from now on
@@ -277,8 +339,15 @@ macro_rules! socket_common {
                 self.core.peer_count()
             }
 
-            fn options(&self) -> &$crate::options::SocketOptions {
+            fn options(&self) -> $crate::options::SocketOptions {
                 self.core.options()
+            }
+
+            fn update_options(
+                &self,
+                change: impl FnOnce(&mut $crate::options::SocketOptions),
+            ) -> $crate::Result<()> {
+                self.core.update_options(change)
             }
 
             fn monitor(&self) -> $crate::monitor::Monitor {
@@ -296,6 +365,23 @@ macro_rules! socket_common {
     };
 }
 pub(crate) use socket_common;
+
+/// `set_*` methods changing one option on a live socket through `update_options`:
+/// `method => field: type` (`impl Into<…>` types are converted).
+macro_rules! live_setters {
+    ($($(#[$doc:meta])* $method:ident => $field:ident: $ty:ty),* $(,)?) => {
+        $(
+            $(#[$doc])*
+            ///
+            /// Fails with `Error::InvalidOption`, changing nothing, if the value is invalid.
+            pub fn $method(&self, value: $ty) -> $crate::Result<()> {
+                let value = value.into();
+                self.core.update_options(|o| o.$field = value)
+            }
+        )*
+    };
+}
+pub(crate) use live_setters;
 
 /// What every socket type has, for code generic over socket types (a tool that opens the
 /// socket type it is told, a proxy, a test run against every type). Each socket also has
@@ -347,8 +433,14 @@ pub trait Socket: Sized + Send + Sync + 'static {
     /// Peers connected with a completed handshake.
     fn peer_count(&self) -> usize;
 
-    /// The options the socket was created with.
-    fn options(&self) -> &crate::options::SocketOptions;
+    /// The options in force now.
+    fn options(&self) -> crate::options::SocketOptions;
+
+    /// Changes options on the live socket, as each socket's `update_options`.
+    fn update_options(
+        &self,
+        change: impl FnOnce(&mut crate::options::SocketOptions),
+    ) -> crate::Result<()>;
 
     /// A new stream of the socket's endpoint and connection events, from now on (see
     /// [`crate::monitor`]).

@@ -5,7 +5,9 @@
 //! every (re)connect; a publisher matches each message's first frame against a
 //! [`SubscriptionTrie`], encodes the message once and queues it only for the peers that asked
 //! for it. A publisher never waits: a subscriber at its send high-water mark loses the whole
-//! message, and the socket counts the loss. spec/pubsub.md lists every departure from libzmq.
+//! message, and the socket counts the loss (unless `xpub_nodrop` is set: the send then waits).
+//! `invert_matching` sends to, and receives, what does *not* match. spec/pubsub.md lists every
+//! departure from libzmq; spec/sockets.md §11 these options.
 
 use crate::engine::{Core, Pattern, QUEUE_SOFT_LIMIT_BYTES, SocketCore, State, WaitKey, WakerList};
 use crate::error::{Error, Result, SendError};
@@ -132,16 +134,72 @@ struct Publisher {
     matched: Vec<PeerId>,
     /// Tasks in `wait_for_subscribers`.
     subscriber_wakers: WakerList,
+    /// Peers whose handshake completed, subscribed or not (`invert_matching` sends to those
+    /// that do not match).
+    attached: Vec<PeerId>,
+    /// `invert_matching`: send to the peers whose subscriptions do not match.
+    invert: bool,
+    /// `xpub_nodrop`: a send waits while a receiving peer is at its HWM.
+    nodrop: bool,
 }
 
 impl Publisher {
-    fn new() -> Self {
+    fn new(options: &SocketOptions) -> Self {
         Publisher {
             trie: SubscriptionTrie::new(),
             prefixes_held: PeerPrefixes::default(),
             matched: Vec::new(),
             subscriber_wakers: WakerList::default(),
+            attached: Vec::new(),
+            invert: options.invert_matching,
+            nodrop: options.xpub_nodrop,
         }
+    }
+
+    fn options_changed(&mut self, options: &SocketOptions) {
+        self.invert = options.invert_matching;
+        self.nodrop = options.xpub_nodrop;
+    }
+
+    fn attach(&mut self, peer: PeerId) {
+        self.attached.push(peer);
+    }
+
+    /// Puts the peers `message` goes to in `self.matched`: those with a matching
+    /// subscription, or with `invert_matching` every other attached peer. False when the
+    /// message has no frames.
+    fn find_receivers(&mut self, message: &Message) -> bool {
+        let Some(topic) = message.first() else {
+            return false;
+        };
+        self.trie.matching_peers(topic, &mut self.matched);
+        if self.invert {
+            let matching = std::mem::take(&mut self.matched);
+            self.matched.extend(
+                self.attached
+                    .iter()
+                    .copied()
+                    .filter(|peer| !matching.contains(peer)),
+            );
+        }
+        true
+    }
+
+    /// With `xpub_nodrop`: whether every peer `message` goes to has room under its HWM (if
+    /// not, the send waits, registered as a sender). Always true without it.
+    fn ready_for(&mut self, core: &mut Core, message: &Message, cx: &Context<'_>) -> bool {
+        if !self.nodrop || !self.find_receivers(message) {
+            return true;
+        }
+        let hwm = core.sndhwm;
+        let ready = self
+            .matched
+            .iter()
+            .all(|&peer| core.peers.get(peer).is_none_or(|p| p.has_room(hwm)));
+        if !ready {
+            core.park_send(cx);
+        }
+        ready
     }
 
     /// Applies one subscribe or cancel of `peer` to the trie.
@@ -159,6 +217,7 @@ impl Publisher {
 
     /// Forgets a departed peer; `on_last` sees each prefix no peer holds any more.
     fn remove_peer(&mut self, peer: PeerId, on_last: impl FnMut(&[u8])) {
+        self.attached.retain(|&p| p != peer);
         self.trie.remove_peer(peer, on_last);
         self.prefixes_held.remove_peer(peer);
     }
@@ -177,11 +236,7 @@ impl Publisher {
     /// receiving peer's queue reached the soft byte limit or half its HWM (the sender should
     /// yield: small messages reach the HWM long before the byte limit).
     fn distribute(&mut self, core: &mut Core, message: &Message) -> bool {
-        let Some(topic) = message.first() else {
-            return false;
-        };
-        self.trie.matching_peers(topic, &mut self.matched);
-        if self.matched.is_empty() {
+        if !self.find_receivers(message) || self.matched.is_empty() {
             return false;
         }
         core.encode_for_fanout(message);
@@ -207,15 +262,59 @@ impl Publisher {
 /// queueing until every subscriber hit its HWM and started losing messages, even subscribers
 /// fast enough to take everything. One yield lets their tasks write the batch out; it does not
 /// wait for anything, so a stalled subscriber still cannot slow the publisher down.
+/// With `xpub_nodrop`, a receiving peer at its HWM makes it wait instead (honouring the send
+/// timeout).
 async fn publish<P: Pattern>(
     core: &SocketCore<P>,
     message: Message,
-    publisher: impl FnOnce(&mut P) -> &mut Publisher,
+    publisher: impl Fn(&mut P) -> &mut Publisher,
 ) -> Result<(), SendError> {
+    let message = super::non_empty(message)?;
+    let nodrop = publisher(&mut core.lock().pattern).nodrop;
+    if nodrop {
+        return core
+            .send_with(message, |state, slot, cx| {
+                nodrop_attempt(state, slot, cx, &publisher)
+            })
+            .await;
+    }
     if publish_now(core, message, publisher)? {
         tokio::task::yield_now().await;
     }
     Ok(())
+}
+
+/// One attempt of an `xpub_nodrop` send: fan out once every receiver has room.
+fn nodrop_attempt<P>(
+    state: &mut State<P>,
+    slot: &mut Option<Message>,
+    cx: &mut Context<'_>,
+    publisher: impl Fn(&mut P) -> &mut Publisher,
+) -> Poll<Result<()>> {
+    let State { core, pattern } = state;
+    let publisher = publisher(pattern);
+    let Some(message) = slot.as_ref() else {
+        return Poll::Ready(Ok(()));
+    };
+    if !publisher.ready_for(core, message, cx) {
+        return Poll::Pending;
+    }
+    publisher.distribute(core, message);
+    slot.take();
+    Poll::Ready(Ok(()))
+}
+
+/// `try_send` for PUB and XPUB: as `send`, except that with `xpub_nodrop` a receiving peer at
+/// its HWM fails it with `WouldBlock` (the message handed back) instead of waiting.
+fn try_publish<P: Pattern>(
+    core: &SocketCore<P>,
+    message: Message,
+    publisher: impl Fn(&mut P) -> &mut Publisher,
+) -> Result<(), SendError> {
+    let message = super::non_empty(message)?;
+    core.try_send_with(message, |state, slot, cx| {
+        nodrop_attempt(state, slot, cx, &publisher)
+    })
 }
 
 /// Sends `message` to matching subscribers; returns whether some subscriber's queue is long
@@ -228,7 +327,16 @@ fn publish_now<P: Pattern>(
     let message = super::non_empty(message)?;
     let mut state = core.lock();
     let State { core, pattern } = &mut *state;
-    Ok(publisher(pattern).distribute(core, &message))
+    let publisher = publisher(pattern);
+    if publisher.nodrop {
+        // A sink or proxy send of an `xpub_nodrop` socket: it cannot wait here, so a receiver
+        // at its HWM fails it.
+        let cx = Context::from_waker(std::task::Waker::noop());
+        if !publisher.ready_for(core, &message, &cx) {
+            return Err(SendError::new(Error::WouldBlock, message));
+        }
+    }
+    Ok(publisher.distribute(core, &message))
 }
 
 /// The proxy's send for PUB and XPUB: fans the message out and never waits; reports a long
@@ -441,17 +549,23 @@ pub(crate) struct PubPattern {
 }
 
 impl PubPattern {
-    fn new(_: &SocketOptions) -> Self {
+    fn new(options: &SocketOptions) -> Self {
         PubPattern {
-            publisher: Publisher::new(),
+            publisher: Publisher::new(options),
         }
     }
 }
 
 impl Pattern for PubPattern {
-    /// A subscriber receives nothing until it subscribes.
-    fn attach(&mut self, _: &mut Core, _: PeerId) -> bool {
+    /// A subscriber receives nothing until it subscribes (with `invert_matching`, everything
+    /// until it subscribes).
+    fn attach(&mut self, _: &mut Core, peer: PeerId) -> bool {
+        self.publisher.attach(peer);
         true
+    }
+
+    fn options_changed(&mut self, _: &mut Core, options: &SocketOptions) {
+        self.publisher.options_changed(options);
     }
 
     fn detach(&mut self, _: &mut Core, peer: PeerId) {
@@ -502,6 +616,12 @@ impl Pub {
     pub async fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
         publish(&self.core, message.into(), |p| &mut p.publisher).await
     }
+
+    /// Publishes without waiting: as [`Pub::send`], except that with `xpub_nodrop` a
+    /// subscriber at its HWM fails it with [`Error::WouldBlock`], handing the message back.
+    pub fn try_send(&self, message: impl Into<Message>) -> Result<(), SendError> {
+        try_publish(&self.core, message.into(), |p| &mut p.publisher)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -539,12 +659,15 @@ pub struct Sub {
 #[derive(Debug)]
 pub(crate) struct SubPattern {
     subscriber: Subscriber,
+    /// `invert_matching`: receive the messages that match no subscription.
+    invert: bool,
 }
 
 impl SubPattern {
-    fn new(_: &SocketOptions) -> Self {
+    fn new(options: &SocketOptions) -> Self {
         SubPattern {
             subscriber: Subscriber::new(),
+            invert: options.invert_matching,
         }
     }
 
@@ -554,7 +677,7 @@ impl SubPattern {
             match core.recv_fair(cx) {
                 Poll::Ready(Ok((_, message))) => {
                     let topic = message.first().map_or(&[][..], |f| &f[..]);
-                    if self.subscriber.subscriptions.matches(topic) {
+                    if self.subscriber.subscriptions.matches(topic) != self.invert {
                         return Poll::Ready(Ok(message));
                     }
                 }
@@ -565,6 +688,10 @@ impl SubPattern {
 }
 
 impl Pattern for SubPattern {
+    fn options_changed(&mut self, _: &mut Core, options: &SocketOptions) {
+        self.invert = options.invert_matching;
+    }
+
     fn attach(&mut self, core: &mut Core, peer: PeerId) -> bool {
         self.subscriber.attach(core, peer);
         true
@@ -689,7 +816,7 @@ pub(crate) struct XPubPattern {
 impl XPubPattern {
     fn new(options: &SocketOptions) -> Self {
         XPubPattern {
-            publisher: Publisher::new(),
+            publisher: Publisher::new(options),
             verbose: options.xpub_verbose,
             requested: options.xpub_manual.then(Default::default),
             welcome: options
@@ -763,6 +890,17 @@ impl XPubPattern {
 }
 
 impl Pattern for XPubPattern {
+    fn options_changed(&mut self, _: &mut Core, options: &SocketOptions) {
+        self.publisher.options_changed(options);
+        self.verbose = options.xpub_verbose;
+        self.rcvhwm = options.rcvhwm;
+        self.welcome = options
+            .xpub_welcome_msg
+            .clone()
+            .filter(|w| !w.is_empty())
+            .map(Message::from);
+    }
+
     fn forget_waiter(&mut self, key: WaitKey) {
         self.publisher.subscriber_wakers.remove(key);
     }
@@ -773,6 +911,7 @@ impl Pattern for XPubPattern {
 
     fn attach(&mut self, core: &mut Core, peer: PeerId) -> bool {
         core.inbox.add_peer(peer);
+        self.publisher.attach(peer);
         if let Some(welcome) = &self.welcome {
             core.enqueue(peer, welcome);
         }
@@ -856,12 +995,24 @@ crate::proxy::proxied!(
 );
 
 impl XPub {
+    super::live_setters! {
+        /// Sets `xpub_verbose` (ZMQ_XPUB_VERBOSE) on the live socket, from the next
+        /// subscription.
+        set_xpub_verbose => xpub_verbose: bool,
+    }
+
     /// Publishes a message to every matching subscriber; never waits (see [`Pub::send`]).
     ///
     /// Cancel-safe: the message is queued (or dropped for a full subscriber, as above) at the
     /// first poll, before anything can cancel it.
     pub async fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
         publish(&self.core, message.into(), |p| &mut p.publisher).await
+    }
+
+    /// Publishes without waiting: as [`XPub::send`], except that with `xpub_nodrop` a
+    /// subscriber at its HWM fails it with [`Error::WouldBlock`], handing the message back.
+    pub fn try_send(&self, message: impl Into<Message>) -> Result<(), SendError> {
+        try_publish(&self.core, message.into(), |p| &mut p.publisher)
     }
 
     /// Receives the next subscription notification (`1`/`0` then the prefix) or upstream

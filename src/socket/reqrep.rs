@@ -95,6 +95,11 @@ impl ReqPattern {
 }
 
 impl Pattern for ReqPattern {
+    fn options_changed(&mut self, _: &mut Core, options: &SocketOptions) {
+        self.state
+            .set_flags(options.req_relaxed, options.req_correlate);
+    }
+
     fn attach(&mut self, core: &mut Core, peer: PeerId) -> bool {
         core.lb.add_peer(peer);
         core.inbox.add_peer(peer);
@@ -144,6 +149,13 @@ crate::proxy::proxied!(
 );
 
 impl Req {
+    super::live_setters! {
+        /// Sets `req_relaxed` (ZMQ_REQ_RELAXED) on the live socket, from the next send.
+        set_req_relaxed => req_relaxed: bool,
+        /// Sets `req_correlate` (ZMQ_REQ_CORRELATE) on the live socket, from the next request.
+        set_req_correlate => req_correlate: bool,
+    }
+
     /// Sends a request to the next peer with room, waiting while none has (or until the
     /// send timeout). Fails with [`Error::WrongState`] while a reply is outstanding, unless
     /// `req_relaxed` is set.

@@ -142,6 +142,12 @@ impl RouterPattern {
 }
 
 impl Pattern for RouterPattern {
+    fn options_changed(&mut self, _: &mut Core, options: &SocketOptions) {
+        self.mandatory = options.router_mandatory;
+        self.handover = options.router_handover;
+        self.notify = options.router_notify;
+    }
+
     fn attach(&mut self, core: &mut Core, peer: PeerId) -> bool {
         let announced = core
             .peers
@@ -215,6 +221,15 @@ crate::proxy::proxied!(
 );
 
 impl Router {
+    super::live_setters! {
+        /// Sets `router_mandatory` (ZMQ_ROUTER_MANDATORY) on the live socket, from the next
+        /// send.
+        set_router_mandatory => router_mandatory: bool,
+        /// Sets `router_handover` (ZMQ_ROUTER_HANDOVER) on the live socket, from the next
+        /// peer.
+        set_router_handover => router_handover: bool,
+    }
+
     /// Sends `[routing id, frames…]` to the peer with that routing id, without the id frame.
     /// See the type docs for unknown ids and full peers.
     ///

@@ -255,6 +255,13 @@ impl WriteBuf {
         Self::default()
     }
 
+    /// Drops everything queued (a conflating socket replacing its queued message).
+    pub fn discard(&mut self) {
+        self.chunks.clear();
+        self.tail.clear();
+        self.len = 0;
+    }
+
     /// Bytes queued and not yet written.
     pub fn len(&self) -> usize {
         self.len

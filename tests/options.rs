@@ -1,0 +1,717 @@
+//! Options: built outside the crate with `SocketOptions::builder()`, changed on live sockets,
+//! and the options added for issue #15 (spec/sockets.md §11).
+
+use ferromq::monitor::{Monitor, MonitorEvent};
+use ferromq::{
+    Dealer, Endpoint, Error, Pub, Pull, Push, Rep, Router, SocketOptions, Sub, XPub, XSub,
+};
+use futures::StreamExt;
+use std::time::Duration;
+use tokio::time::timeout;
+
+const TEST_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The next event, failing the test if none comes in time.
+async fn next(monitor: &mut Monitor) -> MonitorEvent {
+    timeout(TEST_TIMEOUT, monitor.next())
+        .await
+        .expect("timed out waiting for a monitor event")
+        .expect("the monitor ended")
+}
+
+/// Skips events until one named `name` arrives.
+async fn until(monitor: &mut Monitor, name: &str) -> MonitorEvent {
+    loop {
+        let event = next(monitor).await;
+        if event.kind.name() == name {
+            return event;
+        }
+    }
+}
+
+#[tokio::test]
+async fn builder_makes_options_outside_the_crate_and_sockets_use_them() {
+    let options = SocketOptions::builder()
+        .sndhwm(7)
+        .rcvhwm(0)
+        .linger(Duration::ZERO)
+        .send_timeout(Duration::from_millis(50))
+        .recv_timeout(None)
+        .reconnect_ivl(Duration::from_millis(20))
+        .routing_id("client-7")
+        .max_msg_size(Some(1 << 20))
+        .build()
+        .unwrap();
+    assert_eq!(options.sndhwm, 7);
+    assert_eq!(options.rcvhwm, 0);
+    assert_eq!(options.linger, Some(Duration::ZERO));
+    assert_eq!(options.routing_id.as_deref(), Some(&b"client-7"[..]));
+    assert_eq!(options.max_msg_size, Some(1 << 20));
+    // Everything not set keeps libzmq's default.
+    let defaults = SocketOptions::default();
+    assert_eq!(options.heartbeat_ivl, defaults.heartbeat_ivl);
+    assert_eq!(options.backlog, defaults.backlog);
+
+    // Starting from existing options keeps them.
+    let again = ferromq::SocketOptionsBuilder::from(options.clone())
+        .build()
+        .unwrap();
+    assert_eq!(again, options);
+
+    let push = Push::with_options(options).unwrap();
+    assert_eq!(push.options().sndhwm, 7);
+    // No peer, 50 ms send timeout: the option is in force.
+    let error = timeout(TEST_TIMEOUT, push.send("x"))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(error.error, Error::Timeout(_)), "{error:?}");
+}
+
+#[test]
+fn builder_refuses_bad_values_naming_the_option() {
+    let refused = |built: ferromq::Result<SocketOptions>| match built {
+        Err(Error::InvalidOption { option, .. }) => option,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert_eq!(
+        refused(
+            SocketOptions::builder()
+                .reconnect_ivl(Duration::ZERO)
+                .build()
+        ),
+        "reconnect_ivl"
+    );
+    assert_eq!(
+        refused(SocketOptions::builder().routing_id(vec![0u8, 1]).build()),
+        "routing_id"
+    );
+    assert_eq!(
+        refused(SocketOptions::builder().backlog(0).build()),
+        "backlog"
+    );
+}
+
+/// A PUSH connected to a bound PULL, once its handshake completed.
+async fn connected_pair(push_options: SocketOptions) -> (Push, Pull) {
+    let pull = Pull::new();
+    let endpoint = pull.bind("tcp://127.0.0.1:0").unwrap();
+    let push = Push::with_options(push_options).unwrap();
+    let mut monitor = push.monitor();
+    push.connect(&endpoint).unwrap();
+    until(&mut monitor, "handshake_succeeded").await;
+    (push, pull)
+}
+
+/// Queues with `try_send` until the PUSH refuses; returns how many it took.
+fn fill(push: &Push, from: usize) -> usize {
+    let mut sent = 0;
+    loop {
+        match push.try_send(format!("{}", from + sent)) {
+            Ok(()) => sent += 1,
+            Err(e) => {
+                assert!(matches!(e.error, Error::WouldBlock), "{e}");
+                return sent;
+            }
+        }
+        assert!(sent < 100, "the HWM never pushed back");
+    }
+}
+
+// One thread, and no await between the sends: the connection task cannot take the queue, so
+// the HWM alone decides what fits.
+#[tokio::test(flavor = "current_thread")]
+async fn send_hwm_changed_on_a_live_socket_applies_to_the_connected_peer() {
+    timeout(TEST_TIMEOUT, async {
+        let (push, pull) =
+            connected_pair(SocketOptions::builder().sndhwm(2).build().unwrap()).await;
+        assert_eq!(fill(&push, 0), 2);
+        push.set_sndhwm(5).unwrap();
+        assert_eq!(push.options().sndhwm, 5);
+        assert_eq!(
+            fill(&push, 2),
+            3,
+            "the raised HWM applies to the existing peer"
+        );
+        push.set_sndhwm(1).unwrap();
+        assert_eq!(fill(&push, 5), 0, "a lowered HWM keeps what is queued");
+        for i in 0..5 {
+            assert_eq!(pull.recv().await.unwrap().frames()[0], format!("{i}"));
+        }
+        // Drained: the lowered HWM now allows one.
+        assert_eq!(fill(&push, 5), 1);
+    })
+    .await
+    .unwrap();
+}
+
+/// Waits until `pull` holds `n` messages in its inbox (polling the counters).
+async fn until_queued(pull: &Pull, n: usize) {
+    while pull.stats().queued_in != n {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn receive_hwm_raised_on_a_live_socket_lets_the_connection_read_on() {
+    timeout(TEST_TIMEOUT, async {
+        let pull = Pull::with_options(SocketOptions::builder().rcvhwm(1).build().unwrap()).unwrap();
+        let endpoint = pull.bind("tcp://127.0.0.1:0").unwrap();
+        let push = Push::new();
+        push.connect(&endpoint).unwrap();
+        for i in 0..4 {
+            push.send(format!("{i}")).await.unwrap();
+        }
+        until_queued(&pull, 1).await;
+        pull.set_rcvhwm(10).unwrap();
+        // The connection was waiting for room: it reads the rest now.
+        until_queued(&pull, 4).await;
+        for i in 0..4 {
+            assert_eq!(pull.recv().await.unwrap().frames()[0], format!("{i}"));
+        }
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn timeouts_changed_on_a_live_socket_apply_to_the_next_call() {
+    timeout(TEST_TIMEOUT, async {
+        let pull = Pull::new();
+        pull.set_recv_timeout(Duration::from_millis(30)).unwrap();
+        let error = pull.recv().await.unwrap_err();
+        assert!(
+            matches!(error, Error::Timeout(t) if t == Duration::from_millis(30)),
+            "{error:?}"
+        );
+        pull.set_recv_timeout(Duration::ZERO).unwrap();
+        assert!(matches!(
+            pull.recv().await,
+            Err(Error::Timeout(Duration::ZERO))
+        ));
+
+        let push = Push::new();
+        push.set_send_timeout(Duration::from_millis(30)).unwrap();
+        let error = push.send("nobody").await.unwrap_err();
+        assert!(
+            matches!(error.error, Error::Timeout(t) if t == Duration::from_millis(30)),
+            "{error:?}"
+        );
+        push.set_send_timeout(None).unwrap();
+        assert_eq!(push.options().send_timeout, None);
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn linger_changed_on_a_live_socket_applies_to_close() {
+    timeout(TEST_TIMEOUT, async {
+        // A libzmq PULL that completes the handshake and never reads, with small buffers.
+        let ctx = zmq::Context::new();
+        let sink = ctx.socket(zmq::PULL).unwrap();
+        sink.set_rcvhwm(1).unwrap();
+        sink.set_rcvbuf(16 * 1024).unwrap();
+        sink.set_linger(0).unwrap();
+        sink.bind("tcp://127.0.0.1:0").unwrap();
+        let endpoint = sink.get_last_endpoint().unwrap().unwrap();
+
+        let options = SocketOptions::builder()
+            .sndbuf(Some(16 * 1024))
+            .build()
+            .unwrap();
+        // Default linger: close would wait forever for a peer that never reads.
+        assert_eq!(options.linger, None);
+        let push = Push::with_options(options).unwrap();
+        push.connect(endpoint.as_str()).unwrap();
+        let big = bytes::Bytes::from(vec![0u8; 64 * 1024]);
+        push.send(big.clone()).await.unwrap();
+        // Fill until the PUSH pushes back: its queue then holds messages no one takes.
+        loop {
+            match push.try_send(big.clone()) {
+                Ok(()) => {}
+                Err(e) if matches!(e.error, Error::WouldBlock) => break,
+                Err(e) => panic!("{e}"),
+            }
+            tokio::task::yield_now().await;
+        }
+        push.set_linger(Duration::ZERO).unwrap();
+        push.close().await;
+        drop(sink);
+    })
+    .await
+    .expect("close waited although linger was set to zero on the live socket");
+}
+
+#[tokio::test]
+async fn router_mandatory_changed_on_a_live_socket_applies_to_the_next_send() {
+    let to_nobody = || {
+        ferromq::Message::from(vec![
+            bytes::Bytes::from_static(b"nobody"),
+            bytes::Bytes::from_static(b"hello"),
+        ])
+    };
+    let router = Router::new();
+    router.send(to_nobody()).await.unwrap();
+    router.set_router_mandatory(true).unwrap();
+    let error = router.send(to_nobody()).await.unwrap_err();
+    assert!(
+        matches!(error.error, Error::HostUnreachable(_)),
+        "{error:?}"
+    );
+    router.set_router_mandatory(false).unwrap();
+    router.send(to_nobody()).await.unwrap();
+}
+
+#[tokio::test]
+async fn live_changes_are_validated_and_security_is_fixed() {
+    let push = Push::new();
+    let before = push.options();
+    let error = push.set_reconnect_ivl(Duration::ZERO).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::InvalidOption {
+                option: "reconnect_ivl",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    let error = push
+        .update_options(|o| {
+            o.sndhwm = 5;
+            o.curve_server = true;
+            o.curve_secretkey = Some(ferromq::security::CurveKeyPair::generate().secret);
+        })
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::InvalidOption {
+                option: "plain_*/curve_*",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(push.options(), before, "a refused change changes nothing");
+    push.update_options(|o| {
+        o.sndhwm = 5;
+        o.heartbeat_ivl = Some(Duration::from_secs(1));
+    })
+    .unwrap();
+    let after = push.options();
+    assert_eq!(
+        (after.sndhwm, after.heartbeat_ivl),
+        (5, Some(Duration::from_secs(1)))
+    );
+}
+
+/// A listening TCP socket whose accept queue is full and never drained: the kernel drops
+/// further SYNs, so a connect to it hangs until the connecting side gives up.
+fn black_hole() -> (
+    socket2::Socket,
+    Vec<std::net::TcpStream>,
+    std::net::SocketAddr,
+) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    socket.listen(0).unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    while let Ok(stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+        fillers.push(stream);
+        assert!(fillers.len() < 64, "the accept queue never filled");
+    }
+    (socket, fillers, addr)
+}
+
+#[tokio::test]
+async fn connect_timeout_fails_a_hanging_attempt_and_retries() {
+    timeout(TEST_TIMEOUT, async {
+        let (_listener, _fillers, addr) = black_hole();
+        let options = SocketOptions::builder()
+            .connect_timeout(Duration::from_millis(100))
+            .reconnect_ivl(Duration::from_millis(20))
+            .build()
+            .unwrap();
+        let push = Push::with_options(options).unwrap();
+        let mut monitor = push.monitor();
+        push.connect(Endpoint::from_socket_addr(addr)).unwrap();
+        // Without the timeout the first attempt would hang for the kernel's SYN retries
+        // (about two minutes); with it each attempt fails and is retried.
+        for _ in 0..3 {
+            until(&mut monitor, "connect_delayed").await;
+            let failed = next(&mut monitor).await;
+            assert_eq!(failed.kind.name(), "closed", "{failed:?}");
+            until(&mut monitor, "connect_retried").await;
+        }
+    })
+    .await
+    .expect("a connect attempt outlived connect_timeout");
+}
+
+fn has_ipv6_loopback() -> bool {
+    std::net::TcpListener::bind("[::1]:0").is_ok()
+}
+
+#[tokio::test]
+async fn ipv6_wildcard_bind_is_dual_stack() {
+    if !has_ipv6_loopback() {
+        eprintln!("skipped: this machine has no IPv6 loopback");
+        return;
+    }
+    timeout(TEST_TIMEOUT, async {
+        let pull =
+            Pull::with_options(SocketOptions::builder().ipv6(true).build().unwrap()).unwrap();
+        let bound = pull.bind("tcp://*:0").unwrap();
+        let Endpoint::Tcp { port, .. } = bound else {
+            unreachable!()
+        };
+        let over_v4 = Push::new();
+        over_v4.connect(format!("tcp://127.0.0.1:{port}")).unwrap();
+        over_v4.send("v4").await.unwrap();
+        assert_eq!(pull.recv().await.unwrap().frames()[0], "v4");
+        let over_v6 = Push::new();
+        over_v6.connect(format!("tcp://[::1]:{port}")).unwrap();
+        over_v6.send("v6").await.unwrap();
+        assert_eq!(pull.recv().await.unwrap().frames()[0], "v6");
+
+        // Without the option `*` is IPv4 only, as in libzmq.
+        let v4_only = Pull::new();
+        let Endpoint::Tcp { port, .. } = v4_only.bind("tcp://*:0").unwrap() else {
+            unreachable!()
+        };
+        assert!(std::net::TcpStream::connect(("::1", port)).is_err());
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    })
+    .await
+    .unwrap();
+}
+
+unsafe extern "C" {
+    /// libzmq's own setter, for ZMQ_INVERT_MATCHING, which the `zmq` crate does not wrap.
+    fn zmq_setsockopt(
+        socket: *mut std::ffi::c_void,
+        option: std::ffi::c_int,
+        value: *const std::ffi::c_void,
+        len: usize,
+    ) -> std::ffi::c_int;
+}
+const ZMQ_INVERT_MATCHING: std::ffi::c_int = 74;
+
+#[tokio::test]
+async fn invert_matching_pub_sends_what_does_not_match_to_libzmq_and_ferromq_subscribers() {
+    timeout(TEST_TIMEOUT, async {
+        let publisher = Pub::with_options(
+            SocketOptions::builder()
+                .invert_matching(true)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        let endpoint = publisher.bind("tcp://127.0.0.1:0").unwrap();
+
+        // libzmq SUB with the option set, as libzmq requires of an inverted PUB's subscribers.
+        let ctx = zmq::Context::new();
+        let mut libzmq_sub = ctx.socket(zmq::SUB).unwrap();
+        let one: std::ffi::c_int = 1;
+        let rc = unsafe {
+            zmq_setsockopt(
+                libzmq_sub.as_mut_ptr(),
+                ZMQ_INVERT_MATCHING,
+                (&one as *const std::ffi::c_int).cast(),
+                std::mem::size_of::<std::ffi::c_int>(),
+            )
+        };
+        assert_eq!(rc, 0);
+        libzmq_sub.set_rcvtimeo(10_000).unwrap();
+        libzmq_sub.set_linger(0).unwrap();
+        libzmq_sub.set_subscribe(b"a").unwrap();
+        libzmq_sub.connect(&endpoint.to_string()).unwrap();
+
+        let sub = Sub::with_options(
+            SocketOptions::builder()
+                .invert_matching(true)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        sub.subscribe("a");
+        sub.connect(&endpoint).unwrap();
+        // XSUB filters nothing itself: what it gets is what the PUB chose to send.
+        let xsub = XSub::new();
+        xsub.connect(&endpoint).unwrap();
+        xsub.send(&b"\x01a"[..]).await.unwrap();
+
+        publisher.wait_for_subscriptions(3).await.unwrap();
+        for topic in ["a1", "b1", "ab", "c1"] {
+            publisher.send(topic).await.unwrap();
+        }
+        // The ferromq SUB's own filter is inverted too: without the option it would drop
+        // these, which do not match its subscription.
+        for expected in ["b1", "c1"] {
+            assert_eq!(sub.recv().await.unwrap().frames()[0], expected);
+            assert_eq!(xsub.recv().await.unwrap().frames()[0], expected);
+        }
+        let received = tokio::task::spawn_blocking(move || {
+            let received = [
+                libzmq_sub.recv_bytes(0).unwrap(),
+                libzmq_sub.recv_bytes(0).unwrap(),
+            ];
+            drop(libzmq_sub);
+            drop(ctx);
+            received
+        })
+        .await
+        .unwrap();
+        assert_eq!(received, [b"b1".to_vec(), b"c1".to_vec()]);
+    })
+    .await
+    .unwrap();
+}
+
+// One thread and no await between sends: the connection task cannot drain the queue.
+#[tokio::test(flavor = "current_thread")]
+async fn xpub_nodrop_waits_at_the_hwm_instead_of_dropping() {
+    timeout(TEST_TIMEOUT, async {
+        let xpub = XPub::with_options(
+            SocketOptions::builder()
+                .xpub_nodrop(true)
+                .sndhwm(2)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        let endpoint = xpub.bind("tcp://127.0.0.1:0").unwrap();
+        let sub = Sub::new();
+        sub.subscribe("");
+        sub.connect(&endpoint).unwrap();
+        xpub.wait_for_subscribers(1).await.unwrap();
+        xpub.try_send("0").unwrap();
+        xpub.try_send("1").unwrap();
+        let refused = xpub.try_send("2").unwrap_err();
+        assert!(matches!(refused.error, Error::WouldBlock), "{refused:?}");
+        assert_eq!(refused.message.frames()[0], "2");
+        // `send` waits for the connection to take the queue, then sends.
+        xpub.send("2").await.unwrap();
+        xpub.send("3").await.unwrap();
+        for i in 0..4 {
+            assert_eq!(sub.recv().await.unwrap().frames()[0], format!("{i}"));
+        }
+        assert_eq!(xpub.dropped_messages(), 0);
+    })
+    .await
+    .unwrap();
+}
+
+/// Waits until `pull` has received `n` messages from the network.
+async fn until_received(pull: &Pull, n: u64) {
+    while pull.stats().messages_in < n {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn conflate_keeps_only_the_newest_message() {
+    timeout(TEST_TIMEOUT, async {
+        let conflate = || SocketOptions::builder().conflate(true).build().unwrap();
+        let pull = Pull::with_options(conflate()).unwrap();
+        let endpoint = pull.bind("tcp://127.0.0.1:0").unwrap();
+        let push = Push::new();
+        push.connect(&endpoint).unwrap();
+        for i in 0..10 {
+            push.send(format!("{i}")).await.unwrap();
+        }
+        until_received(&pull, 10).await;
+        assert_eq!(pull.recv().await.unwrap().frames()[0], "9");
+        assert!(matches!(pull.try_recv(), Err(Error::WouldBlock)));
+
+        // Outbound: a conflating PUSH never waits and sends only the newest queued message.
+        let sink = Pull::new();
+        let endpoint = sink.bind("tcp://127.0.0.1:0").unwrap();
+        let push = Push::with_options(conflate()).unwrap();
+        let mut monitor = push.monitor();
+        push.connect(&endpoint).unwrap();
+        until(&mut monitor, "handshake_succeeded").await;
+        // No await between them: the connection task has taken nothing yet.
+        for i in 0..100 {
+            push.try_send(format!("{i}")).unwrap();
+        }
+        sink.set_recv_timeout(Duration::from_secs(10)).unwrap();
+        // One thread: the connection task ran only now, and found the newest alone.
+        assert_eq!(sink.recv().await.unwrap().frames()[0], "99");
+        assert_eq!(push.stats().dropped, 99);
+
+        // Only where libzmq conflates.
+        for refused in [
+            Rep::with_options(conflate()).err(),
+            Router::with_options(conflate()).err(),
+        ] {
+            assert!(
+                matches!(
+                    refused,
+                    Some(Error::InvalidOption {
+                        option: "conflate",
+                        ..
+                    })
+                ),
+                "{refused:?}"
+            );
+        }
+        assert!(Dealer::with_options(conflate()).is_ok());
+    })
+    .await
+    .unwrap();
+}
+
+/// A TCP endpoint on a free port where nothing listens (yet).
+fn vacant_endpoint() -> Endpoint {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    Endpoint::from_socket_addr(listener.local_addr().unwrap())
+}
+
+fn fast_reconnect() -> ferromq::SocketOptionsBuilder {
+    SocketOptions::builder().reconnect_ivl(Duration::from_millis(20))
+}
+
+/// libzmq's default, ZMQ_IMMEDIATE=0 (not ferromq's: spec/sockets.md §10).
+fn immediate_off() -> ferromq::SocketOptionsBuilder {
+    fast_reconnect().immediate(false)
+}
+
+#[tokio::test]
+async fn immediate_off_sends_queue_for_a_peer_still_connecting() {
+    timeout(TEST_TIMEOUT, async {
+        let endpoint = vacant_endpoint();
+        let push = Push::with_options(immediate_off().sndhwm(3).build().unwrap()).unwrap();
+        push.connect(&endpoint).unwrap();
+        // Routable at once: the sends queue for the peer that is not there yet, up to the HWM.
+        for i in 0..3 {
+            push.try_send(format!("{i}")).unwrap();
+        }
+        let full = push.try_send("3").unwrap_err();
+        assert!(matches!(full.error, Error::WouldBlock), "{full:?}");
+        assert_eq!(push.peer_count(), 0, "no handshake yet");
+        // The peer comes up: what was queued goes out once the handshake completes.
+        let pull = Pull::new();
+        pull.bind(&endpoint).unwrap();
+        for i in 0..3 {
+            assert_eq!(pull.recv().await.unwrap().frames()[0], format!("{i}"));
+        }
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn immediate_on_sends_wait_for_a_completed_handshake() {
+    timeout(TEST_TIMEOUT, async {
+        assert!(
+            SocketOptions::default().immediate,
+            "ferromq's default (spec/sockets.md §10)"
+        );
+        let push = Push::with_options(fast_reconnect().build().unwrap()).unwrap();
+        push.connect(vacant_endpoint()).unwrap();
+        let refused = push.try_send("nobody").unwrap_err();
+        assert!(matches!(refused.error, Error::WouldBlock), "{refused:?}");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn immediate_off_messages_queued_while_reconnecting_survive() {
+    timeout(TEST_TIMEOUT, async {
+        let first = Pull::new();
+        let endpoint = first.bind("tcp://127.0.0.1:0").unwrap();
+        let push = Push::with_options(immediate_off().build().unwrap()).unwrap();
+        let mut monitor = push.monitor();
+        push.connect(&endpoint).unwrap();
+        push.send("before").await.unwrap();
+        assert_eq!(first.recv().await.unwrap().frames()[0], "before");
+        first.close().await;
+        drop(first);
+        until(&mut monitor, "disconnected").await;
+        // Queued for the endpoint while no connection is there.
+        push.send("while down 1").await.unwrap();
+        push.send("while down 2").await.unwrap();
+        let second = Pull::new();
+        second.bind(&endpoint).unwrap();
+        for expected in ["while down 1", "while down 2"] {
+            assert_eq!(second.recv().await.unwrap().frames()[0], expected);
+        }
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn immediate_off_round_robin_counts_the_peer_still_connecting() {
+    timeout(TEST_TIMEOUT, async {
+        let up = Pull::new();
+        let up_endpoint = up.bind("tcp://127.0.0.1:0").unwrap();
+        let down = vacant_endpoint();
+        let push = Push::with_options(immediate_off().build().unwrap()).unwrap();
+        let mut monitor = push.monitor();
+        push.connect(&down).unwrap();
+        push.connect(&up_endpoint).unwrap();
+        until(&mut monitor, "handshake_succeeded").await;
+        for i in 0..4 {
+            push.send(format!("{i}")).await.unwrap();
+        }
+        // Strict rotation over both endpoints: half went to the one that is down.
+        let late = Pull::new();
+        late.bind(&down).unwrap();
+        let mut got_up = Vec::new();
+        let mut got_late = Vec::new();
+        for _ in 0..2 {
+            got_up.push(up.recv().await.unwrap().frames()[0].clone());
+            got_late.push(late.recv().await.unwrap().frames()[0].clone());
+        }
+        assert_eq!(got_late, ["0", "2"]);
+        assert_eq!(got_up, ["1", "3"]);
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn immediate_off_close_and_disconnect_drop_what_waits_for_an_absent_peer() {
+    timeout(TEST_TIMEOUT, async {
+        // Default linger (forever): close still returns, as nothing is connected.
+        let push = Push::with_options(immediate_off().build().unwrap()).unwrap();
+        let endpoint = vacant_endpoint();
+        push.connect(&endpoint).unwrap();
+        push.try_send("lost").unwrap();
+        push.disconnect(&endpoint).unwrap();
+        let refused = push.try_send("nowhere").unwrap_err();
+        assert!(matches!(refused.error, Error::WouldBlock), "{refused:?}");
+        push.connect(&endpoint).unwrap();
+        push.try_send("lost too").unwrap();
+        push.close().await;
+    })
+    .await
+    .expect("close waited for a peer that never connected");
+}
+
+#[tokio::test]
+async fn immediate_off_close_lets_a_connecting_peer_finish_its_handshake_and_take_the_queue() {
+    timeout(TEST_TIMEOUT, async {
+        let pull = Pull::new();
+        let endpoint = pull.bind("tcp://127.0.0.1:0").unwrap();
+        let push = Push::with_options(immediate_off().build().unwrap()).unwrap();
+        let mut monitor = push.monitor();
+        push.connect(&endpoint).unwrap();
+        // Connected, handshake not necessarily done: the message waits in the slot.
+        until(&mut monitor, "connected").await;
+        push.try_send("last words").unwrap();
+        push.close().await;
+        assert_eq!(pull.recv().await.unwrap().frames()[0], "last words");
+    })
+    .await
+    .unwrap();
+}
