@@ -17,6 +17,30 @@ mod lb_broker;
 #[path = "../examples/lazy_pirate.rs"]
 mod lazy_pirate;
 
+#[allow(dead_code)]
+#[path = "../examples/weather.rs"]
+mod weather;
+
+#[allow(dead_code)]
+#[path = "../examples/taskvent.rs"]
+mod taskvent;
+
+#[allow(dead_code)]
+#[path = "../examples/rrclient.rs"]
+mod rrclient;
+
+#[allow(dead_code)]
+#[path = "../examples/msgqueue.rs"]
+mod msgqueue;
+
+#[allow(dead_code)]
+#[path = "../examples/psenv.rs"]
+mod psenv;
+
+#[allow(dead_code)]
+#[path = "../examples/syncpub.rs"]
+mod syncpub;
+
 const TEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[tokio::test]
@@ -66,4 +90,80 @@ async fn lazy_pirate_client_survives_a_server_that_drops_requests() {
     // client at least one retry.
     assert!(report.dropped >= 2, "{report:?}");
     assert!(report.retries >= report.dropped, "{report:?}");
+}
+
+/// Runs a blocking demo on its own thread and fails the test if it takes over
+/// [`TEST_TIMEOUT`].
+fn run_blocking<T: Send + 'static>(demo: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(demo()));
+    result.recv_timeout(TEST_TIMEOUT).expect("timed out")
+}
+
+#[test]
+fn weather_client_receives_only_its_zip_code() {
+    let updates = run_blocking(|| weather::demo(20)).expect("demo");
+    assert_eq!(updates.len(), 20);
+    assert!(
+        updates.iter().all(|u| u.starts_with("10001 ")),
+        "{updates:?}"
+    );
+}
+
+#[tokio::test]
+async fn taskvent_pipeline_does_each_task_exactly_once() {
+    let batch = timeout(TEST_TIMEOUT, taskvent::demo(3, 30, 5))
+        .await
+        .expect("timed out")
+        .expect("demo");
+    assert_eq!(batch.done_by.len(), 30);
+    for number in 0..30 {
+        assert_eq!(batch.done_by[&number].len(), 1, "task {number}: {batch:?}");
+    }
+}
+
+#[tokio::test]
+async fn rrclient_gets_a_world_for_every_hello_through_the_broker() {
+    let replies = timeout(TEST_TIMEOUT, rrclient::demo(3, 4))
+        .await
+        .expect("timed out")
+        .expect("demo");
+    assert_eq!(replies, vec![vec!["World".to_owned(); 4]; 3]);
+}
+
+#[tokio::test]
+async fn msgqueue_returns_each_reply_to_the_client_that_asked() {
+    let replies = timeout(TEST_TIMEOUT, msgqueue::demo(3, 5))
+        .await
+        .expect("timed out")
+        .expect("demo");
+    assert_eq!(replies.len(), 3);
+    for (c, replies) in replies.iter().enumerate() {
+        assert_eq!(replies.len(), 5);
+        for (i, reply) in replies.iter().enumerate() {
+            assert!(
+                reply.starts_with(&format!("client-{c}/{i} by worker-")),
+                "{reply}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn psenv_subscriber_gets_only_its_key_with_the_data_frame() {
+    let updates = timeout(TEST_TIMEOUT, psenv::demo(6))
+        .await
+        .expect("timed out")
+        .expect("demo");
+    let expected: Vec<(String, String)> = (0..6)
+        .map(|i| ("B".to_owned(), format!("We would like to see this ({i})")))
+        .collect();
+    assert_eq!(updates, expected);
+}
+
+#[test]
+fn syncpub_publishes_only_once_every_subscriber_is_there() {
+    let received = run_blocking(|| syncpub::demo(3, 2_000)).expect("demo");
+    // Started after every subscriber had synced and subscribed: none misses an update.
+    assert_eq!(received, vec![2_000; 3]);
 }
