@@ -41,6 +41,18 @@ mod psenv;
 #[path = "../examples/syncpub.rs"]
 mod syncpub;
 
+#[allow(dead_code)]
+#[path = "../examples/rtreq.rs"]
+mod rtreq;
+
+#[allow(dead_code)]
+#[path = "../examples/rtdealer.rs"]
+mod rtdealer;
+
+#[allow(dead_code)]
+#[path = "../examples/asyncsrv.rs"]
+mod asyncsrv;
+
 const TEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[tokio::test]
@@ -166,4 +178,45 @@ fn syncpub_publishes_only_once_every_subscriber_is_there() {
     let received = run_blocking(|| syncpub::demo(3, 2_000)).expect("demo");
     // Started after every subscriber had synced and subscribed: none misses an update.
     assert_eq!(received, vec![2_000; 3]);
+}
+
+#[tokio::test]
+async fn rtreq_hands_out_every_task_once_and_fires_every_worker() {
+    let done = timeout(TEST_TIMEOUT, rtreq::demo(4, 40))
+        .await
+        .expect("timed out")
+        .expect("demo");
+    assert_eq!(done.len(), 4, "every worker was fired");
+    assert_eq!(done.iter().sum::<usize>(), 40, "{done:?}");
+}
+
+#[tokio::test]
+async fn rtdealer_workers_write_the_delimiter_and_get_every_task_once() {
+    let done = timeout(TEST_TIMEOUT, rtdealer::demo(4, 40))
+        .await
+        .expect("timed out")
+        .expect("demo");
+    assert_eq!(done.len(), 4, "every worker was fired");
+    assert_eq!(done.iter().sum::<usize>(), 40, "{done:?}");
+}
+
+#[tokio::test]
+async fn asyncsrv_clients_get_all_their_replies_and_only_theirs() {
+    let replies = timeout(TEST_TIMEOUT, asyncsrv::demo(3, 8))
+        .await
+        .expect("timed out")
+        .expect("demo");
+    assert_eq!(replies.len(), 3);
+    for (c, replies) in replies.into_iter().enumerate() {
+        let mut replies = replies;
+        replies.sort();
+        let mut expected: Vec<String> = (0..8)
+            .flat_map(|n| {
+                (0..asyncsrv::replies_for(n))
+                    .map(move |k| format!("reply {k} to request #{n} from client-{c}"))
+            })
+            .collect();
+        expected.sort();
+        assert_eq!(replies, expected);
+    }
 }
