@@ -53,6 +53,14 @@ mod rtdealer;
 #[path = "../examples/asyncsrv.rs"]
 mod asyncsrv;
 
+#[allow(dead_code)]
+#[path = "../examples/simple_pirate.rs"]
+mod simple_pirate;
+
+#[allow(dead_code)]
+#[path = "../examples/paranoid_pirate.rs"]
+mod paranoid_pirate;
+
 const TEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[tokio::test]
@@ -219,4 +227,36 @@ async fn asyncsrv_clients_get_all_their_replies_and_only_theirs() {
         expected.sort();
         assert_eq!(replies, expected);
     }
+}
+
+/// `requests` requests per client, each answered once and in order.
+fn pirate_replies(clients: usize, requests: usize) -> Vec<Vec<String>> {
+    (0..clients)
+        .map(|c| (1..=requests).map(|n| format!("client-{c} {n}")).collect())
+        .collect()
+}
+
+#[tokio::test]
+async fn simple_pirate_clients_get_every_reply_despite_a_worker_crash() {
+    let report = timeout(TEST_TIMEOUT, simple_pirate::demo(2, 10, 3))
+        .await
+        .expect("timed out")
+        .expect("demo");
+    assert_eq!(report.replies, pirate_replies(2, 10));
+    // The crashed worker took a request with it: its client had to resend.
+    assert!(report.retries >= 1, "{report:?}");
+}
+
+#[tokio::test]
+async fn paranoid_pirate_workers_reconnect_to_a_restarted_queue() {
+    let report = timeout(TEST_TIMEOUT, paranoid_pirate::demo(2, 3, 10, 5))
+        .await
+        .expect("timed out")
+        .expect("demo");
+    assert_eq!(report.replies, pirate_replies(2, 10));
+    assert_eq!(report.first_queue.forwarded, 5, "{report:?}");
+    // The request in flight when the queue died was lost and resent; the new queue knew no
+    // worker until one, hearing no heartbeats, reconnected and said READY.
+    assert!(report.retries >= 1, "{report:?}");
+    assert!(report.reconnects >= 1, "{report:?}");
 }
