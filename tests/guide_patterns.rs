@@ -61,6 +61,14 @@ mod simple_pirate;
 #[path = "../examples/paranoid_pirate.rs"]
 mod paranoid_pirate;
 
+#[allow(dead_code)]
+#[path = "../examples/identity.rs"]
+mod identity;
+
+#[allow(dead_code)]
+#[path = "../examples/mtrelay.rs"]
+mod mtrelay;
+
 const TEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[tokio::test]
@@ -259,4 +267,28 @@ async fn paranoid_pirate_workers_reconnect_to_a_restarted_queue() {
     // worker until one, hearing no heartbeats, reconnected and said READY.
     assert!(report.retries >= 1, "{report:?}");
     assert!(report.reconnects >= 1, "{report:?}");
+}
+
+#[tokio::test]
+async fn identity_router_sees_generated_and_chosen_routing_ids() {
+    let (anonymous, identified) = timeout(TEST_TIMEOUT, identity::demo())
+        .await
+        .expect("timed out")
+        .expect("demo");
+    let generated = &anonymous.frames()[0];
+    assert_eq!(generated.len(), 5, "{anonymous:?}");
+    assert_eq!(generated[0], 0, "libzmq's form: a zero byte, then four");
+    assert_eq!(
+        &anonymous.frames()[1..],
+        ["", "ROUTER uses a generated 5 byte identity"]
+    );
+    assert_eq!(
+        identified.frames(),
+        ["PEER2", "", "ROUTER uses REQ's socket identity"]
+    );
+}
+
+#[test]
+fn mtrelay_signal_passes_down_the_pair_chain() {
+    assert_eq!(run_blocking(mtrelay::demo).expect("demo"), "READY");
 }
