@@ -1,13 +1,16 @@
-//! The Guide's parallel pipeline ("taskvent", "taskwork", "tasksink"): a ventilator hands out
-//! tasks on a PUSH socket, any number of workers PULL them, work, and PUSH results to a sink
-//! that PULLs them all in. PUSH load-balances the tasks over the workers connected to it and
-//! PULL fair-queues the results from all of them, so adding workers is all it takes to go
-//! faster.
+//! The Guide's parallel pipeline ("taskvent", "taskwork", "tasksink", and "taskwork2",
+//! "tasksink2" with the kill signal): a ventilator hands out tasks on a PUSH socket, any
+//! number of workers PULL them, work, and PUSH results to a sink that PULLs them all in. PUSH
+//! load-balances the tasks over the workers connected to it and PULL fair-queues the results
+//! from all of them, so adding workers is all it takes to go faster. Given a controller
+//! endpoint, the sink PUBlishes "KILL" once the batch is done and the workers, SUBscribed to
+//! it, stop.
 //!
 //! ```text
 //! cargo run --example taskvent                                                 # demo, exits 0
-//! cargo run --example taskvent -- sink tcp://*:5558                            # 1: the sink
-//! cargo run --example taskvent -- work tcp://localhost:5557 tcp://localhost:5558  # 2: workers
+//! cargo run --example taskvent -- sink tcp://*:5558 [tcp://*:5559]             # 1: the sink
+//! cargo run --example taskvent -- work tcp://localhost:5557 tcp://localhost:5558 \
+//!                                      [tcp://localhost:5559]                  # 2: workers
 //! cargo run --example taskvent -- vent tcp://*:5557 tcp://localhost:5558       # 3: go
 //! ```
 //!
@@ -15,15 +18,13 @@
 //! ventilator first tells the sink how many tasks the batch has, then, in the demo, waits for
 //! every worker to connect (from its socket's monitor) before sending any, so that the first
 //! worker to connect does not get them all. From the command line it waits for Enter, as the
-//! Guide's does.
+//! Guide's does. The demo's sink also waits until every worker has subscribed to its
+//! controller, so no worker misses the KILL.
 
-use ferromq::{Error, Pull, Push, Socket};
+use ferromq::{Error, Pub, Pull, Push, Socket, Sub};
 use futures::StreamExt;
-use futures::future::select_all;
+use futures::future::try_join_all;
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 /// Bounds the demo's waits for workers.
@@ -54,14 +55,31 @@ pub async fn vent(sender: &Push, sink: &Push, tasks: usize, max_ms: u64) -> ferr
     Ok(total_ms)
 }
 
-/// A worker: does each task (sleeps its workload) and sends the result to the sink.
-pub async fn work(ventilator: &str, sink: &str, name: &str) -> ferromq::Result<Infallible> {
+/// The sink's signal to the workers that the batch is done.
+pub const KILL: &str = "KILL";
+
+/// A worker: does each task (sleeps its workload) and sends the result to the sink. Stops
+/// on "KILL" from `controller` (if any), returning how many tasks it did.
+pub async fn work(
+    ventilator: &str,
+    sink: &str,
+    controller: Option<&str>,
+    name: &str,
+) -> ferromq::Result<usize> {
     let receiver = Pull::new();
     receiver.connect(ventilator)?;
     let sender = Push::new();
     sender.connect(sink)?;
-    loop {
-        let task = receiver.recv().await?;
+    let control = Sub::new();
+    control.subscribe("");
+    if let Some(controller) = controller {
+        control.connect(controller)?;
+    }
+    for done in 0.. {
+        let task = tokio::select! {
+            task = receiver.recv() => task?,
+            _ = control.recv() => return Ok(done), // KILL
+        };
         let text = String::from_utf8_lossy(&task.frames()[0]).into_owned();
         let (number, workload) = text
             .split_once(' ')
@@ -70,6 +88,7 @@ pub async fn work(ventilator: &str, sink: &str, name: &str) -> ferromq::Result<I
         tokio::time::sleep(Duration::from_millis(workload)).await; // the "work"
         sender.send(format!("{number} {name}")).await?;
     }
+    unreachable!("a worker does fewer than usize::MAX tasks")
 }
 
 /// What the sink saw: how many tasks each worker did, by task number.
@@ -79,10 +98,13 @@ pub struct Batch {
     pub done_by: HashMap<usize, Vec<String>>,
     /// From the batch announcement to the last result.
     pub elapsed: Duration,
+    /// Tasks each worker did, by its own count, when killed (the demo fills this in).
+    pub per_worker: Vec<usize>,
 }
 
-/// Waits for a batch announcement, then collects that many results.
-pub async fn sink(receiver: &Pull) -> ferromq::Result<Batch> {
+/// Waits for a batch announcement, then collects that many results; then sends "KILL" on
+/// `controller`, if given.
+pub async fn sink(receiver: &Pull, controller: Option<&Pub>) -> ferromq::Result<Batch> {
     let announcement = receiver.recv().await?;
     let tasks: usize = String::from_utf8_lossy(&announcement.frames()[0])
         .parse()
@@ -99,6 +121,9 @@ pub async fn sink(receiver: &Pull) -> ferromq::Result<Batch> {
         batch.done_by.entry(number).or_default().push(worker);
     }
     batch.elapsed = start.elapsed();
+    if let Some(controller) = controller {
+        controller.send(KILL).await?;
+    }
     Ok(batch)
 }
 
@@ -119,37 +144,45 @@ pub async fn wait_for_peers(socket: &impl Socket, peers: usize) -> ferromq::Resu
 }
 
 /// Sink, ventilator and `workers` workers on fresh ports, one batch of `tasks` tasks of up
-/// to `max_ms` milliseconds each; returns what the sink saw.
+/// to `max_ms` milliseconds each, after which the sink kills the workers; returns what the
+/// sink saw and what each worker did.
 pub async fn demo(workers: usize, tasks: usize, max_ms: u64) -> ferromq::Result<Batch> {
     let receiver = Pull::new();
     let sink_endpoint = receiver.bind("tcp://127.0.0.1:0")?.to_string();
+    let controller = Pub::new();
+    let control_endpoint = controller.bind("tcp://127.0.0.1:0")?.to_string();
     let sender = Push::new();
     let vent_endpoint = sender.bind("tcp://127.0.0.1:0")?.to_string();
     let to_sink = Push::new();
     to_sink.connect(&sink_endpoint)?;
 
     let names: Vec<String> = (0..workers).map(|w| format!("worker-{w}")).collect();
-    let mut running: Vec<Pin<Box<dyn Future<Output = _>>>> = names
-        .iter()
-        .map(|name| {
-            Box::pin(work(&vent_endpoint, &sink_endpoint, name)) as Pin<Box<dyn Future<Output = _>>>
-        })
-        .collect();
-    running.push(Box::pin(std::future::pending()));
+    let working = try_join_all(names.iter().map(|name| {
+        work(
+            &vent_endpoint,
+            &sink_endpoint,
+            Some(&control_endpoint),
+            name,
+        )
+    }));
     let batch = async {
         wait_for_peers(&sender, workers).await?;
-        let (batch, total_ms) =
-            tokio::try_join!(sink(&receiver), vent(&sender, &to_sink, tasks, max_ms))?;
+        tokio::time::timeout(TIMEOUT, controller.wait_for_subscribers(workers))
+            .await
+            .map_err(|_| Error::Timeout(TIMEOUT))??;
+        let (batch, total_ms) = tokio::try_join!(
+            sink(&receiver, Some(&controller)),
+            vent(&sender, &to_sink, tasks, max_ms)
+        )?;
         println!(
             "{tasks} tasks, {total_ms} ms of work, done by {workers} workers in {} ms",
             batch.elapsed.as_millis()
         );
         Ok(batch)
     };
-    tokio::select! {
-        (Err(e), _, _) = select_all(running) => Err(e),
-        batch = batch => batch,
-    }
+    let (mut batch, per_worker) = tokio::try_join!(batch, working)?;
+    batch.per_worker = per_worker;
+    Ok(batch)
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -178,20 +211,32 @@ async fn main() -> ferromq::Result<()> {
             sender.close().await; // lingers until the tasks are out
             to_sink.close().await;
         }
-        ["work", ventilator, sink_endpoint] => {
+        ["work", ventilator, sink_endpoint, controller @ ..] if controller.len() <= 1 => {
             let name = format!("worker-{}", std::process::id());
-            let never = work(ventilator, sink_endpoint, &name).await?;
-            match never {}
+            let done = work(
+                ventilator,
+                sink_endpoint,
+                controller.first().copied(),
+                &name,
+            )
+            .await?;
+            println!("{name}: killed after {done} tasks");
         }
-        ["sink", bind] => {
+        ["sink", bind, controller @ ..] if controller.len() <= 1 => {
             let receiver = Pull::new();
             receiver.bind(*bind)?;
-            let batch = sink(&receiver).await?;
+            let publisher = Pub::new();
+            if let Some(controller) = controller.first() {
+                publisher.bind(*controller)?;
+            }
+            let batch = sink(&receiver, controller.first().map(|_| &publisher)).await?;
             println!("Total elapsed time: {} msec", batch.elapsed.as_millis());
+            publisher.close().await; // lingers until KILL is out
         }
         _ => {
             eprintln!(
-                "usage: taskvent [vent <bind> <sink> | work <ventilator> <sink> | sink <bind>]"
+                "usage: taskvent [vent <bind> <sink> | work <ventilator> <sink> [<controller>] \
+                 | sink <bind> [<controller-bind>]]"
             );
             std::process::exit(2);
         }

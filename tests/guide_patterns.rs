@@ -139,7 +139,7 @@ fn weather_client_receives_only_its_zip_code() {
 }
 
 #[tokio::test]
-async fn taskvent_pipeline_does_each_task_exactly_once() {
+async fn taskvent_pipeline_does_each_task_exactly_once_then_kills_the_workers() {
     let batch = timeout(TEST_TIMEOUT, taskvent::demo(3, 30, 5))
         .await
         .expect("timed out")
@@ -148,6 +148,9 @@ async fn taskvent_pipeline_does_each_task_exactly_once() {
     for number in 0..30 {
         assert_eq!(batch.done_by[&number].len(), 1, "task {number}: {batch:?}");
     }
+    // Every worker was killed at the end, and their own counts add up.
+    assert_eq!(batch.per_worker.len(), 3);
+    assert_eq!(batch.per_worker.iter().sum::<usize>(), 30, "{batch:?}");
 }
 
 #[tokio::test]
