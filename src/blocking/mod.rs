@@ -164,9 +164,18 @@ macro_rules! blocking_socket {
                 self.inner.peer_count()
             }
 
-            /// The options the socket was created with.
-            pub fn options(&self) -> &crate::SocketOptions {
+            /// The options in force now (a copy).
+            pub fn options(&self) -> crate::SocketOptions {
                 self.inner.options()
+            }
+
+            /// Changes options on the live socket, as the async socket's `update_options`
+            /// does (what takes effect when is in its documentation).
+            pub fn update_options(
+                &self,
+                change: impl FnOnce(&mut crate::SocketOptions),
+            ) -> crate::Result<()> {
+                self.inner.update_options(change)
             }
 
             /// A new stream of this socket's endpoint and connection events, from now on;
