@@ -1054,12 +1054,21 @@ fn slow_links_deliver_everything_in_order_and_resets_lose_only_what_was_in_fligh
             received.insert(line[..6].parse::<u64>().unwrap());
         }
     }
-    // A last message after the resets, and everything that can arrive has.
-    push.write("999999 x\n");
+    // A marker after the last message: once one arrives, everything sent before it on its
+    // connection has. The resets go on, so a marker can be lost in flight like any message:
+    // send another until one arrives (markers are not counted).
+    let deadline = Instant::now() + Duration::from_secs(30);
     while !received.contains(&999999) {
-        let line = pull.read_line();
-        received.insert(line[..6].parse::<u64>().unwrap());
+        assert!(Instant::now() < deadline, "no marker came through");
+        push.write("999999 x\n");
+        while let Some(line) = pull.read_line_within(Duration::from_millis(500)) {
+            received.insert(line[..6].parse::<u64>().unwrap());
+            if received.contains(&999999) {
+                break;
+            }
+        }
     }
+    received.remove(&999999);
     let resets = resetting
         .stdout_ready()
         .iter()
