@@ -317,6 +317,55 @@ fn worker(net: &Net, host: usize, name: &str, from: &str, to: &str, extra: &str)
     )
 }
 
+/// A pipeline on `net`: a ventilator (PUSH, `--events`) and a sink (PULL) bound on h0, and
+/// `workers` workers on h1… named `w1`…; each command with its own extra flags. Returns once
+/// every worker's connection to the ventilator completed its handshake, so round robin spans
+/// them all from the first task.
+struct Pipeline {
+    ventilator: Tool,
+    sink: Tool,
+    workers: Vec<Tool>,
+}
+
+impl Pipeline {
+    fn start(
+        net: &Net,
+        workers: usize,
+        vent_flags: &str,
+        sink_flags: &str,
+        worker_flags: &str,
+    ) -> Pipeline {
+        let vent_endpoint = format!("tcp://{}:5557", net.addr(0));
+        let sink_endpoint = format!("tcp://{}:5558", net.addr(0));
+        let mut args = vec!["pull", "--bind", &sink_endpoint];
+        args.extend(sink_flags.split_whitespace());
+        let sink = net.ferromq(0, &args);
+        let mut args = vec!["push", "--bind", &vent_endpoint, "--events"];
+        args.extend(vent_flags.split_whitespace());
+        let mut ventilator = net.ferromq(0, &args);
+        let workers: Vec<Tool> = (1..=workers)
+            .map(|h| {
+                worker(
+                    net,
+                    h,
+                    &format!("w{h}"),
+                    &vent_endpoint,
+                    &sink_endpoint,
+                    worker_flags,
+                )
+            })
+            .collect();
+        for _ in 0..workers.len() {
+            ventilator.stderr_line(|l| l.starts_with("handshake_succeeded"), "every worker");
+        }
+        Pipeline {
+            ventilator,
+            sink,
+            workers,
+        }
+    }
+}
+
 /// The results a sink printed so far: task number → the workers that returned it.
 fn collect(sink: &mut Tool, results: &mut BTreeMap<u64, Vec<String>>) {
     for line in sink.stdout_ready() {
@@ -378,29 +427,11 @@ fn heartbeat_flags() -> String {
 fn a_pipeline_keeps_flowing_while_a_worker_is_cut_off_and_takes_it_back() {
     let Some(net) = Net::new(4) else { return };
     let hb = heartbeat_flags();
-    let hb_args: Vec<&str> = hb.split(' ').collect();
-    let vent_endpoint = format!("tcp://{}:5557", net.addr(0));
-    let sink_endpoint = format!("tcp://{}:5558", net.addr(0));
-    let mut sink = net.ferromq(0, &["pull", "--bind", &sink_endpoint]);
-    let mut args = vec!["push", "--bind", &vent_endpoint, "--events"];
-    args.extend(&hb_args);
-    let mut ventilator = net.ferromq(0, &args);
-    let workers: Vec<Tool> = (1..=3)
-        .map(|h| {
-            worker(
-                &net,
-                h,
-                &format!("w{h}"),
-                &vent_endpoint,
-                &sink_endpoint,
-                &hb,
-            )
-        })
-        .collect();
-    // All three workers connected before the first task, so round robin spans them.
-    for _ in 0..3 {
-        ventilator.stderr_line(|l| l.starts_with("handshake_succeeded"), "three workers");
-    }
+    let Pipeline {
+        mut ventilator,
+        mut sink,
+        workers,
+    } = Pipeline::start(&net, 3, &hb, "", &hb);
 
     let cut_host = 1;
     let cut_addr = format!("{}:", net.addr(cut_host));
@@ -578,17 +609,12 @@ fn subscribers_receive_from_a_restarted_publisher_without_resubscribing() {
 fn a_stopped_peer_is_dropped_by_heartbeats_and_reconnects_after_it_resumes() {
     let Some(net) = Net::new(3) else { return };
     let hb = heartbeat_flags();
-    let vent_endpoint = format!("tcp://{}:5557", net.addr(0));
-    let sink_endpoint = format!("tcp://{}:5558", net.addr(0));
-    let mut sink = net.ferromq(0, &["pull", "--bind", &sink_endpoint]);
-    let mut args = vec!["push", "--bind", &vent_endpoint, "--events"];
-    args.extend(hb.split(' '));
-    let mut ventilator = net.ferromq(0, &args);
-    let stopped = worker(&net, 1, "w1", &vent_endpoint, &sink_endpoint, &hb);
-    let _running = worker(&net, 2, "w2", &vent_endpoint, &sink_endpoint, &hb);
-    for _ in 0..2 {
-        ventilator.stderr_line(|l| l.starts_with("handshake_succeeded"), "two workers");
-    }
+    let Pipeline {
+        mut ventilator,
+        mut sink,
+        workers,
+    } = Pipeline::start(&net, 2, &hb, "", &hb);
+    let stopped = &workers[0];
     let stopped_addr = format!("{}:", net.addr(1));
     let mut sent = 0u64;
     send(&mut ventilator, &mut sent, Duration::ZERO, 100);
@@ -666,32 +692,11 @@ fn a_curve_pipeline_across_hosts_delivers_every_task_once() {
     let server = format!("--curve-server --curve-secretkey {secret}");
     // Z85 keys hold shell characters (& ! # …) but never a single quote.
     let client = format!("--curve-serverkey '{public}'");
-    let vent_endpoint = format!("tcp://{}:5557", net.addr(0));
-    let sink_endpoint = format!("tcp://{}:5558", net.addr(0));
-    let mut sink_args = vec!["pull", "--bind", &sink_endpoint];
-    sink_args.extend(server.split(' '));
-    let mut sink = net.ferromq(0, &sink_args);
-    let mut vent_args = vec!["push", "--bind", &vent_endpoint, "--events"];
-    vent_args.extend(server.split(' '));
-    let mut ventilator = net.ferromq(0, &vent_args);
-    let _workers: Vec<Tool> = (1..=3)
-        .map(|h| {
-            worker(
-                &net,
-                h,
-                &format!("w{h}"),
-                &vent_endpoint,
-                &sink_endpoint,
-                &client,
-            )
-        })
-        .collect();
-    for _ in 0..3 {
-        ventilator.stderr_line(
-            |l| l.starts_with("handshake_succeeded"),
-            "three CURVE workers",
-        );
-    }
+    let Pipeline {
+        mut ventilator,
+        mut sink,
+        workers: _workers,
+    } = Pipeline::start(&net, 3, &server, &server, &client);
     const TASKS: u64 = 3_000;
     let mut input = String::new();
     for task in 0..TASKS {
