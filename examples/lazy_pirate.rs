@@ -103,30 +103,41 @@ pub async fn client(
     req.connect(endpoint)?;
     let mut retries = 0;
     for sequence in 1..=requests {
-        let request = sequence.to_string();
-        let mut attempt = 0;
-        loop {
-            req.send(request.as_str()).await?;
-            match req.recv().await {
-                Ok(reply) if reply.first().is_some_and(|f| *f == request) => {
-                    if verbose {
-                        println!("I: server replied OK ({request})");
-                    }
-                    break;
-                }
-                Ok(_) => return Err(Error::MalformedMessage("reply does not echo the request")),
-                Err(Error::Timeout(_)) if attempt < MAX_RETRIES => {
-                    attempt += 1;
-                    retries += 1;
-                    if verbose {
-                        println!("W: no response from server, retrying ({request})");
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        retries += request_reliably(&req, &sequence.to_string(), MAX_RETRIES, verbose).await?;
     }
     Ok((requests, retries))
+}
+
+/// Sends `request` on `req` (with `req_relaxed` and `req_correlate`, and a receive timeout)
+/// until a reply echoes it, sending it again after each timeout, at most `max_retries` times.
+/// Returns how many times it was sent again. The Lazy Pirate client's step, which the Simple
+/// and Paranoid Pirate clients take too.
+pub async fn request_reliably(
+    req: &Req,
+    request: &str,
+    max_retries: usize,
+    verbose: bool,
+) -> ferromq::Result<usize> {
+    let mut retries = 0;
+    loop {
+        req.send(request).await?;
+        match req.recv().await {
+            Ok(reply) if reply.first().is_some_and(|f| *f == request) => {
+                if verbose {
+                    println!("I: server replied OK ({request})");
+                }
+                return Ok(retries);
+            }
+            Ok(_) => return Err(Error::MalformedMessage("reply does not echo the request")),
+            Err(Error::Timeout(_)) if retries < max_retries => {
+                retries += 1;
+                if verbose {
+                    println!("W: no response from server, retrying ({request})");
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Runs server and client in this process until the client is done.

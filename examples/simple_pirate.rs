@@ -17,8 +17,12 @@
 //! still gets a request, which is lost until the client's retry. `paranoid_pirate` fixes that
 //! with heartbeats.
 
+/// The Lazy Pirate client's reliable request, shared rather than written again.
+#[allow(dead_code)]
+#[path = "lazy_pirate.rs"]
+mod lazy_pirate;
 use bytes::Bytes;
-use ferromq::{Error, Message, Req, Router, SocketOptions};
+use ferromq::{Message, Req, Router, SocketOptions};
 use futures::future::try_join_all;
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -110,24 +114,8 @@ pub async fn client(
     let (mut replies, mut retries) = (Vec::with_capacity(requests), 0);
     for n in 1..=requests {
         let request = format!("{name} {n}");
-        let mut attempts = 0;
-        loop {
-            req.send(request.as_str()).await?;
-            match req.recv().await {
-                Ok(reply) if reply.first().is_some_and(|f| *f == request) => {
-                    println!("I: server replied OK ({request})");
-                    replies.push(request);
-                    break;
-                }
-                Ok(_) => return Err(Error::MalformedMessage("reply does not echo the request")),
-                Err(Error::Timeout(_)) if attempts < MAX_RETRIES => {
-                    attempts += 1;
-                    retries += 1;
-                    println!("W: no response from server, retrying ({request})");
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        retries += lazy_pirate::request_reliably(&req, &request, MAX_RETRIES, true).await?;
+        replies.push(request);
     }
     Ok((replies, retries))
 }

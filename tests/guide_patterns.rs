@@ -1,6 +1,11 @@
 //! The Guide patterns in `examples/` run here as tests: each example file is compiled into
 //! this test as a module, so the test drives exactly the code the example runs.
 
+// The Simple and Paranoid Pirate examples each include lazy_pirate.rs for its reliable
+// request, as standalone programs must; compiled together here, that file is loaded three
+// times, which is what each example needs and harmless.
+#![allow(clippy::duplicate_mod)]
+
 use std::collections::HashSet;
 use std::time::Duration;
 use tokio::time::timeout;
