@@ -57,6 +57,15 @@ pub async fn worker(endpoint: &str) -> ferromq::Result<usize> {
 /// The broker and `workers` workers on a fresh port, `tasks` tasks; returns each worker's
 /// count of tasks done.
 pub async fn demo(workers: usize, tasks: usize) -> ferromq::Result<Vec<usize>> {
+    demo_with(workers, tasks, worker).await
+}
+
+/// [`demo`] with another kind of `worker` (rtdealer's), against the same broker.
+pub async fn demo_with(
+    workers: usize,
+    tasks: usize,
+    worker: impl AsyncFn(&str) -> ferromq::Result<usize>,
+) -> ferromq::Result<Vec<usize>> {
     let router = Router::new();
     let endpoint = router.bind("tcp://127.0.0.1:0")?.to_string();
     let (_, done) = tokio::try_join!(
@@ -69,8 +78,11 @@ pub async fn demo(workers: usize, tasks: usize) -> ferromq::Result<Vec<usize>> {
     Ok(done)
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ferromq::Result<()> {
+/// The command line of `name` (rtreq, rtdealer): the demo, the broker, or one `worker`.
+pub async fn run_command_line(
+    name: &str,
+    worker: impl AsyncFn(&str) -> ferromq::Result<usize>,
+) -> ferromq::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args
         .iter()
@@ -79,7 +91,7 @@ async fn main() -> ferromq::Result<()> {
         .as_slice()
     {
         [] => {
-            demo(10, 100).await?;
+            demo_with(10, 100, worker).await?;
         }
         ["broker", endpoint, workers, tasks] => {
             let router = Router::new();
@@ -92,9 +104,14 @@ async fn main() -> ferromq::Result<()> {
             println!("Completed: {} tasks", worker(endpoint).await?);
         }
         _ => {
-            eprintln!("usage: rtreq [broker <endpoint> <workers> <tasks> | worker <endpoint>]");
+            eprintln!("usage: {name} [broker <endpoint> <workers> <tasks> | worker <endpoint>]");
             std::process::exit(2);
         }
     }
     Ok(())
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ferromq::Result<()> {
+    run_command_line("rtreq", worker).await
 }

@@ -1,9 +1,9 @@
 //! The Guide patterns in `examples/` run here as tests: each example file is compiled into
 //! this test as a module, so the test drives exactly the code the example runs.
 
-// The Simple and Paranoid Pirate examples each include lazy_pirate.rs for its reliable
-// request, as standalone programs must; compiled together here, that file is loaded three
-// times, which is what each example needs and harmless.
+// Some examples include another's file for what they share, as standalone programs must
+// (the Pirates take lazy_pirate.rs's reliable request, rtdealer takes rtreq.rs's broker);
+// compiled together here, those files are loaded more than once, which is harmless.
 #![allow(clippy::duplicate_mod)]
 
 use std::collections::HashSet;
