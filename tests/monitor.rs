@@ -1,7 +1,10 @@
 //! Socket monitors: every libzmq event, with its endpoint and peer address, produced by a real
 //! bind, connect, handshake, fault or close.
 
-use ferromq::monitor::{Monitor, MonitorEvent, MonitorEventKind};
+mod common;
+
+use common::{next_event, until_event};
+use ferromq::monitor::MonitorEventKind;
 use ferromq::security::{AuthPolicy, Zap};
 use ferromq::{Endpoint, ProtocolError, Pull, Push, SocketOptions};
 use futures::StreamExt;
@@ -12,26 +15,6 @@ use tokio::time::timeout;
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(20);
 const RECONNECT_IVL: Duration = Duration::from_millis(50);
-
-/// The next event, failing the test if none comes in time.
-async fn next(monitor: &mut Monitor) -> MonitorEvent {
-    timeout(TEST_TIMEOUT, monitor.next())
-        .await
-        .expect("timed out waiting for a monitor event")
-        .expect("the monitor ended")
-}
-
-/// Skips events until one of `name`'s kind arrives; returns it and the names skipped.
-async fn until(monitor: &mut Monitor, name: &str) -> (MonitorEvent, Vec<&'static str>) {
-    let mut skipped = Vec::new();
-    loop {
-        let event = next(monitor).await;
-        if event.kind.name() == name {
-            return (event, skipped);
-        }
-        skipped.push(event.kind.name());
-    }
-}
 
 fn tcp_addr(endpoint: &Endpoint) -> String {
     endpoint.to_string()["tcp://".len()..].to_owned()
@@ -44,22 +27,22 @@ async fn bind_reports_listening_unbind_and_close_report_closed_then_monitor_stop
     let first = pull.bind("tcp://127.0.0.1:0").unwrap();
     let second = pull.bind("tcp://127.0.0.1:0").unwrap();
     for endpoint in [&first, &second] {
-        let event = next(&mut monitor).await;
+        let event = next_event(&mut monitor).await;
         assert_eq!(event.kind, MonitorEventKind::Listening);
         assert_eq!(event.endpoint.as_ref(), Some(endpoint));
         assert_eq!(event.peer, None);
     }
     pull.unbind(&first).unwrap();
-    let event = next(&mut monitor).await;
+    let event = next_event(&mut monitor).await;
     assert_eq!(event.kind, MonitorEventKind::Closed);
     assert_eq!(event.endpoint, Some(first));
 
     timeout(TEST_TIMEOUT, pull.close()).await.unwrap();
-    let event = next(&mut monitor).await;
+    let event = next_event(&mut monitor).await;
     assert_eq!(event.kind, MonitorEventKind::Closed);
     assert_eq!(event.endpoint, Some(second));
     assert_eq!(
-        next(&mut monitor).await.kind,
+        next_event(&mut monitor).await.kind,
         MonitorEventKind::MonitorStopped
     );
     assert_eq!(
@@ -68,7 +51,10 @@ async fn bind_reports_listening_unbind_and_close_report_closed_then_monitor_stop
         "the stream ends after monitor_stopped"
     );
     let mut late = pull.monitor();
-    assert_eq!(next(&mut late).await.kind, MonitorEventKind::MonitorStopped);
+    assert_eq!(
+        next_event(&mut late).await.kind,
+        MonitorEventKind::MonitorStopped
+    );
 }
 
 #[tokio::test]
@@ -78,7 +64,7 @@ async fn a_bind_to_a_taken_port_reports_bind_failed_with_the_reason() {
     let pull = Pull::new();
     let mut monitor = pull.monitor();
     assert!(pull.bind(&endpoint).is_err());
-    let event = next(&mut monitor).await;
+    let event = next_event(&mut monitor).await;
     let MonitorEventKind::BindFailed { error } = &event.kind else {
         panic!("expected bind_failed, got {event}");
     };
@@ -92,11 +78,14 @@ async fn an_accepted_peer_reports_accepted_handshake_succeeded_then_disconnected
     let pull = Pull::new();
     let mut monitor = pull.monitor();
     let endpoint = pull.bind("tcp://127.0.0.1:0").unwrap();
-    assert_eq!(next(&mut monitor).await.kind, MonitorEventKind::Listening);
+    assert_eq!(
+        next_event(&mut monitor).await.kind,
+        MonitorEventKind::Listening
+    );
     let push = Push::new();
     push.connect(&endpoint).unwrap();
 
-    let accepted = next(&mut monitor).await;
+    let accepted = next_event(&mut monitor).await;
     assert_eq!(accepted.kind, MonitorEventKind::Accepted);
     assert_eq!(accepted.endpoint.as_ref(), Some(&endpoint));
     let peer = accepted.peer.clone().expect("a TCP peer has an address");
@@ -107,12 +96,12 @@ async fn an_accepted_peer_reports_accepted_handshake_succeeded_then_disconnected
         format!("accepted {endpoint} {peer}"),
         "the CLI's line"
     );
-    let handshake = next(&mut monitor).await;
+    let handshake = next_event(&mut monitor).await;
     assert_eq!(handshake.kind, MonitorEventKind::HandshakeSucceeded);
     assert_eq!(handshake.peer.as_ref(), Some(&peer));
 
     timeout(TEST_TIMEOUT, push.close()).await.unwrap();
-    let gone = next(&mut monitor).await;
+    let gone = next_event(&mut monitor).await;
     assert_eq!(gone.kind, MonitorEventKind::Disconnected);
     assert_eq!(gone.peer, Some(peer));
     assert_eq!(gone.endpoint, Some(endpoint));
@@ -133,10 +122,10 @@ async fn a_connecting_socket_reports_each_failed_attempt_its_retry_interval_and_
     let mut monitor = push.monitor();
     push.connect(&endpoint).unwrap();
 
-    let (closed, before) = until(&mut monitor, "closed").await;
+    let (closed, before) = until_event(&mut monitor, "closed").await;
     assert_eq!(before, ["connect_delayed"]);
     assert_eq!(closed.endpoint.as_ref(), Some(&endpoint));
-    let retried = next(&mut monitor).await;
+    let retried = next_event(&mut monitor).await;
     let MonitorEventKind::ConnectRetried { interval } = retried.kind else {
         panic!("expected connect_retried after a refused attempt, got {retried}");
     };
@@ -147,7 +136,7 @@ async fn a_connecting_socket_reports_each_failed_attempt_its_retry_interval_and_
 
     let pull = Pull::new();
     pull.bind(&endpoint).unwrap();
-    let (connected, before) = until(&mut monitor, "connected").await;
+    let (connected, before) = until_event(&mut monitor, "connected").await;
     assert_eq!(
         before.last(),
         Some(&"connect_delayed"),
@@ -156,17 +145,17 @@ async fn a_connecting_socket_reports_each_failed_attempt_its_retry_interval_and_
     assert_eq!(connected.endpoint.as_ref(), Some(&endpoint));
     assert_eq!(connected.peer, Some(tcp_addr(&endpoint)));
     assert_eq!(
-        next(&mut monitor).await.kind,
+        next_event(&mut monitor).await.kind,
         MonitorEventKind::HandshakeSucceeded
     );
 
     // The peer goes away: disconnected, then a retry is scheduled.
     timeout(TEST_TIMEOUT, pull.close()).await.unwrap();
     assert_eq!(
-        next(&mut monitor).await.kind,
+        next_event(&mut monitor).await.kind,
         MonitorEventKind::Disconnected
     );
-    let retried = next(&mut monitor).await;
+    let retried = next_event(&mut monitor).await;
     assert!(
         matches!(retried.kind, MonitorEventKind::ConnectRetried { .. }),
         "{retried}"
@@ -181,7 +170,7 @@ async fn a_peer_that_breaks_the_greeting_reports_handshake_failed_protocol_with_
     let mut raw = TcpStream::connect(tcp_addr(&endpoint)).await.unwrap();
     raw.write_all(&[0x42; 64]).await.unwrap();
 
-    let (failed, before) = until(&mut monitor, "handshake_failed_protocol").await;
+    let (failed, before) = until_event(&mut monitor, "handshake_failed_protocol").await;
     assert_eq!(before, ["listening", "accepted"]);
     let MonitorEventKind::HandshakeFailedProtocol { fault } = &failed.kind else {
         unreachable!()
@@ -192,7 +181,7 @@ async fn a_peer_that_breaks_the_greeting_reports_handshake_failed_protocol_with_
     );
     assert_eq!(failed.peer, Some(raw.local_addr().unwrap().to_string()));
     assert_eq!(
-        next(&mut monitor).await.kind,
+        next_event(&mut monitor).await.kind,
         MonitorEventKind::Disconnected
     );
 }
@@ -207,10 +196,10 @@ async fn a_peer_that_closes_mid_handshake_reports_handshake_failed_no_detail() {
     raw.write_all(&[0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7f])
         .await
         .unwrap();
-    let (accepted, _) = until(&mut monitor, "accepted").await;
+    let (accepted, _) = until_event(&mut monitor, "accepted").await;
     drop(raw);
 
-    let failed = next(&mut monitor).await;
+    let failed = next_event(&mut monitor).await;
     assert!(
         matches!(
             failed.kind,
@@ -220,7 +209,7 @@ async fn a_peer_that_closes_mid_handshake_reports_handshake_failed_no_detail() {
     );
     assert_eq!(failed.peer, accepted.peer);
     assert_eq!(
-        next(&mut monitor).await.kind,
+        next_event(&mut monitor).await.kind,
         MonitorEventKind::Disconnected
     );
 }
@@ -238,12 +227,15 @@ async fn a_refused_plain_client_reports_handshake_failed_auth_with_the_status_on
     push.connect(&endpoint).unwrap();
 
     for monitor in [&mut server, &mut client] {
-        let (failed, _) = until(monitor, "handshake_failed_auth").await;
+        let (failed, _) = until_event(monitor, "handshake_failed_auth").await;
         assert_eq!(
             failed.kind,
             MonitorEventKind::HandshakeFailedAuth { status: 400 }
         );
-        assert_eq!(next(monitor).await.kind, MonitorEventKind::Disconnected);
+        assert_eq!(
+            next_event(monitor).await.kind,
+            MonitorEventKind::Disconnected
+        );
     }
     // Refused credentials are not retried (RFC 26): the client schedules no reconnect.
     timeout(TEST_TIMEOUT, push.close()).await.unwrap();
@@ -262,7 +254,7 @@ async fn several_monitors_each_see_every_event_and_a_dropped_one_costs_nothing()
     let push = Push::new();
     push.connect(&endpoint).unwrap();
     for monitor in [&mut first, &mut second] {
-        until(monitor, "handshake_succeeded").await;
+        until_event(monitor, "handshake_succeeded").await;
     }
     assert_eq!(first.missed(), 0);
 }
@@ -287,10 +279,10 @@ async fn accept_failed_child() {
             }
         }
     }
-    let (failed, _) = until(&mut monitor, "accept_failed").await;
+    let (failed, _) = until_event(&mut monitor, "accept_failed").await;
     println!("{failed}");
     drop(clients);
-    until(&mut monitor, "accepted").await;
+    until_event(&mut monitor, "accepted").await;
 }
 
 #[test]

@@ -1,33 +1,16 @@
 //! Options: built outside the crate with `SocketOptions::builder()`, changed on live sockets,
 //! and the options added for issue #15 (spec/sockets.md §11).
 
-use ferromq::monitor::{Monitor, MonitorEvent};
+mod common;
+
+use common::{next_event, until_event};
 use ferromq::{
     Dealer, Endpoint, Error, Pub, Pull, Push, Rep, Router, SocketOptions, Sub, XPub, XSub,
 };
-use futures::StreamExt;
 use std::time::Duration;
 use tokio::time::timeout;
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// The next event, failing the test if none comes in time.
-async fn next(monitor: &mut Monitor) -> MonitorEvent {
-    timeout(TEST_TIMEOUT, monitor.next())
-        .await
-        .expect("timed out waiting for a monitor event")
-        .expect("the monitor ended")
-}
-
-/// Skips events until one named `name` arrives.
-async fn until(monitor: &mut Monitor, name: &str) -> MonitorEvent {
-    loop {
-        let event = next(monitor).await;
-        if event.kind.name() == name {
-            return event;
-        }
-    }
-}
 
 #[tokio::test]
 async fn builder_makes_options_outside_the_crate_and_sockets_use_them() {
@@ -99,7 +82,7 @@ async fn connected_pair(push_options: SocketOptions) -> (Push, Pull) {
     let push = Push::with_options(push_options).unwrap();
     let mut monitor = push.monitor();
     push.connect(&endpoint).unwrap();
-    until(&mut monitor, "handshake_succeeded").await;
+    until_event(&mut monitor, "handshake_succeeded").await;
     (push, pull)
 }
 
@@ -344,10 +327,10 @@ async fn connect_timeout_fails_a_hanging_attempt_and_retries() {
         // Without the timeout the first attempt would hang for the kernel's SYN retries
         // (about two minutes); with it each attempt fails and is retried.
         for _ in 0..3 {
-            until(&mut monitor, "connect_delayed").await;
-            let failed = next(&mut monitor).await;
+            until_event(&mut monitor, "connect_delayed").await;
+            let failed = next_event(&mut monitor).await;
             assert_eq!(failed.kind.name(), "closed", "{failed:?}");
-            until(&mut monitor, "connect_retried").await;
+            until_event(&mut monitor, "connect_retried").await;
         }
     })
     .await
@@ -536,7 +519,7 @@ async fn conflate_keeps_only_the_newest_message() {
         let push = Push::with_options(conflate()).unwrap();
         let mut monitor = push.monitor();
         push.connect(&endpoint).unwrap();
-        until(&mut monitor, "handshake_succeeded").await;
+        until_event(&mut monitor, "handshake_succeeded").await;
         // No await between them: the connection task has taken nothing yet.
         for i in 0..100 {
             push.try_send(format!("{i}")).unwrap();
@@ -635,7 +618,7 @@ async fn immediate_off_messages_queued_while_reconnecting_survive() {
         assert_eq!(first.recv().await.unwrap().frames()[0], "before");
         first.close().await;
         drop(first);
-        until(&mut monitor, "disconnected").await;
+        until_event(&mut monitor, "disconnected").await;
         // Queued for the endpoint while no connection is there.
         push.send("while down 1").await.unwrap();
         push.send("while down 2").await.unwrap();
@@ -659,7 +642,7 @@ async fn immediate_off_round_robin_counts_the_peer_still_connecting() {
         let mut monitor = push.monitor();
         push.connect(&down).unwrap();
         push.connect(&up_endpoint).unwrap();
-        until(&mut monitor, "handshake_succeeded").await;
+        until_event(&mut monitor, "handshake_succeeded").await;
         for i in 0..4 {
             push.send(format!("{i}")).await.unwrap();
         }
@@ -707,7 +690,7 @@ async fn immediate_off_close_lets_a_connecting_peer_finish_its_handshake_and_tak
         let mut monitor = push.monitor();
         push.connect(&endpoint).unwrap();
         // Connected, handshake not necessarily done: the message waits in the slot.
-        until(&mut monitor, "connected").await;
+        until_event(&mut monitor, "connected").await;
         push.try_send("last words").unwrap();
         push.close().await;
         assert_eq!(pull.recv().await.unwrap().frames()[0], "last words");

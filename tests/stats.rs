@@ -1,11 +1,12 @@
 //! Socket statistics: per-peer and total counters, queue depths against the HWMs, drops per
 //! subscriber, reconnects, connection time and heartbeat round trips, from real traffic.
 
+mod common;
+
 use bytes::Bytes;
-use ferromq::monitor::Monitor;
+use common::until_event;
 use ferromq::stats::SocketStats;
 use ferromq::{Dealer, Error, Pub, Pull, Push, Router, SocketOptions, Sub};
-use futures::StreamExt;
 use std::time::{Duration, SystemTime};
 use tokio::time::timeout;
 
@@ -30,19 +31,6 @@ async fn stats_until(
     })
     .await
     .unwrap_or_else(|_| panic!("timed out; last snapshot: {:#?}", stats()))
-}
-
-async fn event(monitor: &mut Monitor, name: &str) {
-    timeout(TEST_TIMEOUT, async {
-        while let Some(event) = monitor.next().await {
-            if event.kind.name() == name {
-                return;
-            }
-        }
-        panic!("the monitor ended before {name}");
-    })
-    .await
-    .unwrap_or_else(|_| panic!("timed out waiting for {name}"));
 }
 
 #[tokio::test]
@@ -96,7 +84,7 @@ async fn totals_keep_the_traffic_of_peers_that_left() {
     push.send("bye").await.unwrap();
     timeout(TEST_TIMEOUT, pull.recv()).await.unwrap().unwrap();
     timeout(TEST_TIMEOUT, push.close()).await.unwrap();
-    event(&mut monitor, "disconnected").await;
+    until_event(&mut monitor, "disconnected").await;
     let stats = stats_until(|| pull.stats(), |s| s.peers.is_empty()).await;
     assert_eq!((stats.messages_in, stats.bytes_in), (1, 3));
 }
@@ -123,7 +111,7 @@ async fn queue_depths_are_reported_against_their_hwms() {
     let stuck = Pull::new();
     push.connect(stuck.bind("tcp://127.0.0.1:0").unwrap())
         .unwrap();
-    event(&mut monitor, "handshake_succeeded").await;
+    until_event(&mut monitor, "handshake_succeeded").await;
     let big = Bytes::from(vec![7u8; 64 * 1024]);
     loop {
         match push.try_send(big.clone()) {
@@ -175,15 +163,15 @@ async fn a_reconnected_peer_counts_its_reconnects_and_the_time_it_connected() {
     let push = Push::with_options(options).unwrap();
     let mut monitor = push.monitor();
     push.connect(&endpoint).unwrap();
-    event(&mut monitor, "handshake_succeeded").await;
+    until_event(&mut monitor, "handshake_succeeded").await;
     assert_eq!(push.stats().peers[0].reconnects, 0);
 
     timeout(TEST_TIMEOUT, first.close()).await.unwrap();
-    event(&mut monitor, "disconnected").await;
+    until_event(&mut monitor, "disconnected").await;
     let before = SystemTime::now();
     let second = Pull::new();
     second.bind(&endpoint).unwrap();
-    event(&mut monitor, "handshake_succeeded").await;
+    until_event(&mut monitor, "handshake_succeeded").await;
     let peer = &push.stats().peers[0];
     assert_eq!(peer.reconnects, 1);
     assert!(peer.connected_since >= before && peer.connected_since <= SystemTime::now());

@@ -1,5 +1,5 @@
-//! Helpers shared by the libzmq interop tests: the transport under test and libzmq sockets
-//! that can never hang a test.
+//! Helpers shared by the tests: the transport under test, libzmq sockets that can never hang
+//! a test, and bounded waits for monitor events.
 //!
 //! Each test binary compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
@@ -39,4 +39,31 @@ pub fn libzmq_socket(ctx: &zmq::Context, kind: zmq::SocketType) -> zmq::Socket {
     socket.set_sndtimeo(LIBZMQ_TIMEOUT_MS).unwrap();
     socket.set_linger(LIBZMQ_TIMEOUT_MS).unwrap();
     socket
+}
+
+/// How long a test waits for one monitor event.
+pub const EVENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The next monitor event, failing the test if none comes within [`EVENT_TIMEOUT`].
+pub async fn next_event(monitor: &mut ferromq::Monitor) -> ferromq::MonitorEvent {
+    use futures::StreamExt;
+    tokio::time::timeout(EVENT_TIMEOUT, monitor.next())
+        .await
+        .expect("timed out waiting for a monitor event")
+        .expect("the monitor ended")
+}
+
+/// Skips monitor events until one named `name` arrives; returns it and the names skipped.
+pub async fn until_event(
+    monitor: &mut ferromq::Monitor,
+    name: &str,
+) -> (ferromq::MonitorEvent, Vec<&'static str>) {
+    let mut skipped = Vec::new();
+    loop {
+        let event = next_event(monitor).await;
+        if event.kind.name() == name {
+            return (event, skipped);
+        }
+        skipped.push(event.kind.name());
+    }
 }
