@@ -16,6 +16,7 @@ use std::str::FromStr;
 /// | `tcp://127.0.0.1:0`, `tcp://*:*` | an ephemeral port chosen by the OS (bind only) |
 /// | `ipc:///tmp/feed.sock` | a Unix domain socket at that path |
 /// | `ipc://@feed` | a Linux abstract-namespace Unix socket |
+/// | `inproc://feed` | sockets of this process, without the kernel (any runtime or thread) |
 ///
 /// ```
 /// use ferromq::Endpoint;
@@ -39,6 +40,9 @@ pub enum Endpoint {
     Ipc(PathBuf),
     /// A Linux abstract-namespace Unix socket (`ipc://@name`).
     IpcAbstract(String),
+    /// Sockets of this process (`inproc://name`): messages pass as [`bytes::Bytes`] from
+    /// socket to socket, with no kernel, no copy and no encoding.
+    Inproc(String),
 }
 
 /// The host part of a TCP endpoint.
@@ -61,11 +65,12 @@ impl Endpoint {
         }
     }
 
-    /// The endpoint's transport name (`"tcp"` or `"ipc"`).
+    /// The endpoint's transport name (`"tcp"`, `"ipc"` or `"inproc"`).
     pub fn transport(&self) -> &'static str {
         match self {
             Endpoint::Tcp { .. } => "tcp",
             Endpoint::Ipc(_) | Endpoint::IpcAbstract(_) => "ipc",
+            Endpoint::Inproc(_) => "inproc",
         }
     }
 }
@@ -100,6 +105,8 @@ impl FromStr for Endpoint {
                     Ok(Endpoint::Ipc(PathBuf::from(rest)))
                 }
             }
+            "inproc" if rest.is_empty() => Err(invalid("inproc name is empty")),
+            "inproc" => Ok(Endpoint::Inproc(rest.to_owned())),
             _ => Err(Error::UnsupportedTransport {
                 transport: transport.to_owned(),
                 endpoint: s.to_owned(),
@@ -159,6 +166,7 @@ impl fmt::Display for Endpoint {
             },
             Endpoint::Ipc(path) => write!(f, "ipc://{}", path.display()),
             Endpoint::IpcAbstract(name) => write!(f, "ipc://@{name}"),
+            Endpoint::Inproc(name) => write!(f, "inproc://{name}"),
         }
     }
 }
@@ -210,6 +218,7 @@ mod tests {
         roundtrip("tcp://*:0");
         roundtrip("ipc:///tmp/x.sock");
         roundtrip("ipc://@name");
+        roundtrip("inproc://feed");
         // Like libzmq, an unbracketed IPv6 literal is accepted: the port follows the last ':'.
         assert_eq!(
             "tcp://::1:5".parse::<Endpoint>().unwrap().to_string(),
@@ -235,6 +244,7 @@ mod tests {
             "tcp://bad_host!:5",
             "ipc://",
             "ipc://@",
+            "inproc://",
             "nothing",
         ] {
             let err = bad.parse::<Endpoint>().unwrap_err();

@@ -117,6 +117,15 @@ impl Message {
         self.properties = Some(properties);
     }
 
+    /// The frames alone (sharing their bytes): what a connection with no encoding passes on,
+    /// since the properties of the connection a message arrived on are not part of it.
+    pub(crate) fn frames_only(&self) -> Message {
+        Message {
+            frames: self.frames.clone(),
+            properties: None,
+        }
+    }
+
     /// Number of frames.
     #[inline]
     pub fn len(&self) -> usize {

@@ -234,38 +234,7 @@ struct PeerGuard<'a, P: Pattern> {
 
 impl<P: Pattern> Drop for PeerGuard<'_, P> {
     fn drop(&mut self) {
-        let mut state = self.shared.lock();
-        let State { core, pattern } = &mut *state;
-        let closing = core.is_closing();
-        let Some(peer) = core.peers.get_mut(self.id) else {
-            return;
-        };
-        peer.alive = false;
-        peer.task = None;
-        // Release the socket now, not when the slot's last inbound message is read.
-        peer.stream = None;
-        if peer.persistent && peer.leaving.is_none() && !closing {
-            // The endpoint's slot stays routable, with what is queued, for the next
-            // connection; only the rest of a message half written to this one goes.
-            peer.info = None;
-            peer.connected_since = None;
-            peer.heartbeat_rtt = None;
-            peer.writer_busy = false;
-            if std::mem::take(&mut peer.partial) {
-                peer.out.discard();
-                peer.out_msgs = 0;
-            }
-            core.close_wakers.wake_all();
-            core.send_wakers.wake_all();
-            return;
-        }
-        core.detach_peer(pattern, self.id);
-        if core.inbox.queued(self.id) == 0 {
-            core.release_peer(self.id);
-        }
-        core.close_wakers.wake_all();
-        // Senders blocked on this peer's room may now pick another peer or fail.
-        core.send_wakers.wake_all();
+        self.shared.lock().connection_ended(self.id);
     }
 }
 

@@ -36,6 +36,7 @@
 
 mod connection;
 mod connector;
+mod inproc;
 mod listener;
 #[cfg(test)]
 mod mock_io;
@@ -151,6 +152,9 @@ pub(crate) struct Peer {
     /// A sender's direct write left part of a message on the stream, the rest in `out`: if
     /// the connection ends now, the rest must not start the next connection's stream.
     partial: bool,
+    /// An inproc peer's queue and link to the other socket, used instead of `out` and the
+    /// stream (see [`inproc`]).
+    inproc: Option<inproc::Link>,
 }
 
 /// Encoded bytes queued for one peer beyond which blocking senders wait for the connection
@@ -307,8 +311,11 @@ struct BoundOrConnected {
     id: EndpointId,
     /// The endpoint as bound (real port) or as given to connect.
     endpoint: Endpoint,
-    /// The listening socket of a bound endpoint: it lives here, not in the listener task, so
-    /// that removing the entry closes it at once (and unlinks its ipc path if still ours).
+    /// Bound (else connected).
+    bound: bool,
+    /// The listening socket of a bound tcp or ipc endpoint: it lives here, not in the
+    /// listener task, so that removing the entry closes it at once (and unlinks its ipc path
+    /// if still ours).
     listener: Option<transport::Listener>,
     /// The listener or connector task.
     task: Option<AbortHandle>,
@@ -318,7 +325,7 @@ struct BoundOrConnected {
 
 impl BoundOrConnected {
     fn is_bound(&self) -> bool {
-        self.listener.is_some()
+        self.bound
     }
 }
 
@@ -410,12 +417,39 @@ impl Core {
         }
     }
 
-    /// Runs `encode` on `peer`'s queue; if it queued a message (not a command), counts it
-    /// against the HWM and, with its payload bytes, in the peer's traffic. Hands the queue to
-    /// the stream if it was empty (see [`Peer::kick`]).
-    fn queue_for(&mut self, peer: PeerId, is_message: bool, encode: impl FnOnce(&mut WriteBuf)) {
+    /// Runs `encode` on `peer`'s queue (an inproc peer queues `item` instead); if it queued
+    /// a message (not a command), counts it against the HWM and, with its payload bytes, in
+    /// the peer's traffic. Hands the queue to the stream if it was empty (see
+    /// [`Peer::kick`]).
+    fn queue_for(
+        &mut self,
+        peer: PeerId,
+        is_message: bool,
+        encode: impl FnOnce(&mut WriteBuf),
+        item: impl FnOnce() -> inproc::Item,
+    ) {
         let direct_write = self.direct_write;
         if let Some(p) = self.peers.get_mut(peer) {
+            if let Some(link) = &mut p.inproc {
+                let item = item();
+                if is_message {
+                    if self.conflate {
+                        let dropped = link.discard_messages();
+                        p.traffic.dropped += dropped as u64;
+                        self.dropped_msgs += dropped as u64;
+                        p.out_msgs -= dropped;
+                    }
+                    p.out_msgs += 1;
+                    p.traffic.messages_out += 1;
+                    p.traffic.bytes_out += item.payload_len() as u64;
+                }
+                let sent = link.push(item);
+                p.out_msgs -= sent.messages;
+                if sent.retry {
+                    p.wake_task();
+                }
+                return;
+            }
             if is_message && self.conflate && p.out_msgs > 0 {
                 // Only message sockets conflate (PUSH, PUB, DEALER): their queues hold
                 // nothing but whole messages, not yet taken by the connection task.
@@ -438,7 +472,12 @@ impl Core {
 
     /// Encodes `message` onto `peer`'s queue, waking its task if the queue was empty.
     pub fn enqueue(&mut self, peer: PeerId, message: &Message) {
-        self.queue_for(peer, true, |out| out.push_message(message));
+        self.queue_for(
+            peer,
+            true,
+            |out| out.push_message(message),
+            || inproc::Item::Message(message.frames_only()),
+        );
     }
 
     /// Counts a message for `peer` dropped at its HWM (PUB, XPUB, ROUTER and REP drop rather
@@ -457,7 +496,12 @@ impl Core {
         if head.is_empty() && body.is_empty() {
             return;
         }
-        self.queue_for(peer, true, |out| out.push_parts(head, body));
+        self.queue_for(
+            peer,
+            true,
+            |out| out.push_parts(head, body),
+            || inproc::Item::Message(head.iter().chain(body).cloned().collect()),
+        );
     }
 
     /// Prepares `message` to be queued for many peers (PUB's fan-out): small frames are
@@ -471,11 +515,16 @@ impl Core {
     /// the HWM like [`Core::enqueue`].
     pub fn enqueue_fanout(&mut self, peer: PeerId, message: &Message) {
         let fanout = std::mem::take(&mut self.fanout);
-        self.queue_for(peer, true, |out| {
-            if !out.push_encoded(&fanout) {
-                out.push_message(message);
-            }
-        });
+        self.queue_for(
+            peer,
+            true,
+            |out| {
+                if !out.push_encoded(&fanout) {
+                    out.push_message(message);
+                }
+            },
+            || inproc::Item::Message(message.frames_only()),
+        );
         self.fanout = fanout;
     }
 
@@ -486,9 +535,12 @@ impl Core {
         let Some(version) = self.peers.get(peer).map(|p| p.version()) else {
             return;
         };
-        self.queue_for(peer, false, |out| {
-            out.push_subscription(version, subscribe, prefix)
-        });
+        self.queue_for(
+            peer,
+            false,
+            |out| out.push_subscription(version, subscribe, prefix),
+            || inproc::Item::subscription(subscribe, prefix),
+        );
     }
 
     /// Round-robin send over ready peers with room (PUSH, DEALER, REQ).
@@ -572,7 +624,10 @@ impl Core {
                 self.release_peer(peer);
                 self.close_wakers.wake_all();
             }
-        } else {
+        } else if p.inproc.is_none() || self.inbox.queued(peer) <= self.inbox.hwm() / 2 {
+            // An inproc sender is woken once half the room is free, not for every message
+            // read: each wake-up then hands over a batch (a tcp sender has the kernel's
+            // socket buffers between it and this inbox for that).
             p.room_freed();
         }
         Some((peer, message))
@@ -668,6 +723,7 @@ impl Core {
     fn add_endpoint(
         &mut self,
         endpoint: Endpoint,
+        bound: bool,
         listener: Option<transport::Listener>,
     ) -> EndpointId {
         self.last_endpoint_id += 1;
@@ -675,6 +731,7 @@ impl Core {
         self.endpoints.push(BoundOrConnected {
             id,
             endpoint: endpoint.clone(),
+            bound,
             listener,
             task: None,
             slot: None,
@@ -685,7 +742,7 @@ impl Core {
 
     /// Removes the endpoint's entry (closing its listening socket), stops its task, and
     /// detaches its peers, which write what is queued for them within the linger period and
-    /// then close. Returns the endpoint if it was bound (its listening socket closed).
+    /// then close. Returns the endpoint if it had a listening socket (now closed).
     fn remove_endpoint<P: Pattern>(
         &mut self,
         pattern: &mut P,
@@ -698,7 +755,7 @@ impl Core {
         if let Some(task) = &entry.task {
             task.abort();
         }
-        let closed = entry.is_bound().then(|| entry.endpoint.clone());
+        let closed = entry.listener.is_some().then(|| entry.endpoint.clone());
         // Closes the listening socket now, before the caller returns.
         drop(entry);
         let leaving: Vec<PeerId> = self
@@ -738,6 +795,42 @@ impl Core {
 pub(crate) struct State<P> {
     pub core: Core,
     pub pattern: P,
+}
+
+impl<P: Pattern> State<P> {
+    /// The connection of peer slot `id` ended (whatever the transport): the slot leaves the
+    /// pattern and goes once its inbound messages are read, except an endpoint's persistent
+    /// slot, which stays routable with its queue for the next connection.
+    fn connection_ended(&mut self, id: PeerId) {
+        let State { core, pattern } = self;
+        let closing = core.is_closing();
+        let Some(peer) = core.peers.get_mut(id) else {
+            return;
+        };
+        peer.alive = false;
+        peer.task = None;
+        // Release the socket now, not when the slot's last inbound message is read.
+        peer.stream = None;
+        if peer.persistent && peer.leaving.is_none() && !closing {
+            // Only the rest of a message half written to this connection goes.
+            peer.info = None;
+            peer.connected_since = None;
+            peer.heartbeat_rtt = None;
+            peer.writer_busy = false;
+            if std::mem::take(&mut peer.partial) {
+                peer.out.discard();
+                peer.out_msgs = 0;
+            }
+        } else {
+            core.detach_peer(pattern, id);
+            if core.inbox.queued(id) == 0 {
+                core.release_peer(id);
+            }
+        }
+        core.close_wakers.wake_all();
+        // Senders blocked on this peer's room may now pick another peer or fail.
+        core.send_wakers.wake_all();
+    }
 }
 
 /// What every task of one socket shares.
@@ -869,6 +962,16 @@ impl<P: Pattern> SocketCore<P> {
     pub fn bind(&self, endpoint: impl ToEndpoint) -> Result<Endpoint> {
         let endpoint = endpoint.to_endpoint()?;
         let runtime = runtime()?;
+        if let Endpoint::Inproc(name) = &endpoint {
+            inproc::bind(name, self.shared.clone(), &runtime, || {
+                let mut state = self.lock();
+                if state.core.is_closing() {
+                    return Err(Error::Closed);
+                }
+                Ok(state.core.add_endpoint(endpoint.clone(), true, None))
+            })?;
+            return Ok(endpoint);
+        }
         let options = self.options();
         let (listener, bound) = match transport::bind(&endpoint, &options) {
             Ok(bound) => bound,
@@ -884,7 +987,7 @@ impl<P: Pattern> SocketCore<P> {
         if state.core.is_closing() {
             return Err(Error::Closed);
         }
-        let id = state.core.add_endpoint(bound.clone(), Some(listener));
+        let id = state.core.add_endpoint(bound.clone(), true, Some(listener));
         let span = tracing::info_span!(parent: &self.shared.span, "bind", endpoint = %bound);
         span.in_scope(|| tracing::debug!("listening"));
         self.shared
@@ -914,7 +1017,7 @@ impl<P: Pattern> SocketCore<P> {
         if state.core.is_closing() {
             return Err(Error::Closed);
         }
-        let id = state.core.add_endpoint(endpoint.clone(), None);
+        let id = state.core.add_endpoint(endpoint.clone(), false, None);
         let immediate = self.shared.options().immediate;
         let slot = (!immediate && queues_before_handshake(self.shared.socket_type)).then(|| {
             let State { core, pattern } = &mut *state;
@@ -922,6 +1025,7 @@ impl<P: Pattern> SocketCore<P> {
                 endpoint: id,
                 persistent: true,
                 attached: true,
+                inproc: matches!(endpoint, Endpoint::Inproc(_)).then(inproc::Link::default),
                 ..Peer::default()
             });
             pattern.attach(core, slot);
@@ -932,6 +1036,12 @@ impl<P: Pattern> SocketCore<P> {
             core.send_wakers.wake_all();
             slot
         });
+        if let Endpoint::Inproc(name) = &endpoint {
+            // The registry's lock comes before any socket's: release ours first.
+            drop(state);
+            inproc::connect(name, self.shared.clone(), id, &runtime);
+            return Ok(());
+        }
         let span = tracing::info_span!(parent: &self.shared.span, "connect", endpoint = %endpoint);
         let task =
             runtime.spawn(connector::run(self.shared.clone(), endpoint, id, slot).instrument(span));

@@ -44,7 +44,10 @@ fn connect_mock(socket: &SocketCore<TestPattern>) -> MockPeer {
     let (io, peer) = mock_io::pair();
     let shared = socket.shared.clone();
     let endpoint = Endpoint::Ipc("mock".into());
-    let id = shared.lock().core.add_endpoint(endpoint.clone(), None);
+    let id = shared
+        .lock()
+        .core
+        .add_endpoint(endpoint.clone(), false, None);
     let link = connection::Link {
         id,
         endpoint,

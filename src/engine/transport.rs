@@ -260,7 +260,16 @@ pub(crate) fn bind(endpoint: &Endpoint, options: &SocketOptions) -> Result<(List
                 Listener::Ipc(UnixListener::from_std(std_listener)?, None),
                 endpoint.clone(),
             ))
-        }
+        } // The engine links inproc endpoints itself (engine/inproc.rs): no kernel socket.
+        Endpoint::Inproc(_) => Err(not_a_kernel_socket(endpoint)),
+    }
+}
+
+/// The error for an inproc endpoint given to the kernel-socket functions here.
+fn not_a_kernel_socket(endpoint: &Endpoint) -> Error {
+    Error::UnsupportedTransport {
+        transport: endpoint.transport().to_owned(),
+        endpoint: endpoint.to_string(),
     }
 }
 
@@ -313,6 +322,7 @@ pub(crate) async fn connect(endpoint: &Endpoint, options: &SocketOptions) -> Res
             configure_ipc(&stream, options)?;
             Ok(Stream::Ipc(stream))
         }
+        Endpoint::Inproc(_) => Err(not_a_kernel_socket(endpoint)),
     }
 }
 
