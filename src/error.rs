@@ -32,7 +32,9 @@ pub enum Error {
         reason: &'static str,
     },
     /// An endpoint names a transport ferromq does not support.
-    #[error("unsupported transport {transport:?} in endpoint {endpoint:?} (use tcp or ipc)")]
+    #[error(
+        "unsupported transport {transport:?} in endpoint {endpoint:?} (use tcp, ipc or inproc)"
+    )]
     UnsupportedTransport {
         /// The transport part.
         transport: String,
@@ -98,6 +100,16 @@ pub enum Error {
     /// routing-id frame).
     #[error("malformed message: {0}")]
     MalformedMessage(&'static str),
+    /// The message is larger than the peer it had to go to accepts (the `max_msg_size` that
+    /// peer announced; for PUSH, DEALER, REQ and PAIR: larger than every peer accepts). Sent,
+    /// it would have made the peer drop the connection.
+    #[error("message of {size} bytes is larger than the {limit} bytes the peer accepts")]
+    MessageTooLarge {
+        /// The message's payload bytes (all frames).
+        size: u64,
+        /// The largest the peer accepts.
+        limit: u64,
+    },
 }
 
 /// A failed send: the reason and the message, handed back to the caller untouched.

@@ -117,13 +117,11 @@ impl Message {
         self.properties = Some(properties);
     }
 
-    /// The frames alone (sharing their bytes): what a connection with no encoding passes on,
-    /// since the properties of the connection a message arrived on are not part of it.
-    pub(crate) fn frames_only(&self) -> Message {
-        Message {
-            frames: self.frames.clone(),
-            properties: None,
-        }
+    /// The frames alone: what a connection with no encoding passes on, since the properties
+    /// of the connection a message arrived on are not part of it.
+    pub(crate) fn without_properties(mut self) -> Message {
+        self.properties = None;
+        self
     }
 
     /// Number of frames.

@@ -609,15 +609,19 @@ impl Model {
         if self.version >= (3, 1) {
             self.next_ping = self.config.heartbeat.interval.map(|i| now + i);
         }
+        let identity = first("Identity").filter(|id| !id.is_empty());
+        let max_msg_size =
+            first("X-Max-Msg-Size").and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok());
         self.events
             .push(Event::Ready(ferromq::internals::wire::PeerInfo {
                 socket_type: theirs,
-                identity: first("Identity").filter(|id| !id.is_empty()),
+                identity,
                 metadata: meta,
                 version: self.version,
                 // These scripts run NULL security with no authenticator: no user id.
                 mechanism: Mechanism::NULL,
                 user_id: None,
+                max_msg_size,
             }));
         Ok(())
     }

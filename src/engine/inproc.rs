@@ -175,6 +175,8 @@ trait End: Send + Sync + 'static {
     fn socket_type(&self) -> SocketType;
     /// The `routing_id` option, which a tcp peer would learn from our READY.
     fn routing_id(&self) -> Option<Bytes>;
+    /// The `max_msg_size` option, which a tcp peer would learn from our READY.
+    fn max_msg_size(&self) -> Option<u64>;
     fn has_endpoint(&self, endpoint: EndpointId) -> bool;
     /// A live peer slot for a new connection from `endpoint` (adopting the endpoint's
     /// persistent slot if it has a free one); `None` if the socket closes or the endpoint
@@ -203,6 +205,10 @@ impl<P: Pattern> End for Shared<P> {
 
     fn routing_id(&self) -> Option<Bytes> {
         self.options().routing_id.clone()
+    }
+
+    fn max_msg_size(&self) -> Option<u64> {
+        self.options().max_msg_size
     }
 
     fn has_endpoint(&self, endpoint: EndpointId) -> bool {
@@ -493,6 +499,7 @@ fn describe(socket: &dyn End) -> PeerInfo {
         version: (3, 1),
         mechanism: Mechanism::NULL,
         user_id: None,
+        max_msg_size: socket.max_msg_size(),
     }
 }
 

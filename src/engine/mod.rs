@@ -60,7 +60,7 @@ use std::future::{Future, poll_fn};
 use std::io::IoSlice;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::task::AbortHandle;
 use tracing::Instrument;
@@ -187,6 +187,23 @@ impl Peer {
         self.has_room(hwm) && self.out.len() < QUEUE_SOFT_LIMIT_BYTES
     }
 
+    /// Whether a message of `size` payload bytes is within what the peer announced it
+    /// accepts (its `max_msg_size`); a peer that announced nothing takes any size.
+    pub fn fits(&self, size: u64) -> bool {
+        self.info
+            .as_ref()
+            .and_then(|info| info.max_msg_size)
+            .is_none_or(|limit| size <= limit)
+    }
+
+    /// [`Error::MessageTooLarge`] unless a message of `size` bytes [fits](Peer::fits).
+    pub fn check_size(&self, size: u64) -> Result<()> {
+        match self.info.as_ref().and_then(|info| info.max_msg_size) {
+            Some(limit) if size > limit => Err(Error::MessageTooLarge { size, limit }),
+            _ => Ok(()),
+        }
+    }
+
     /// The negotiated ZMTP version.
     pub fn version(&self) -> (u8, u8) {
         self.info.as_ref().map_or((3, 1), |i| i.version)
@@ -299,6 +316,40 @@ pub(crate) struct Core {
     /// `conflate`: each peer's queues, in and out, keep only the newest message (the HWMs
     /// are then unlimited: nothing ever waits for room).
     conflate: bool,
+}
+
+/// What [`Core::queue_for`] queues for one peer.
+enum Outgoing<'a> {
+    /// A message the socket owns.
+    Message(Message),
+    /// `head` then `body` as one message.
+    Parts {
+        head: &'a [Bytes],
+        body: &'a [Bytes],
+    },
+    /// The message of the fan-out in progress (see [`Core::encode_for_fanout`]).
+    Fanout(&'a Message),
+    /// A subscription (`true`) or its cancellation.
+    Subscription { subscribe: bool, prefix: &'a [u8] },
+}
+
+impl Outgoing<'_> {
+    /// What an inproc peer queues: the message itself, without the properties of the
+    /// connection it may have arrived on.
+    fn into_item(self) -> inproc::Item {
+        match self {
+            Outgoing::Message(message) => inproc::Item::Message(message.without_properties()),
+            Outgoing::Parts { head, body } => {
+                inproc::Item::Message(head.iter().chain(body).cloned().collect())
+            }
+            Outgoing::Fanout(message) => {
+                inproc::Item::Message(message.clone().without_properties())
+            }
+            Outgoing::Subscription { subscribe, prefix } => {
+                inproc::Item::subscription(subscribe, prefix)
+            }
+        }
+    }
 }
 
 /// Names one bound or connected endpoint for the lifetime of the socket (never reused), so a
@@ -417,67 +468,70 @@ impl Core {
         }
     }
 
-    /// Runs `encode` on `peer`'s queue (an inproc peer queues `item` instead); if it queued
-    /// a message (not a command), counts it against the HWM and, with its payload bytes, in
-    /// the peer's traffic. Hands the queue to the stream if it was empty (see
-    /// [`Peer::kick`]).
-    fn queue_for(
-        &mut self,
-        peer: PeerId,
-        is_message: bool,
-        encode: impl FnOnce(&mut WriteBuf),
-        item: impl FnOnce() -> inproc::Item,
-    ) {
+    /// Queues `outgoing` for `peer`: encoded onto its byte queue, or as it is for an inproc
+    /// peer. A message (not a subscription) counts against the HWM and, with its payload
+    /// bytes, in the peer's traffic. Hands the queue on if it was empty (see [`Peer::kick`]
+    /// and [`inproc::Link::push`]).
+    fn queue_for(&mut self, peer: PeerId, outgoing: Outgoing<'_>) {
         let direct_write = self.direct_write;
-        if let Some(p) = self.peers.get_mut(peer) {
-            if let Some(link) = &mut p.inproc {
-                let item = item();
-                if is_message {
-                    if self.conflate {
-                        let dropped = link.discard_messages();
-                        p.traffic.dropped += dropped as u64;
-                        self.dropped_msgs += dropped as u64;
-                        p.out_msgs -= dropped;
-                    }
-                    p.out_msgs += 1;
-                    p.traffic.messages_out += 1;
-                    p.traffic.bytes_out += item.payload_len() as u64;
-                }
-                let sent = link.push(item);
-                p.out_msgs -= sent.messages;
-                if sent.retry {
-                    p.wake_task();
-                }
-                return;
-            }
-            if is_message && self.conflate && p.out_msgs > 0 {
-                // Only message sockets conflate (PUSH, PUB, DEALER): their queues hold
-                // nothing but whole messages, not yet taken by the connection task.
-                p.out.discard();
-                p.traffic.dropped += p.out_msgs as u64;
-                self.dropped_msgs += p.out_msgs as u64;
-                p.out_msgs = 0;
-            }
-            let was_empty = p.out.is_empty();
-            let payload_before = p.out.payload_queued();
-            encode(&mut p.out);
+        let is_message = !matches!(outgoing, Outgoing::Subscription { .. });
+        let Some(p) = self.peers.get_mut(peer) else {
+            return;
+        };
+        if let Some(link) = &mut p.inproc {
+            let item = outgoing.into_item();
             if is_message {
+                if self.conflate {
+                    let dropped = link.discard_messages();
+                    p.traffic.dropped += dropped as u64;
+                    self.dropped_msgs += dropped as u64;
+                    p.out_msgs -= dropped;
+                }
                 p.out_msgs += 1;
                 p.traffic.messages_out += 1;
-                p.traffic.bytes_out += p.out.payload_queued() - payload_before;
+                p.traffic.bytes_out += item.payload_len() as u64;
             }
-            p.kick(was_empty, direct_write);
+            let sent = link.push(item);
+            p.out_msgs -= sent.messages;
+            if sent.retry {
+                p.wake_task();
+            }
+            return;
         }
+        if is_message && self.conflate && p.out_msgs > 0 {
+            // Only message sockets conflate (PUSH, PUB, DEALER): their queues hold
+            // nothing but whole messages, not yet taken by the connection task.
+            p.out.discard();
+            p.traffic.dropped += p.out_msgs as u64;
+            self.dropped_msgs += p.out_msgs as u64;
+            p.out_msgs = 0;
+        }
+        let was_empty = p.out.is_empty();
+        let payload_before = p.out.payload_queued();
+        match outgoing {
+            Outgoing::Message(message) => p.out.push_message(&message),
+            Outgoing::Parts { head, body } => p.out.push_parts(head, body),
+            Outgoing::Fanout(message) => {
+                if !p.out.push_encoded(&self.fanout) {
+                    p.out.push_message(message);
+                }
+            }
+            Outgoing::Subscription { subscribe, prefix } => {
+                let version = p.version();
+                p.out.push_subscription(version, subscribe, prefix)
+            }
+        }
+        if is_message {
+            p.out_msgs += 1;
+            p.traffic.messages_out += 1;
+            p.traffic.bytes_out += p.out.payload_queued() - payload_before;
+        }
+        p.kick(was_empty, direct_write);
     }
 
-    /// Encodes `message` onto `peer`'s queue, waking its task if the queue was empty.
-    pub fn enqueue(&mut self, peer: PeerId, message: &Message) {
-        self.queue_for(
-            peer,
-            true,
-            |out| out.push_message(message),
-            || inproc::Item::Message(message.frames_only()),
-        );
+    /// Queues `message` for `peer`, handing it on if the queue was empty.
+    pub fn enqueue(&mut self, peer: PeerId, message: Message) {
+        self.queue_for(peer, Outgoing::Message(message));
     }
 
     /// Counts a message for `peer` dropped at its HWM (PUB, XPUB, ROUTER and REP drop rather
@@ -489,19 +543,14 @@ impl Core {
         }
     }
 
-    /// Encodes `head` then `body` as one message onto `peer`'s queue (envelopes: REQ's
-    /// delimiter, REP's saved envelope, ROUTER's body without its routing-id frame), waking
-    /// its task if the queue was empty. Counts against the HWM like [`Core::enqueue`].
+    /// Queues `head` then `body` as one message for `peer` (envelopes: REQ's delimiter, REP's
+    /// saved envelope, ROUTER's body without its routing-id frame), handing it on if the
+    /// queue was empty. Counts against the HWM like [`Core::enqueue`].
     pub fn enqueue_parts(&mut self, peer: PeerId, head: &[Bytes], body: &[Bytes]) {
         if head.is_empty() && body.is_empty() {
             return;
         }
-        self.queue_for(
-            peer,
-            true,
-            |out| out.push_parts(head, body),
-            || inproc::Item::Message(head.iter().chain(body).cloned().collect()),
-        );
+        self.queue_for(peer, Outgoing::Parts { head, body });
     }
 
     /// Prepares `message` to be queued for many peers (PUB's fan-out): small frames are
@@ -514,57 +563,59 @@ impl Core {
     /// Queues the message given to [`Core::encode_for_fanout`] for `peer`, counting it against
     /// the HWM like [`Core::enqueue`].
     pub fn enqueue_fanout(&mut self, peer: PeerId, message: &Message) {
-        let fanout = std::mem::take(&mut self.fanout);
-        self.queue_for(
-            peer,
-            true,
-            |out| {
-                if !out.push_encoded(&fanout) {
-                    out.push_message(message);
-                }
-            },
-            || inproc::Item::Message(message.frames_only()),
-        );
-        self.fanout = fanout;
+        self.queue_for(peer, Outgoing::Fanout(message));
     }
 
     /// Queues a subscription or cancellation of `prefix` for `peer`, in the form its ZMTP
     /// version needs. Subscriptions do not count against the HWM: losing one would silently
     /// starve the subscriber.
     pub fn enqueue_subscription(&mut self, peer: PeerId, subscribe: bool, prefix: &[u8]) {
-        let Some(version) = self.peers.get(peer).map(|p| p.version()) else {
-            return;
-        };
-        self.queue_for(
-            peer,
-            false,
-            |out| out.push_subscription(version, subscribe, prefix),
-            || inproc::Item::subscription(subscribe, prefix),
-        );
+        self.queue_for(peer, Outgoing::Subscription { subscribe, prefix });
     }
 
-    /// Round-robin send over ready peers with room (PUSH, DEALER, REQ).
+    /// Round-robin send over ready peers with room (PUSH, PAIR, DEALER).
     pub fn send_round_robin(
         &mut self,
         message: &mut Option<Message>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<PeerId>> {
+        let size = message.as_ref().map_or(0, |m| m.byte_len() as u64);
+        let peer = ready!(self.pick_round_robin(size, cx))?;
+        if let Some(m) = message.take() {
+            self.enqueue(peer, m);
+        }
+        Poll::Ready(Ok(peer))
+    }
+
+    /// The next ready peer in round robin with room for a message of `size` bytes, skipping
+    /// peers that announced a smaller `max_msg_size`. Fails with
+    /// [`Error::MessageTooLarge`] when every attached peer announced one smaller than `size`
+    /// (waiting could never help); parks the call while none has room.
+    pub fn pick_round_robin(&mut self, size: u64, cx: &mut Context<'_>) -> Poll<Result<PeerId>> {
         let Core {
             lb, peers, sndhwm, ..
         } = self;
         let hwm = *sndhwm;
-        match lb.next_peer(|id| peers.get(id).is_some_and(|p| p.can_accept(hwm))) {
-            Some(peer) => {
-                if let Some(m) = message.take() {
-                    self.enqueue(peer, &m);
-                }
-                Poll::Ready(Ok(peer))
-            }
-            None => {
-                self.park_send(cx);
-                Poll::Pending
-            }
+        let fitting = |id| peers.get(id).is_some_and(|p: &Peer| p.fits(size));
+        if let Some(peer) =
+            lb.next_peer(|id| fitting(id) && peers.get(id).is_some_and(|p| p.can_accept(hwm)))
+        {
+            return Poll::Ready(Ok(peer));
         }
+        // `Ok(Some(refusal))` only when there are attached peers and none takes the size.
+        let refusal =
+            self.peers
+                .iter()
+                .filter(|(_, p)| p.attached)
+                .try_fold(None, |first, (_, p)| match p.check_size(size) {
+                    Ok(()) => Err(()),
+                    Err(refused) => Ok(first.or(Some(refused))),
+                });
+        if let Ok(Some(refusal)) = refusal {
+            return Poll::Ready(Err(refusal));
+        }
+        self.park_send(cx);
+        Poll::Pending
     }
 
     /// Fair-queued receive (PULL, DEALER, ROUTER, SUB, …): the next message and its peer.
@@ -1395,6 +1446,7 @@ impl<P: Pattern> SocketCore<P> {
                 version: (3, 1),
                 mechanism: crate::wire::Mechanism::NULL,
                 user_id: None,
+                max_msg_size: None,
             }),
             out_msgs: queued,
             attached: true,

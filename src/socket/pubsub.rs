@@ -242,8 +242,14 @@ impl Publisher {
         core.encode_for_fanout(message);
         let hwm = core.sndhwm;
         let mut congested = false;
+        let size = message.byte_len() as u64;
         for &peer in &self.matched {
-            if !core.peers.get(peer).is_some_and(|p| p.has_room(hwm)) {
+            // A subscriber that announced a smaller max size would drop the connection.
+            if !core
+                .peers
+                .get(peer)
+                .is_some_and(|p| p.has_room(hwm) && p.fits(size))
+            {
                 core.count_drop(peer);
                 continue;
             }
@@ -913,7 +919,7 @@ impl Pattern for XPubPattern {
         core.inbox.add_peer(peer);
         self.publisher.attach(peer);
         if let Some(welcome) = &self.welcome {
-            core.enqueue(peer, welcome);
+            core.enqueue(peer, welcome.clone());
         }
         true
     }
@@ -1097,8 +1103,13 @@ impl XSubPattern {
             None => {
                 let hwm = core.sndhwm;
                 for &peer in &self.subscriber.publishers {
-                    if core.peers.get(peer).is_some_and(|p| p.has_room(hwm)) {
-                        core.enqueue(peer, message);
+                    let size = message.byte_len() as u64;
+                    if core
+                        .peers
+                        .get(peer)
+                        .is_some_and(|p| p.has_room(hwm) && p.fits(size))
+                    {
+                        core.enqueue(peer, message.clone());
                     } else {
                         core.count_drop(peer);
                     }

@@ -73,7 +73,8 @@ impl ReqPattern {
         if let Err(e) = pattern.state.check_send() {
             return Poll::Ready(Err(wrong_state(SocketType::Req, e)));
         }
-        let peer = ready!(core.send_round_robin(&mut None, cx))?;
+        let size = slot.as_ref().map_or(0, |m| m.byte_len() as u64);
+        let peer = ready!(core.pick_round_robin(size, cx))?;
         // Replies to earlier requests are stale now (libzmq drains them the same way).
         while core.pop_inbox().is_some() {}
         let envelope = pattern.state.request_sent(peer);
@@ -247,6 +248,15 @@ impl RepPattern {
         };
         if let Some(peer) = to {
             let hwm = core.sndhwm;
+            if let Some(Err(error)) = core
+                .peers
+                .get(peer)
+                .map(|p| p.check_size(message.byte_len() as u64))
+            {
+                // The reply is still owed: the caller may send a smaller one.
+                *slot = Some(message);
+                return Poll::Ready(Err(error));
+            }
             if core.peers.get(peer).is_some_and(|p| p.has_room(hwm)) {
                 core.enqueue_parts(peer, envelope, message.frames());
             } else {

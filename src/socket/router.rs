@@ -103,6 +103,10 @@ impl RouterPattern {
         let Some(target) = core.peers.get(peer) else {
             return Poll::Ready(Err(Error::HostUnreachable(frames[0].clone())));
         };
+        let size = frames[1..].iter().map(|f| f.len() as u64).sum();
+        if let Err(error) = target.check_size(size) {
+            return Poll::Ready(Err(error));
+        }
         if pattern.mandatory {
             if !target.can_accept(hwm) {
                 core.park_send(cx);

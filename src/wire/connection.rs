@@ -132,7 +132,16 @@ pub struct PeerInfo {
     pub mechanism: Mechanism,
     /// The user id our authenticator gave the peer, if one was asked.
     pub user_id: Option<Bytes>,
+    /// The largest message the peer accepts, when it announced one
+    /// ([`MAX_MSG_SIZE_PROPERTY`]).
+    pub max_msg_size: Option<u64>,
 }
+
+/// The READY property in which ferromq announces its `max_msg_size` (decimal bytes), so that
+/// a ferromq sender fails a send that the peer would refuse (and drop the connection for)
+/// instead of sending it. RFC 23 reserves names starting with `X-` for applications; libzmq
+/// keeps the property as metadata and otherwise ignores it.
+pub const MAX_MSG_SIZE_PROPERTY: &str = "X-Max-Msg-Size";
 
 /// Something the connection learnt from the peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -257,6 +266,9 @@ impl Connection {
         properties.insert("Socket-Type", config.socket_type.as_str());
         if config.socket_type.sends_identity() {
             properties.insert("Identity", config.routing_id.clone());
+        }
+        if let Some(max) = config.max_msg_size {
+            properties.insert(MAX_MSG_SIZE_PROPERTY, max.to_string());
         }
         Connection {
             properties,
@@ -504,6 +516,10 @@ impl Connection {
             return Err(ProtocolError::IncompatibleSocketType { ours, theirs });
         }
         let identity = metadata.get("Identity").filter(|id| !id.is_empty());
+        // A value that is not a decimal number announces nothing.
+        let max_msg_size = metadata
+            .get(MAX_MSG_SIZE_PROPERTY)
+            .and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok());
         let mechanism = self.config.security.mechanism();
         if zap.is_some() || mechanism != Mechanism::NULL {
             let (user_id, zap_metadata) = zap
@@ -536,6 +552,7 @@ impl Connection {
             version: self.version,
             mechanism,
             user_id: zap.map(|z| z.user_id),
+            max_msg_size,
         }));
         Ok(())
     }
