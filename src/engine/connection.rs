@@ -84,7 +84,12 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, stream: Stream, link
     let stream = Arc::new(stream);
     let id = {
         let mut state = shared.lock();
-        if state.core.is_closing() || !state.core.has_endpoint(endpoint) {
+        // A removed endpoint's slot that still holds messages takes connections until they
+        // are written (see `Core::keeps_connecting`).
+        let drains = link.slot.and_then(|slot| state.core.peers.get(slot));
+        if !drains.is_some_and(Peer::drains)
+            && (state.core.is_closing() || !state.core.has_endpoint(endpoint))
+        {
             return Ended::default();
         }
         let adopted = link.slot.filter(|&slot| {
@@ -236,7 +241,6 @@ impl<P: Pattern> Drop for PeerGuard<'_, P> {
     fn drop(&mut self) {
         let mut state = self.shared.lock();
         let State { core, pattern } = &mut *state;
-        let closing = core.is_closing();
         let Some(peer) = core.peers.get_mut(self.id) else {
             return;
         };
@@ -244,9 +248,11 @@ impl<P: Pattern> Drop for PeerGuard<'_, P> {
         peer.task = None;
         // Release the socket now, not when the slot's last inbound message is read.
         peer.stream = None;
-        if peer.persistent && peer.leaving.is_none() && !closing {
-            // The endpoint's slot stays routable, with what is queued, for the next
-            // connection; only the rest of a message half written to this one goes.
+        if peer.persistent {
+            // The endpoint's slot stays, with what is queued, for the next connection:
+            // routable while the endpoint is there; once it was removed, its connector
+            // decides (`Core::keeps_connecting`). Only the rest of a message half written to
+            // this one goes.
             peer.info = None;
             peer.connected_since = None;
             peer.heartbeat_rtt = None;
