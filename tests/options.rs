@@ -561,9 +561,24 @@ fn fast_reconnect() -> ferromq::SocketOptionsBuilder {
     SocketOptions::builder().reconnect_ivl(Duration::from_millis(20))
 }
 
-/// libzmq's default, ZMQ_IMMEDIATE=0 (not ferromq's: spec/sockets.md §10).
+/// ZMQ_IMMEDIATE=0, the default (libzmq's), stated.
 fn immediate_off() -> ferromq::SocketOptionsBuilder {
     fast_reconnect().immediate(false)
+}
+
+#[tokio::test]
+async fn immediate_is_off_by_default_so_a_send_queues_for_a_peer_still_connecting() {
+    timeout(TEST_TIMEOUT, async {
+        assert!(
+            !SocketOptions::default().immediate,
+            "libzmq's ZMQ_IMMEDIATE=0"
+        );
+        let push = Push::new();
+        push.connect(vacant_endpoint()).unwrap();
+        push.try_send("queued").unwrap();
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -593,11 +608,7 @@ async fn immediate_off_sends_queue_for_a_peer_still_connecting() {
 #[tokio::test]
 async fn immediate_on_sends_wait_for_a_completed_handshake() {
     timeout(TEST_TIMEOUT, async {
-        assert!(
-            SocketOptions::default().immediate,
-            "ferromq's default (spec/sockets.md §10)"
-        );
-        let push = Push::with_options(fast_reconnect().build().unwrap()).unwrap();
+        let push = Push::with_options(fast_reconnect().immediate(true).build().unwrap()).unwrap();
         push.connect(vacant_endpoint()).unwrap();
         let refused = push.try_send("nobody").unwrap_err();
         assert!(matches!(refused.error, Error::WouldBlock), "{refused:?}");
@@ -798,6 +809,42 @@ async fn immediate_off_disconnect_with_zero_linger_drops_what_waits_for_an_absen
     })
     .await
     .unwrap();
+}
+
+#[tokio::test]
+async fn default_push_close_delivers_to_a_libzmq_pull_that_binds_afterwards() {
+    timeout(TEST_TIMEOUT, async {
+        // Every option at its default (linger forever), as a short-lived sender has them.
+        let endpoint = vacant_endpoint();
+        let push = Push::new();
+        let mut monitor = push.monitor();
+        push.connect(&endpoint).unwrap();
+        for i in 0..QUEUED_MSGS {
+            push.send(format!("{i}")).await.unwrap();
+        }
+        let closing = tokio::spawn(async move { push.close().await });
+        until_event(&mut monitor, "monitor_stopped").await;
+        assert!(
+            !closing.is_finished(),
+            "close gave up on the queued messages"
+        );
+        let address = endpoint.to_string();
+        let received = tokio::task::spawn_blocking(move || {
+            let ctx = zmq::Context::new();
+            let pull = common::libzmq_socket(&ctx, zmq::PULL);
+            pull.bind(&address).unwrap();
+            (0..QUEUED_MSGS)
+                .map(|_| String::from_utf8(pull.recv_bytes(0).unwrap()).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap();
+        let expected: Vec<String> = (0..QUEUED_MSGS).map(|i| i.to_string()).collect();
+        assert_eq!(received, expected);
+        closing.await.unwrap();
+    })
+    .await
+    .expect("libzmq got not every message, or close did not return once it had");
 }
 
 #[tokio::test]

@@ -29,10 +29,10 @@
 //!   non-empty. This departs from ARCHITECTURE.md's per-peer message pipes: the "pipe" *is*
 //!   the encoded byte buffer, with the HWM counted in messages.
 //! * A connection joins the socket's routing structures once its handshake completed (like
-//!   libzmq with `ZMQ_IMMEDIATE=1`, the default here), except that with `immediate` off a
-//!   PUSH, DEALER or REQ `connect` creates a persistent peer slot at once, routable before any
-//!   connection, which each connection to that endpoint adopts and which outlives them (see
-//!   `Peer::persistent` and spec/sockets.md §4).
+//!   libzmq with `ZMQ_IMMEDIATE=1`), except that with `immediate` off (the default, as in
+//!   libzmq) a PUSH, DEALER or REQ `connect` creates a persistent peer slot at once, routable
+//!   before any connection, which each connection to that endpoint adopts and which outlives
+//!   them (see `Peer::persistent` and spec/sockets.md §4).
 //!
 //! [`wire::Connection`]: crate::wire::Connection
 
