@@ -14,9 +14,8 @@ pub const DEFAULT_RECONNECT_IVL: Duration = Duration::from_millis(100);
 pub const DEFAULT_HANDSHAKE_IVL: Duration = Duration::from_secs(30);
 /// libzmq's default listen backlog (ZMQ_BACKLOG).
 pub const DEFAULT_BACKLOG: u32 = 100;
-/// ZMQ_IMMEDIATE's default: on, unlike libzmq's 0, until messages queued for an endpoint
-/// with no connection survive `close` for the linger period (spec/sockets.md §4 and §10).
-pub const DEFAULT_IMMEDIATE: bool = true;
+/// libzmq's ZMQ_IMMEDIATE default (0): sends queue for a connected endpoint still connecting.
+pub const DEFAULT_IMMEDIATE: bool = false;
 /// Longest duration any option takes: libzmq's options are `int` milliseconds, and a clock
 /// deadline this far ahead can never overflow.
 pub const MAX_DURATION: Duration = Duration::from_millis(i32::MAX as u64);
@@ -153,10 +152,14 @@ pub struct SocketOptions {
     /// where libzmq does not support it). libzmq keeps only one frame of a multipart
     /// message; ferromq keeps the whole newest message.
     pub conflate: bool,
-    /// Queue messages only for peers whose handshake completed (ZMQ_IMMEDIATE). Off, a
-    /// PUSH, DEALER or REQ `connect` makes the endpoint routable at once: sends queue for it
-    /// (up to the HWM) while it connects or reconnects, and go out when a connection's
-    /// handshake completes. Default on, unlike libzmq (spec/sockets.md §4 and §10 say why).
+    /// Queue messages only for peers whose handshake completed (ZMQ_IMMEDIATE; default off,
+    /// as in libzmq). Off, a PUSH, DEALER or REQ `connect` makes the endpoint routable at
+    /// once: sends queue for it (up to the HWM) while it connects or reconnects, and go out
+    /// when a connection's handshake completes. What is still queued for it when the socket
+    /// closes or the endpoint is disconnected keeps it connecting for the linger period
+    /// (with the default linger, until the peer has it: `close` waits as long, as libzmq's
+    /// context does). On, a send with no peer whose handshake completed waits (or fails with
+    /// `WouldBlock`) instead; see spec/sockets.md §4.
     pub immediate: bool,
     /// Who decides whether a peer may connect: RFC 27's handler, called in process for every
     /// handshake this socket serves (PLAIN and CURVE servers, and NULL peers on either side).
@@ -654,6 +657,7 @@ mod tests {
         assert_eq!((o.sndhwm, o.rcvhwm), (1000, 1000));
         assert_eq!(o.linger, None);
         assert_eq!(o.reconnect_ivl, Some(Duration::from_millis(100)));
+        assert!(!o.immediate);
         assert!(o.validate().is_ok());
     }
 

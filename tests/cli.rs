@@ -864,7 +864,18 @@ fn events_name_each_attempt_of_a_tool_that_connects_to_a_libzmq_peer() {
     let ctx = zmq::Context::new();
     let pull = libzmq_socket(&ctx, zmq::PULL);
     let endpoint = libzmq_bind(&pull, "tcp://127.0.0.1:0");
-    let push = Tool::run(&["push", "--connect", &endpoint, "--events"], "one\n");
+    let mut push = Tool::spawn(&["push", "--connect", &endpoint, "--events"]);
+    // The line goes in once the handshake is reported. A PUSH queues for a peer still
+    // connecting (`immediate` off, libzmq's default), so the tool could otherwise send and
+    // close first; the close stops the socket's monitors, and a handshake that completes
+    // while it lingers is not reported.
+    push.stderr_line(
+        |l| l.starts_with("handshake_succeeded "),
+        "handshake_succeeded",
+    );
+    push.write("one\n");
+    push.close_stdin();
+    let push = push.wait();
     assert_success(&push);
     assert_eq!(pull.recv_bytes(0).unwrap(), b"one");
     let addr = endpoint.trim_start_matches("tcp://");

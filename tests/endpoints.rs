@@ -192,7 +192,10 @@ async fn malformed_endpoints_fail_with_a_typed_error_naming_the_input() {
                 }
             }
         }
-        for (bad, transport) in [("udp://127.0.0.1:5", "udp"), ("inproc://x", "inproc")] {
+        for (bad, transport) in [
+            ("udp://127.0.0.1:5", "udp"),
+            ("pgm://eth0;239.1.1.1:5", "pgm"),
+        ] {
             for result in [socket.bind(bad).map(drop), socket.connect(bad)] {
                 match result {
                     Err(Error::UnsupportedTransport {

@@ -345,13 +345,14 @@ async fn a_closed_receiver_unlinks_the_sender() {
         let endpoint = name("receiver-gone");
         let pull = Pull::new();
         pull.bind(&endpoint).unwrap();
-        let push = Push::with_options(
-            options()
-                .send_timeout(Duration::from_millis(50))
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
+        // `immediate` on: with it off the connected endpoint keeps a slot that queues for
+        // the next bind of the name (`immediate_off_queues_before_the_name_is_bound`).
+        let options = options()
+            .immediate(true)
+            .send_timeout(Duration::from_millis(50))
+            .build()
+            .unwrap();
+        let push = Push::with_options(options).unwrap();
         push.connect(&endpoint).unwrap();
         pull.close().await;
         while push.peer_count() > 0 {

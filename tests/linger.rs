@@ -59,7 +59,9 @@ fn message(index: usize) -> Vec<u8> {
 }
 
 /// A PUSH connected to a fresh slow peer, with as many messages queued as the socket takes
-/// without waiting (nothing has been written yet: the connection task has not run since).
+/// without waiting (nothing has been written yet: the connection task has not run since, and
+/// may not even have connected: with `immediate` off, the default, the endpoint takes
+/// messages from `connect` on; the close then keeps connecting for them, as libzmq does).
 async fn push_with_queue(linger: Option<Duration>) -> (Push, SlowPeer, usize) {
     let peer = slow_peer();
     let mut options = SocketOptions::default();
@@ -67,7 +69,7 @@ async fn push_with_queue(linger: Option<Duration>) -> (Push, SlowPeer, usize) {
     options.sndbuf = Some(KERNEL_BUF_BYTES);
     let push = Push::with_options(options).unwrap();
     push.connect(peer.endpoint.as_str()).unwrap();
-    // The first send waits for the handshake; the rest queue until the PUSH pushes back.
+    // These queue until the PUSH pushes back (HWM or bytes queued).
     push.send(message(0)).await.unwrap();
     let mut queued = 1;
     loop {

@@ -561,9 +561,24 @@ fn fast_reconnect() -> ferromq::SocketOptionsBuilder {
     SocketOptions::builder().reconnect_ivl(Duration::from_millis(20))
 }
 
-/// libzmq's default, ZMQ_IMMEDIATE=0 (not ferromq's: spec/sockets.md §10).
+/// ZMQ_IMMEDIATE=0, the default (libzmq's), stated.
 fn immediate_off() -> ferromq::SocketOptionsBuilder {
     fast_reconnect().immediate(false)
+}
+
+#[tokio::test]
+async fn immediate_is_off_by_default_so_a_send_queues_for_a_peer_still_connecting() {
+    timeout(TEST_TIMEOUT, async {
+        assert!(
+            !SocketOptions::default().immediate,
+            "libzmq's ZMQ_IMMEDIATE=0"
+        );
+        let push = Push::new();
+        push.connect(vacant_endpoint()).unwrap();
+        push.try_send("queued").unwrap();
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -593,11 +608,7 @@ async fn immediate_off_sends_queue_for_a_peer_still_connecting() {
 #[tokio::test]
 async fn immediate_on_sends_wait_for_a_completed_handshake() {
     timeout(TEST_TIMEOUT, async {
-        assert!(
-            SocketOptions::default().immediate,
-            "ferromq's default (spec/sockets.md §10)"
-        );
-        let push = Push::with_options(fast_reconnect().build().unwrap()).unwrap();
+        let push = Push::with_options(fast_reconnect().immediate(true).build().unwrap()).unwrap();
         push.connect(vacant_endpoint()).unwrap();
         let refused = push.try_send("nobody").unwrap_err();
         assert!(matches!(refused.error, Error::WouldBlock), "{refused:?}");
@@ -662,23 +673,178 @@ async fn immediate_off_round_robin_counts_the_peer_still_connecting() {
     .unwrap();
 }
 
+const QUEUED_MSGS: usize = 5;
+
+/// A PUSH (`immediate` off) connected to a port where nothing listens yet, with
+/// [`QUEUED_MSGS`] messages queued for it, and its monitor.
+fn push_queued_for_an_absent_peer(linger: Option<Duration>) -> (Push, Endpoint, ferromq::Monitor) {
+    let endpoint = vacant_endpoint();
+    let push = Push::with_options(immediate_off().linger(linger).build().unwrap()).unwrap();
+    let monitor = push.monitor();
+    push.connect(&endpoint).unwrap();
+    for i in 0..QUEUED_MSGS {
+        push.try_send(format!("{i}")).unwrap();
+    }
+    (push, endpoint, monitor)
+}
+
+/// Receives [`QUEUED_MSGS`] messages and checks they are the queued ones, in order.
+async fn receive_the_queue(pull: &Pull) {
+    for i in 0..QUEUED_MSGS {
+        assert_eq!(pull.recv().await.unwrap().frames()[0], format!("{i}"));
+    }
+}
+
+/// Checks that `endpoint`'s new listener receives nothing from an earlier socket: the first
+/// message it gets is one a fresh PUSH sends after it bound.
+async fn only_a_later_message_arrives(endpoint: &Endpoint) {
+    let pull = Pull::new();
+    pull.bind(endpoint).unwrap();
+    let later = Push::new();
+    later.connect(endpoint).unwrap();
+    later.send("later").await.unwrap();
+    assert_eq!(pull.recv().await.unwrap().frames()[0], "later");
+}
+
 #[tokio::test]
-async fn immediate_off_close_and_disconnect_drop_what_waits_for_an_absent_peer() {
+async fn immediate_off_close_delivers_to_a_peer_that_binds_within_the_linger() {
     timeout(TEST_TIMEOUT, async {
-        // Default linger (forever): close still returns, as nothing is connected.
+        let (push, endpoint, mut monitor) =
+            push_queued_for_an_absent_peer(Some(Duration::from_secs(5)));
+        let closing = tokio::spawn(async move { push.close().await });
+        // The close has begun (it stops the monitors) with no peer there.
+        until_event(&mut monitor, "monitor_stopped").await;
+        assert!(
+            !closing.is_finished(),
+            "close gave up on the queued messages"
+        );
+        let pull = Pull::new();
+        pull.bind(&endpoint).unwrap();
+        receive_the_queue(&pull).await;
+        closing.await.unwrap();
+    })
+    .await
+    .expect("the queue was not delivered, or close did not return once it was");
+}
+
+#[tokio::test]
+async fn immediate_off_close_gives_up_on_an_absent_peer_when_the_linger_ends() {
+    timeout(TEST_TIMEOUT, async {
+        let linger = Duration::from_millis(300);
+        let (push, endpoint, _monitor) = push_queued_for_an_absent_peer(Some(linger));
+        let started = tokio::time::Instant::now();
+        push.close().await;
+        assert!(
+            started.elapsed() >= linger,
+            "close returned after {:?}, before the linger ended",
+            started.elapsed()
+        );
+        only_a_later_message_arrives(&endpoint).await;
+    })
+    .await
+    .expect("close waited past the linger period");
+}
+
+#[tokio::test]
+async fn immediate_off_close_with_zero_linger_drops_what_waits_for_an_absent_peer() {
+    timeout(TEST_TIMEOUT, async {
+        let (push, endpoint, _monitor) = push_queued_for_an_absent_peer(Some(Duration::ZERO));
+        timeout(Duration::from_secs(2), push.close())
+            .await
+            .expect("close waited despite zero linger");
+        only_a_later_message_arrives(&endpoint).await;
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn immediate_off_close_with_nothing_queued_returns_at_once_whatever_the_linger() {
+    timeout(TEST_TIMEOUT, async {
+        // Default linger (forever), a peer that never comes, and nothing queued for it.
         let push = Push::with_options(immediate_off().build().unwrap()).unwrap();
-        let endpoint = vacant_endpoint();
-        push.connect(&endpoint).unwrap();
-        push.try_send("lost").unwrap();
+        push.connect(vacant_endpoint()).unwrap();
+        timeout(Duration::from_secs(2), push.close())
+            .await
+            .expect("close waited for a peer nothing was queued for");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn immediate_off_disconnect_delivers_to_a_peer_that_binds_within_the_linger() {
+    timeout(TEST_TIMEOUT, async {
+        let (push, endpoint, _monitor) =
+            push_queued_for_an_absent_peer(Some(Duration::from_secs(5)));
+        push.disconnect(&endpoint).unwrap();
+        // The endpoint takes no more messages, but keeps connecting for those it has.
+        let refused = push.try_send("nowhere").unwrap_err();
+        assert!(matches!(refused.error, Error::WouldBlock), "{refused:?}");
+        let pull = Pull::new();
+        pull.bind(&endpoint).unwrap();
+        receive_the_queue(&pull).await;
+        timeout(Duration::from_secs(2), push.close())
+            .await
+            .expect("close waited for a delivered queue");
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn immediate_off_disconnect_with_zero_linger_drops_what_waits_for_an_absent_peer() {
+    timeout(TEST_TIMEOUT, async {
+        let (push, endpoint, _monitor) = push_queued_for_an_absent_peer(Some(Duration::ZERO));
         push.disconnect(&endpoint).unwrap();
         let refused = push.try_send("nowhere").unwrap_err();
         assert!(matches!(refused.error, Error::WouldBlock), "{refused:?}");
+        only_a_later_message_arrives(&endpoint).await;
+        // Connecting again makes a new slot, empty: nothing of the old queue comes back.
         push.connect(&endpoint).unwrap();
-        push.try_send("lost too").unwrap();
-        push.close().await;
+        push.send("again").await.unwrap();
+        timeout(Duration::from_secs(5), push.close())
+            .await
+            .expect("close did not return");
     })
     .await
-    .expect("close waited for a peer that never connected");
+    .unwrap();
+}
+
+#[tokio::test]
+async fn default_push_close_delivers_to_a_libzmq_pull_that_binds_afterwards() {
+    timeout(TEST_TIMEOUT, async {
+        // Every option at its default (linger forever), as a short-lived sender has them.
+        let endpoint = vacant_endpoint();
+        let push = Push::new();
+        let mut monitor = push.monitor();
+        push.connect(&endpoint).unwrap();
+        for i in 0..QUEUED_MSGS {
+            push.send(format!("{i}")).await.unwrap();
+        }
+        let closing = tokio::spawn(async move { push.close().await });
+        until_event(&mut monitor, "monitor_stopped").await;
+        assert!(
+            !closing.is_finished(),
+            "close gave up on the queued messages"
+        );
+        let address = endpoint.to_string();
+        let received = tokio::task::spawn_blocking(move || {
+            let ctx = zmq::Context::new();
+            let pull = common::libzmq_socket(&ctx, zmq::PULL);
+            pull.bind(&address).unwrap();
+            (0..QUEUED_MSGS)
+                .map(|_| String::from_utf8(pull.recv_bytes(0).unwrap()).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap();
+        let expected: Vec<String> = (0..QUEUED_MSGS).map(|i| i.to_string()).collect();
+        assert_eq!(received, expected);
+        closing.await.unwrap();
+    })
+    .await
+    .expect("libzmq got not every message, or close did not return once it had");
 }
 
 #[tokio::test]

@@ -521,6 +521,9 @@ impl Model {
         if self.ours.sends_identity() {
             meta.insert("Identity", self.config.routing_id.clone());
         }
+        if let Some(max) = self.config.max_msg_size {
+            meta.insert("X-Max-Msg-Size", max.to_string());
+        }
         self.out.push(Command::Ready(meta));
         Ok(())
     }

@@ -84,7 +84,12 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, stream: Stream, link
     let stream = Arc::new(stream);
     let id = {
         let mut state = shared.lock();
-        if state.core.is_closing() || !state.core.has_endpoint(endpoint) {
+        // A removed endpoint's slot that still holds messages takes connections until they
+        // are written (see `Core::keeps_connecting`).
+        let drains = link.slot.and_then(|slot| state.core.peers.get(slot));
+        if !drains.is_some_and(Peer::drains)
+            && (state.core.is_closing() || !state.core.has_endpoint(endpoint))
+        {
             return Ended::default();
         }
         let adopted = link.slot.filter(|&slot| {

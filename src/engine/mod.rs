@@ -19,7 +19,9 @@
 //! * Lifecycle calls are synchronous in effect: `disconnect` and `unbind` detach the
 //!   endpoint's peers from the routing structures under the lock before returning, so no later
 //!   send can choose them; their connection tasks then write what was already queued for them
-//!   (up to the linger period, as libzmq's terminating pipes do) and end.
+//!   (up to the linger period, as libzmq's terminating pipes do) and end. A connected
+//!   endpoint's persistent slot (below) that still holds messages keeps its connector
+//!   connecting until they are written or the linger period is over.
 //! * The socket's state sits behind one `std::sync::Mutex` held only for short, non-async
 //!   critical sections. Sending encodes the message straight into the chosen peer's
 //!   [`WriteBuf`] (so the connection task never re-encodes, and small messages cost no
@@ -27,10 +29,10 @@
 //!   non-empty. This departs from ARCHITECTURE.md's per-peer message pipes: the "pipe" *is*
 //!   the encoded byte buffer, with the HWM counted in messages.
 //! * A connection joins the socket's routing structures once its handshake completed (like
-//!   libzmq with `ZMQ_IMMEDIATE=1`, the default here), except that with `immediate` off a
-//!   PUSH, DEALER or REQ `connect` creates a persistent peer slot at once, routable before any connection,
-//!   which each connection to that endpoint adopts and which outlives them (see
-//!   `Peer::persistent` and spec/sockets.md §4).
+//!   libzmq with `ZMQ_IMMEDIATE=1`), except that with `immediate` off (the default, as in
+//!   libzmq) a PUSH, DEALER or REQ `connect` creates a persistent peer slot at once, routable
+//!   before any connection, which each connection to that endpoint adopts and which outlives
+//!   them (see `Peer::persistent` and spec/sockets.md §4).
 //!
 //! [`wire::Connection`]: crate::wire::Connection
 
@@ -147,7 +149,9 @@ pub(crate) struct Peer {
     /// The slot of a connected endpoint with `immediate` off: created at `connect`, routable
     /// at once, adopted by each connection to that endpoint and kept between them with its
     /// queue, until the endpoint is disconnected or the socket closes (libzmq's pipe of a
-    /// connecting session, with `ZMQ_IMMEDIATE=0`).
+    /// connecting session, with `ZMQ_IMMEDIATE=0`). If it still holds messages then, it
+    /// stays, detached and `leaving`, while its connector tries to deliver them within the
+    /// linger period (see [`Peer::drains`]).
     persistent: bool,
     /// A sender's direct write left part of a message on the stream, the rest in `out`: if
     /// the connection ends now, the rest must not start the next connection's stream.
@@ -202,6 +206,17 @@ impl Peer {
             Some(limit) if size > limit => Err(Error::MessageTooLarge { size, limit }),
             _ => Ok(()),
         }
+    }
+
+    /// Whether messages wait in this peer's queue (not yet taken by a connection task).
+    fn holds_messages(&self) -> bool {
+        self.out_msgs > 0 || !self.out.is_empty()
+    }
+
+    /// Whether this is a persistent slot whose endpoint was removed while it held messages:
+    /// its connector keeps connecting to deliver them, within the linger period.
+    fn drains(&self) -> bool {
+        self.persistent && self.leaving.is_some()
     }
 
     /// The negotiated ZMTP version.
@@ -368,7 +383,8 @@ struct BoundOrConnected {
     /// listener task, so that removing the entry closes it at once (and unlinks its ipc path
     /// if still ours).
     listener: Option<transport::Listener>,
-    /// The listener or connector task.
+    /// The listener or connector task (a connector that stopped by itself, after an ERROR
+    /// or with reconnection off, clears it).
     task: Option<AbortHandle>,
     /// A connected endpoint's `persistent` peer slot (`immediate` off).
     slot: Option<PeerId>,
@@ -766,8 +782,13 @@ impl Core {
         }
     }
 
+    /// Peers that `close` waits for: live connections, and slots whose connector still
+    /// tries to deliver their queue.
     fn live_connections(&self) -> usize {
-        self.peers.iter().filter(|(_, p)| p.alive).count()
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.alive || p.drains())
+            .count()
     }
 
     /// Registers a bound or connected endpoint; its task is added once spawned.
@@ -794,6 +815,12 @@ impl Core {
     /// Removes the endpoint's entry (closing its listening socket), stops its task, and
     /// detaches its peers, which write what is queued for them within the linger period and
     /// then close. Returns the endpoint if it had a listening socket (now closed).
+    ///
+    /// A connected endpoint's persistent slot (`immediate` off) that still holds messages
+    /// keeps its connector instead: it goes on connecting, with its usual interval, until a
+    /// connection has written the queue or the linger period has passed, as libzmq's
+    /// session does (see [`Core::keeps_connecting`]). A slot with nothing queued, or a
+    /// linger period already over, goes at once.
     fn remove_endpoint<P: Pattern>(
         &mut self,
         pattern: &mut P,
@@ -802,10 +829,17 @@ impl Core {
     ) -> Option<Endpoint> {
         let entry = self.endpoints.remove(index);
         let id = entry.id;
-        let slot = entry.slot;
-        if let Some(task) = &entry.task {
+        // A connector that already ended (`task` cleared by `connector_ended`) cannot drain.
+        let drain = entry
+            .slot
+            .filter(|_| entry.task.is_some() && linger.is_none_or(|deadline| deadline > now()))
+            .filter(|&slot| self.peers.get(slot).is_some_and(Peer::holds_messages));
+        if drain.is_none()
+            && let Some(task) = &entry.task
+        {
             task.abort();
         }
+        let slot = entry.slot;
         let closed = entry.listener.is_some().then(|| entry.endpoint.clone());
         // Closes the listening socket now, before the caller returns.
         drop(entry);
@@ -822,11 +856,19 @@ impl Core {
                 peer.wake_task();
             }
         }
-        // The endpoint's slot is an ordinary peer from now on: a connection in it lingers as
-        // above; with none, what is queued for the peer is dropped (spec/sockets.md §10).
-        if let Some(slot) = slot
+        if let Some(slot) = drain {
+            // No longer routable; the connector (woken, so it takes up the deadline) and each
+            // connection it makes serve the queue until it is written or the linger is over.
+            self.detach_peer(pattern, slot);
+            if let Some(peer) = self.peers.get_mut(slot) {
+                peer.leaving = Some(linger);
+                peer.wake_task();
+            }
+        } else if let Some(slot) = slot
             && let Some(peer) = self.peers.get_mut(slot)
         {
+            // The slot is an ordinary peer from now on: a connection in it lingers as above;
+            // with none, nothing is queued for the peer (or the linger is over): it goes.
             peer.persistent = false;
             if !peer.alive {
                 peer.out.discard();
@@ -838,6 +880,54 @@ impl Core {
             }
         }
         closed
+    }
+
+    /// Whether the connector of endpoint `id`, whose persistent slot is `slot`, connects
+    /// again: while the endpoint is there, or, once it was removed, while its slot still holds
+    /// messages and the linger period lasts.
+    fn keeps_connecting(&self, id: EndpointId, slot: Option<PeerId>) -> bool {
+        self.has_endpoint(id) || slot.is_some_and(|slot| self.drain_deadline(slot).is_some())
+    }
+
+    /// `Some(linger deadline)` (the inner `None`: forever) while `slot` is a removed
+    /// endpoint's slot that still holds messages and whose linger period has not passed.
+    fn drain_deadline(&self, slot: PeerId) -> Option<Option<Instant>> {
+        let peer = self.peers.get(slot)?;
+        if !peer.drains() || !peer.holds_messages() {
+            return None;
+        }
+        self.closing_for(slot)
+            .filter(|deadline| deadline.is_none_or(|d| d > now()))
+    }
+
+    /// The connector of endpoint `id` ended. While the endpoint is there, it is marked as
+    /// having none (a later removal cannot wait for it); once removed, the slot it served
+    /// goes, with whatever it still holds.
+    fn connector_ended<P: Pattern>(
+        &mut self,
+        pattern: &mut P,
+        id: EndpointId,
+        slot: Option<PeerId>,
+    ) {
+        if let Some(entry) = self.endpoints.iter_mut().find(|e| e.id == id) {
+            entry.task = None;
+            return;
+        }
+        let Some(slot) = slot else { return };
+        let Some(peer) = self.peers.get_mut(slot) else {
+            return;
+        };
+        if !peer.drains() || peer.alive {
+            return;
+        }
+        peer.persistent = false;
+        peer.out.discard();
+        peer.out_msgs = 0;
+        self.detach_peer(pattern, slot);
+        if self.inbox.queued(slot) == 0 {
+            self.release_peer(slot);
+        }
+        self.close_wakers.wake_all();
     }
 }
 
@@ -851,10 +941,9 @@ pub(crate) struct State<P> {
 impl<P: Pattern> State<P> {
     /// The connection of peer slot `id` ended (whatever the transport): the slot leaves the
     /// pattern and goes once its inbound messages are read, except an endpoint's persistent
-    /// slot, which stays routable with its queue for the next connection.
+    /// slot, which stays with its queue for the next connection.
     fn connection_ended(&mut self, id: PeerId) {
         let State { core, pattern } = self;
-        let closing = core.is_closing();
         let Some(peer) = core.peers.get_mut(id) else {
             return;
         };
@@ -862,8 +951,10 @@ impl<P: Pattern> State<P> {
         peer.task = None;
         // Release the socket now, not when the slot's last inbound message is read.
         peer.stream = None;
-        if peer.persistent && peer.leaving.is_none() && !closing {
-            // Only the rest of a message half written to this connection goes.
+        if peer.persistent {
+            // Routable while the endpoint is there; once it was removed, its connector
+            // decides (`Core::keeps_connecting`). Only the rest of a message half written to
+            // this connection goes.
             peer.info = None;
             peer.connected_since = None;
             peer.heartbeat_rtt = None;

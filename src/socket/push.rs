@@ -9,8 +9,11 @@ use crate::wire::SocketType;
 
 /// Sends messages round-robin to connected PULL peers that have room.
 ///
-/// `send` waits while every peer is at its send high-water mark (or has not connected yet),
-/// and fails with the message handed back after the send timeout, if one is set.
+/// `send` waits while no peer has room: each is at its send high-water mark, or there is none
+/// yet. A connected endpoint counts as a peer from `connect` on, so sends queue for it while
+/// it connects (`immediate` off, libzmq's default; with `immediate` on, only once its
+/// handshake completed). After the send timeout, if one is set, `send` fails with the message
+/// handed back.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
