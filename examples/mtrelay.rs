@@ -7,8 +7,8 @@
 //! cargo run --example mtrelay        # demo, exits 0
 //! ```
 //!
-//! The Guide's PAIRs use `inproc`, which ferromq does not have; these use IPC endpoints with
-//! paths unique to the process and step. The threads use the blocking API. It is a single
+//! As in the Guide, the PAIRs talk over `inproc` endpoints (no kernel, no encoding), with
+//! names unique to the process and step. The threads use the blocking API. It is a single
 //! program, as in the Guide; there are no roles to run apart.
 
 use ferromq::SocketOptions;
@@ -25,16 +25,12 @@ fn pair() -> ferromq::Result<Pair> {
     Pair::with_options(options)
 }
 
-/// A fresh IPC endpoint for one link of the chain.
+/// A fresh inproc endpoint for one link of the chain (unique, so that two demos running in
+/// one process, as the tests do, never share a name).
 fn endpoint(link: &str) -> String {
-    let path = std::env::temp_dir().join(format!(
-        "ferromq-mtrelay-{}-{link}-{:x}.ipc",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    ));
-    format!("ipc://{}", path.display())
+    static DEMOS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let demo = DEMOS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("inproc://mtrelay-{link}-{demo}")
 }
 
 /// Step 1: does its part, then signals step 2.

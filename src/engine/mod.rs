@@ -11,6 +11,9 @@
 //!   whole batch to the socket under one lock; it takes everything queued for its peer in
 //!   one swap and writes it with vectored writes.
 //! * REQ and REP senders write to an idle peer's stream themselves (see `Peer::write_now`).
+//! * An **inproc** peer has no stream and no connection task: its slot queues whole messages
+//!   and the sender hands them to the other socket's inbox itself when that socket's lock is
+//!   free; a small mover task per connection does the rest (see `inproc.rs`).
 //! * A **listener task** per bound endpoint accepts and spawns connection tasks; the
 //!   listening socket itself sits in the socket state, so `unbind` and `close` close it before
 //!   they return (see `listener.rs`). A **connector task** per connected endpoint connects,
