@@ -19,7 +19,7 @@ use crate::wire::frame::MAX_WRITEV_IOVECS;
 use crate::wire::{self, ConnectionConfig, Event, HeartbeatConfig, WriteBuf};
 use bytes::BytesMut;
 use std::collections::VecDeque;
-use std::future::{Future, poll_fn};
+use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -377,14 +377,7 @@ impl<P: Pattern> Driver<'_, P> {
                 }
                 continue;
             }
-            let deadline = tokio::time::Instant::from_std(deadline);
-            let sleep = self
-                .sleep
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-            if sleep.deadline() != deadline {
-                sleep.as_mut().reset(deadline);
-            }
-            if sleep.as_mut().poll(cx).is_pending() {
+            if super::poll_sleep_until(&mut self.sleep, deadline, cx).is_pending() {
                 return Ok(());
             }
         }

@@ -585,21 +585,12 @@ impl Mover {
         }
         self.wait_until(deadline, cx)
     }
+
     /// Pending, with a timer for a leaving side's linger deadline.
     fn wait_until(&mut self, deadline: Option<Instant>, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(deadline) = deadline else {
-            return Poll::Pending;
-        };
-        let deadline = tokio::time::Instant::from_std(deadline);
-        let sleep = self
-            .sleep
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if sleep.deadline() != deadline {
-            sleep.as_mut().reset(deadline);
-        }
-        match sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(()),
-            Poll::Pending => Poll::Pending,
+        match deadline {
+            Some(deadline) => super::poll_sleep_until(&mut self.sleep, deadline, cx),
+            None => Poll::Pending,
         }
     }
 }

@@ -63,11 +63,13 @@ use crate::wire::{PeerInfo, Security, SocketType, WriteBuf};
 use bytes::Bytes;
 use std::future::{Future, poll_fn};
 use std::io::IoSlice;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::task::AbortHandle;
+use tokio::time::Sleep;
 use tracing::Instrument;
 use transport::Stream;
 pub(crate) use waker::{WaitKey, WakerList};
@@ -1572,6 +1574,21 @@ fn queues_before_handshake(socket_type: SocketType) -> bool {
 }
 
 /// The clock, through tokio so that tests with a paused clock control it.
+/// Polls the sleep in `sleep` until `deadline`, creating it or moving it there first: one
+/// timer per task, re-armed rather than reallocated.
+pub(crate) fn poll_sleep_until(
+    sleep: &mut Option<Pin<Box<Sleep>>>,
+    deadline: Instant,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    let deadline = tokio::time::Instant::from_std(deadline);
+    let sleep = sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+    if sleep.deadline() != deadline {
+        sleep.as_mut().reset(deadline);
+    }
+    sleep.as_mut().poll(cx)
+}
+
 pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
