@@ -442,3 +442,34 @@ async fn stats_count_inproc_traffic() {
     })
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_closing_sender_gives_up_on_a_full_receiver_when_the_linger_ends() {
+    bounded(async {
+        let endpoint = name("linger-ends");
+        let pull = Pull::with_options(options().rcvhwm(2).build().unwrap()).unwrap();
+        pull.bind(&endpoint).unwrap();
+        let push = Push::with_options(
+            options()
+                .sndhwm(10)
+                .linger(Some(Duration::from_secs(5)))
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        push.connect(&endpoint).unwrap();
+        for i in 0..12 {
+            push.try_send(format!("{i}"))
+                .expect("room for SNDHWM + RCVHWM");
+        }
+        let started = tokio::time::Instant::now();
+        // Nobody reads: the connection's task holds on for the linger period, then ends.
+        push.close().await;
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+        for i in 0..2 {
+            assert_eq!(pull.recv().await.unwrap().frames(), [format!("{i}")]);
+        }
+        assert!(matches!(pull.try_recv(), Err(Error::WouldBlock)));
+    })
+    .await;
+}
