@@ -176,7 +176,12 @@ impl Message {
     /// Sum of the frame sizes in bytes.
     #[inline]
     pub fn byte_len(&self) -> usize {
-        self.frames().iter().map(Bytes::len).sum()
+        // The one-frame case without a loop: the engine asks once or twice per message.
+        match &self.frames {
+            Frames::Empty => 0,
+            Frames::One(frame) => frame.len(),
+            Frames::Many(frames) => frames.iter().map(Bytes::len).sum(),
+        }
     }
 
     /// Appends a frame at the end.

@@ -102,9 +102,20 @@ pub(crate) struct Sent {
 }
 
 impl Link {
-    /// Queues `item` and hands the queue to the other socket if its lock is free.
+    /// Queues `item` and, if nothing was waiting before it, hands the queue to the other
+    /// socket if its lock is free. Items already waiting mean the last hand-over could not
+    /// finish, and the mover will go on with it when the reason is gone (it was woken for a
+    /// busy lock; the receiver wakes it when half its room is free): trying again for every
+    /// message would only be refused again.
     pub fn push(&mut self, item: Item) -> Sent {
+        let waiting = !self.queue.is_empty();
         self.queue.push_back(item);
+        if waiting {
+            return Sent {
+                messages: 0,
+                retry: false,
+            };
+        }
         self.hand_over()
     }
 
