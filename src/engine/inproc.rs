@@ -3,8 +3,9 @@
 //! An inproc connection is a peer slot in each of its two sockets, each slot with a
 //! [`Link`]: its outbound queue of whole messages (their `Bytes` frames, shared, never copied
 //! or encoded) and the other socket's end. A send queues the message on the slot, as a tcp
-//! send queues encoded bytes, and then, still under its own socket's lock, hands the queue
-//! over to the other socket's pattern if that socket's lock is free at that moment (a
+//! send queues encoded bytes, and then, if nothing was waiting before it, hands it over,
+//! still under its own socket's lock, to the other socket's pattern if that socket's lock is
+//! free at that moment (a
 //! `try_lock`: a thread never waits for a second socket's lock while it holds one, so two
 //! sockets sending to each other cannot deadlock). The messages enter the other socket
 //! exactly where a connection task hands decoded messages to it, so HWMs, fair queueing,
