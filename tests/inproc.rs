@@ -473,3 +473,22 @@ async fn a_closing_sender_gives_up_on_a_full_receiver_when_the_linger_ends() {
     })
     .await;
 }
+
+#[test]
+fn a_blocking_poller_wakes_for_inproc_messages() {
+    use ferromq::blocking::{Interest, Poller};
+    let endpoint = name("poller");
+    let pull = ferromq::blocking::Pull::new();
+    pull.bind(&endpoint).unwrap();
+    let push = ferromq::blocking::Push::new();
+    push.connect(&endpoint).unwrap();
+    let mut poller = Poller::new();
+    poller.add(&pull, Interest::READABLE);
+    assert!(poller.poll(Some(Duration::ZERO)).unwrap().is_empty());
+    let sender = std::thread::spawn(move || push.send("wake").unwrap());
+    let events = poller.poll(Some(TEST_TIMEOUT)).unwrap();
+    assert_eq!(events.len(), 1, "the poll timed out");
+    assert!(events[0].readable);
+    assert_eq!(pull.try_recv().unwrap().frames(), ["wake"]);
+    sender.join().unwrap();
+}
