@@ -14,6 +14,9 @@ mod curve;
 mod nacl;
 mod null;
 mod plain;
+#[cfg(feature = "sodium")]
+#[allow(unsafe_code)]
+mod sodium;
 
 pub(crate) use cipher::Cipher;
 
