@@ -3,9 +3,9 @@
 //! An inproc connection is a peer slot in each of its two sockets, each slot with a
 //! [`Link`]: its outbound queue of whole messages (their `Bytes` frames, shared, never copied
 //! or encoded) and the other socket's end. A send queues the message on the slot, as a tcp
-//! send queues encoded bytes, and then, if nothing was waiting before it, hands it over,
-//! still under its own socket's lock, to the other socket's pattern if that socket's lock is
-//! free at that moment (a
+//! send queues encoded bytes, and then, unless the other socket's inbox is known to be full,
+//! hands the queue over, still under its own socket's lock, to the other socket's pattern if
+//! that socket's lock is free at that moment (a
 //! `try_lock`: a thread never waits for a second socket's lock while it holds one, so two
 //! sockets sending to each other cannot deadlock). The messages enter the other socket
 //! exactly where a connection task hands decoded messages to it, so HWMs, fair queueing,
@@ -83,6 +83,9 @@ pub(crate) struct Link {
     remote: Option<(Arc<dyn End>, PeerId)>,
     /// The connection's mover, for the other socket to wake when it frees room.
     mover: Option<Waker>,
+    /// The other socket's inbox had no room for the front of the queue: sends only queue
+    /// until the mover, woken when room is free, hands the queue over.
+    awaiting_room: bool,
 }
 
 impl std::fmt::Debug for Link {
@@ -103,15 +106,13 @@ pub(crate) struct Sent {
 }
 
 impl Link {
-    /// Queues `item` and, if nothing was waiting before it, hands the queue to the other
-    /// socket if its lock is free. Items already waiting mean the last hand-over could not
-    /// finish, and the mover will go on with it when the reason is gone (it was woken for a
-    /// busy lock; the receiver wakes it when half its room is free): trying again for every
-    /// message would only be refused again.
+    /// Queues `item` and hands the queue to the other socket if its lock is free, unless
+    /// the last hand-over stopped for want of room there: the receiver wakes the mover once
+    /// half its room is free, and trying again for every message until then would only be
+    /// refused again (a busy lock, by contrast, is free again within nanoseconds).
     pub fn push(&mut self, item: Item) -> Sent {
-        let waiting = !self.queue.is_empty();
         self.queue.push_back(item);
-        if waiting {
+        if self.awaiting_room {
             return Sent {
                 messages: 0,
                 retry: false,
@@ -136,10 +137,13 @@ impl Link {
             };
         };
         match end.accept(*peer, &mut self.queue) {
-            Accepted::Took(messages) => Sent {
-                messages,
-                retry: false,
-            },
+            Accepted::Took(messages) => {
+                self.awaiting_room = !self.queue.is_empty();
+                Sent {
+                    messages,
+                    retry: false,
+                }
+            }
             // The other socket is leaving or gone: the mover ends the connection.
             Accepted::Busy | Accepted::Closed => Sent {
                 messages: 0,
