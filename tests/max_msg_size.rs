@@ -178,3 +178,21 @@ fn a_libzmq_peer_reads_our_ready_with_the_announced_size_and_announces_none() {
         .expect("timed out");
     });
 }
+
+#[tokio::test]
+async fn req_counts_its_request_id_frame_against_the_limit() {
+    timeout(TEST_TIMEOUT, async {
+        let rep = ferromq::Rep::with_options(limited(64)).unwrap();
+        rep.bind("inproc://max-size-req").unwrap();
+        let options = SocketOptions::builder().req_correlate(true).build().unwrap();
+        let req = ferromq::Req::with_options(options).unwrap();
+        req.connect("inproc://max-size-req").unwrap();
+        // 61 bytes of body and the 4-byte request id are 65: one over.
+        let (size, limit, _) = too_large(req.send(vec![0u8; 61]).await);
+        assert_eq!((size, limit), (65, 64));
+        req.send(vec![0u8; 60]).await.unwrap();
+        assert_eq!(rep.recv().await.unwrap().frames()[0].len(), 60);
+    })
+    .await
+    .expect("timed out");
+}

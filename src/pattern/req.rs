@@ -138,6 +138,12 @@ impl ReqState {
         self.correlate = correlate;
     }
 
+    /// Bytes the envelope adds to a request's payload (the request id with `req_correlate`;
+    /// the delimiter is empty).
+    pub fn envelope_bytes(&self) -> usize {
+        if self.correlate { REQUEST_ID_BYTES } else { 0 }
+    }
+
     /// Whether a request may be sent now.
     pub fn check_send(&self) -> Result<(), StateError> {
         match self.phase {

@@ -73,7 +73,8 @@ impl ReqPattern {
         if let Err(e) = pattern.state.check_send() {
             return Poll::Ready(Err(wrong_state(SocketType::Req, e)));
         }
-        let size = slot.as_ref().map_or(0, |m| m.byte_len() as u64);
+        let body = slot.as_ref().map_or(0, |m| m.byte_len());
+        let size = (body + pattern.state.envelope_bytes()) as u64;
         let peer = ready!(core.pick_round_robin(size, cx))?;
         // Replies to earlier requests are stale now (libzmq drains them the same way).
         while core.pop_inbox().is_some() {}
