@@ -92,6 +92,31 @@
 //! # }
 //! ```
 //!
+//! # Inside one process: inproc
+//!
+//! `inproc://name` links sockets of one process, on any runtime or thread, with the same
+//! rules as tcp and without the kernel: a message's frames are handed over as they are, not
+//! copied or encoded. Bind and connect in either order.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> ferromq::Result<()> {
+//! use bytes::Bytes;
+//! use ferromq::{Pull, Push};
+//!
+//! let push = Push::new();
+//! push.connect("inproc://jobs")?;                 // nobody has bound it yet
+//! let pull = Pull::new();
+//! pull.bind("inproc://jobs")?;
+//!
+//! let job = Bytes::from(vec![7u8; 4096]);
+//! push.send(job.clone()).await?;
+//! let received = pull.recv().await?;
+//! assert_eq!(received.frames()[0].as_ptr(), job.as_ptr()); // the same bytes, not a copy
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Several sockets at once
 //!
 //! In async code, `tokio::select!` waits on several sockets; `recv` is cancel-safe, so the

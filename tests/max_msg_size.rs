@@ -184,7 +184,10 @@ async fn req_counts_its_request_id_frame_against_the_limit() {
     timeout(TEST_TIMEOUT, async {
         let rep = ferromq::Rep::with_options(limited(64)).unwrap();
         rep.bind("inproc://max-size-req").unwrap();
-        let options = SocketOptions::builder().req_correlate(true).build().unwrap();
+        let options = SocketOptions::builder()
+            .req_correlate(true)
+            .build()
+            .unwrap();
         let req = ferromq::Req::with_options(options).unwrap();
         req.connect("inproc://max-size-req").unwrap();
         // 61 bytes of body and the 4-byte request id are 65: one over.
