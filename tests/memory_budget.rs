@@ -15,7 +15,7 @@ use ferromq::SocketOptions;
 use ferromq::internals::wire::Metadata;
 use ferromq::internals::wire::SocketType;
 use ferromq::security::CurveKeyPair;
-use ferromq::{Message, Pull, Rep, Router, Sub, XPub};
+use ferromq::{Message, Pull, Push, Rep, Router, Sub, XPub};
 use raw_peer::{CurvePeer, RawPeer};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::SocketAddr;
@@ -714,5 +714,40 @@ fn a_thousand_curve_clients_stalled_after_hello_stay_within_budget() {
         );
         assert_eq!(pull.peer_count(), 0);
         drop(peers);
+    });
+}
+
+// (f) inproc: what one idle inproc connection holds, both sides and its task.
+
+/// Heap an idle inproc connection may hold: its peer slot and link in each socket, the
+/// receiver's fair-queue entry, the connector's registry entry and the mover task.
+const INPROC_CONNECTION_BUDGET_BYTES: usize = 4 * KIB;
+/// Idle inproc connections measured together.
+const INPROC_CONNECTIONS: usize = 1000;
+
+#[test]
+fn a_thousand_idle_inproc_connections_stay_within_budget() {
+    run(async || {
+        let pull = Pull::new();
+        pull.bind("inproc://memory-budget-idle").unwrap();
+        let pushes: Vec<Push> = (0..INPROC_CONNECTIONS).map(|_| Push::new()).collect();
+        let heap = Heap::start();
+        for push in &pushes {
+            push.connect("inproc://memory-budget-idle").unwrap();
+        }
+        assert_eq!(pull.peer_count(), INPROC_CONNECTIONS);
+        // Each connection's task runs once and goes idle.
+        for _ in 0..4 {
+            tokio::task::yield_now().await;
+        }
+        let per_connection = heap.live() / INPROC_CONNECTIONS;
+        println!(
+            "idle inproc connections: {per_connection} B live per connection, peak {} KiB",
+            heap.peak() / KIB
+        );
+        assert!(
+            heap.live() <= INPROC_CONNECTIONS * INPROC_CONNECTION_BUDGET_BYTES,
+            "{per_connection} B per idle inproc connection, over {INPROC_CONNECTION_BUDGET_BYTES}"
+        );
     });
 }
