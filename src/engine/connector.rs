@@ -148,12 +148,7 @@ async fn within_linger<P: Pattern, F: Future>(
                 Some(Some(deadline)) => deadline,
             }
         };
-        let deadline = tokio::time::Instant::from_std(deadline);
-        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if timer.deadline() != deadline {
-            timer.as_mut().reset(deadline);
-        }
-        timer.as_mut().poll(cx).map(|()| None)
+        super::poll_sleep_until(&mut timer, deadline, cx).map(|()| None)
     })
     .await
 }
