@@ -492,3 +492,72 @@ fn a_blocking_poller_wakes_for_inproc_messages() {
     assert_eq!(pull.try_recv().unwrap().frames(), ["wake"]);
     sender.join().unwrap();
 }
+
+#[tokio::test]
+async fn close_delivers_to_a_name_bound_within_the_linger() {
+    bounded(async {
+        let endpoint = name("bound-after-close");
+        let push = Push::with_options(
+            options()
+                .linger(Some(Duration::from_secs(20)))
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        push.connect(&endpoint).unwrap();
+        for i in 0..3 {
+            push.try_send(format!("{i}")).expect("queued for the name");
+        }
+        let closing = tokio::spawn(async move { push.close().await });
+        settle().await;
+        assert!(!closing.is_finished(), "close dropped what was queued");
+        let pull = Pull::new();
+        pull.bind(&endpoint).unwrap();
+        for i in 0..3 {
+            assert_eq!(pull.recv().await.unwrap().frames(), [format!("{i}")]);
+        }
+        closing.await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_gives_up_on_a_name_nobody_binds_when_the_linger_ends() {
+    bounded(async {
+        let endpoint = name("never-bound");
+        let push = Push::with_options(
+            options()
+                .linger(Some(Duration::from_secs(5)))
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        push.connect(&endpoint).unwrap();
+        push.try_send("lost").unwrap();
+        let started = tokio::time::Instant::now();
+        push.close().await;
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+        // The name, bound now, links nothing that could still deliver.
+        let pull = Pull::new();
+        pull.bind(&endpoint).unwrap();
+        assert_eq!(pull.peer_count(), 0);
+        assert!(matches!(pull.try_recv(), Err(Error::WouldBlock)));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn close_with_zero_linger_drops_what_waits_for_an_unbound_name() {
+    bounded(async {
+        let endpoint = name("zero-linger");
+        let push =
+            Push::with_options(options().linger(Some(Duration::ZERO)).build().unwrap()).unwrap();
+        push.connect(&endpoint).unwrap();
+        push.try_send("dropped").unwrap();
+        push.close().await;
+        let pull = Pull::new();
+        pull.bind(&endpoint).unwrap();
+        assert_eq!(pull.peer_count(), 0);
+    })
+    .await;
+}

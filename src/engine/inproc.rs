@@ -24,7 +24,7 @@
 //! links the connectors that remain. Lock order: the registry's, then one socket's; a second
 //! socket's only by `try_lock`.
 
-use super::{EndpointId, Pattern, Peer, Shared, State};
+use super::{Core, EndpointId, Pattern, Peer, Shared, State};
 use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::pattern::PeerId;
@@ -193,7 +193,9 @@ trait End: Send + Sync + 'static {
     fn routing_id(&self) -> Option<Bytes>;
     /// The `max_msg_size` option, which a tcp peer would learn from our READY.
     fn max_msg_size(&self) -> Option<u64>;
-    fn has_endpoint(&self, endpoint: EndpointId) -> bool;
+    /// Whether a connection from `endpoint` may be made: it is bound or connected, or it
+    /// was a connected endpoint whose slot still drains its queue (see [`watch_drains`]).
+    fn linkable(&self, endpoint: EndpointId) -> bool;
     /// A live peer slot for a new connection from `endpoint` (adopting the endpoint's
     /// persistent slot if it has a free one); `None` if the socket closes or the endpoint
     /// went away.
@@ -227,17 +229,21 @@ impl<P: Pattern> End for Shared<P> {
         self.options().max_msg_size
     }
 
-    fn has_endpoint(&self, endpoint: EndpointId) -> bool {
-        self.lock().core.has_endpoint(endpoint)
+    fn linkable(&self, endpoint: EndpointId) -> bool {
+        let state = self.lock();
+        state.core.has_endpoint(endpoint) || draining_slot(&state.core, endpoint).is_some()
     }
 
     fn open(&self, endpoint: EndpointId) -> Option<PeerId> {
         let mut state = self.lock();
         let core = &mut state.core;
-        if core.is_closing() {
-            return None;
-        }
-        let entry = core.endpoints.iter().find(|e| e.id == endpoint)?;
+        let Some(entry) = core.endpoints.iter().find(|e| e.id == endpoint) else {
+            // A removed endpoint's draining slot, even in a closing socket: what it holds
+            // goes out within the linger period.
+            let slot = draining_slot(core, endpoint)?;
+            core.peers.get_mut(slot)?.alive = true;
+            return Some(slot);
+        };
         if let Some(slot) = entry.slot
             && let Some(peer) = core.peers.get_mut(slot)
             && peer.persistent
@@ -262,6 +268,10 @@ impl<P: Pattern> End for Shared<P> {
         };
         slot.info = Some(info);
         slot.connected_since = Some(SystemTime::now());
+        if slot.leaving.is_some() {
+            // A draining slot is never routable again: it only empties its queue.
+            return true;
+        }
         // A persistent slot is in the pattern since `connect`.
         if !slot.attached && !pattern.attach(core, peer) {
             if let Some(slot) = core.peers.get_mut(peer) {
@@ -390,17 +400,59 @@ impl<P: Pattern> End for Shared<P> {
 
     fn end(&self, peer: PeerId) {
         let mut state = self.lock();
-        if let Some(link) = state
-            .core
-            .peers
-            .get_mut(peer)
-            .and_then(|slot| slot.inproc.as_mut())
-        {
+        let Some(slot) = state.core.peers.get_mut(peer) else {
+            return;
+        };
+        let endpoint = slot.endpoint;
+        if let Some(link) = slot.inproc.as_mut() {
             // No cycle of `Arc`s between the two sockets outlives the connection.
             link.remote = None;
             link.mover = None;
         }
         state.connection_ended(peer);
+        let State { core, pattern } = &mut *state;
+        if core.peers.get(peer).is_some_and(|p| p.drains()) {
+            // A draining slot's one chance is over: it delivered, or its linger ran out.
+            core.connector_ended(pattern, endpoint, Some(peer));
+        }
+    }
+}
+
+/// The draining slot of removed connected endpoint `endpoint`, if it has no connection.
+fn draining_slot(core: &Core, endpoint: EndpointId) -> Option<PeerId> {
+    core.peers
+        .iter()
+        .find(|(_, p)| p.endpoint == endpoint && p.inproc.is_some() && p.drains() && !p.alive)
+        .map(|(id, _)| id)
+}
+
+/// After endpoints were removed: gives each inproc slot that drains its queue, with no
+/// connection, a task that drops it when its linger period ends (a bind of the name before
+/// then links it and delivers). Without a runtime to run that task, the slots go now.
+pub(super) fn watch_drains<P: Pattern>(shared: &Arc<Shared<P>>, state: &mut State<P>) {
+    let State { core, pattern } = state;
+    let draining: Vec<(PeerId, EndpointId)> = core
+        .peers
+        .iter()
+        .filter(|(_, p)| p.inproc.is_some() && p.drains() && !p.alive)
+        .map(|(id, p)| (id, p.endpoint))
+        .collect();
+    let runtime = tokio::runtime::Handle::try_current().ok();
+    for (slot, endpoint) in draining {
+        match (core.closing_for(slot), &runtime) {
+            // Linger forever: it waits for a bind, as libzmq's pending connection does.
+            (Some(None), Some(_)) => {}
+            (Some(Some(deadline)), Some(runtime)) => {
+                let shared = shared.clone();
+                runtime.spawn(async move {
+                    tokio::time::sleep_until(deadline.into()).await;
+                    let mut state = shared.lock();
+                    let State { core, pattern } = &mut *state;
+                    core.connector_ended(pattern, endpoint, Some(slot));
+                });
+            }
+            _ => core.connector_ended(pattern, endpoint, Some(slot)),
+        }
     }
 }
 
@@ -416,7 +468,7 @@ impl Registered {
     /// The socket, while the endpoint is still bound or connected.
     fn live(&self) -> Option<Arc<dyn End>> {
         let end = self.end.upgrade()?;
-        end.has_endpoint(self.endpoint).then_some(end)
+        end.linkable(self.endpoint).then_some(end)
     }
 }
 

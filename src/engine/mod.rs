@@ -834,10 +834,13 @@ impl Core {
     ) -> Option<Endpoint> {
         let entry = self.endpoints.remove(index);
         let id = entry.id;
-        // A connector that already ended (`task` cleared by `connector_ended`) cannot drain.
+        // A connector that already ended (`task` cleared by `connector_ended`) cannot drain;
+        // an inproc slot has no connector: the registry links it if the name is bound in
+        // time (see `inproc::watch_drains`).
+        let can_drain = entry.task.is_some() || matches!(entry.endpoint, Endpoint::Inproc(_));
         let drain = entry
             .slot
-            .filter(|_| entry.task.is_some() && linger.is_none_or(|deadline| deadline > now()))
+            .filter(|_| can_drain && linger.is_none_or(|deadline| deadline > now()))
             .filter(|&slot| self.peers.get(slot).is_some_and(Peer::holds_messages));
         if drain.is_none()
             && let Some(task) = &entry.task
@@ -1212,6 +1215,7 @@ impl<P: Pattern> SocketCore<P> {
             let monitors = &self.shared.monitors;
             monitors.emit(MonitorEventKind::Closed, &closed, None);
         }
+        inproc::watch_drains(&self.shared, &mut state);
         Ok(())
     }
 
@@ -1365,6 +1369,8 @@ impl<P: Pattern> SocketCore<P> {
                 monitors.emit(MonitorEventKind::Closed, &closed, None);
             }
         }
+        inproc::watch_drains(&self.shared, &mut state);
+        let State { core, pattern } = &mut *state;
         // Under the state lock, so that no monitor added concurrently misses the stop.
         monitors.stop();
         core.wake_all_tasks();
