@@ -61,11 +61,13 @@ pub async fn broker(frontend: &Router, backend: &Router) -> ferromq::Result<Infa
                     continue; // not from a REQ worker: ignore
                 }
                 idle.push_back(frames[0].clone());
-                if frames.len() == 3 && frames[2] == READY {
-                    continue;
+                // [worker, "", signal] only says the worker is idle: this broker's READY, or
+                // the Guide's one-byte "\x01" of the Simple Pirate workers, which use this
+                // broker as their queue.
+                if frames.len() > 3 {
+                    // [worker, "", client, "", reply] → [client, "", reply]
+                    frontend.send(Message::from(frames.split_off(2))).await?;
                 }
-                // [worker, "", client, "", reply] → [client, "", reply]
-                frontend.send(Message::from(frames.split_off(2))).await?;
             }
             Event::FromClient(message) => {
                 let mut request = message?;

@@ -21,10 +21,12 @@
 #[allow(dead_code)]
 #[path = "lazy_pirate.rs"]
 mod lazy_pirate;
-use bytes::Bytes;
-use ferromq::{Message, Req, Router, SocketOptions};
+/// The load-balancing broker, which is the Simple Pirate queue unchanged.
+#[allow(dead_code)]
+#[path = "lb_broker.rs"]
+mod lb_broker;
+use ferromq::{Req, Router, SocketOptions};
 use futures::future::try_join_all;
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -34,50 +36,6 @@ pub const READY: &[u8] = b"\x01";
 pub const REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
 /// Attempts per request beyond the first before the client gives up.
 pub const MAX_RETRIES: usize = 5;
-
-enum Event {
-    FromWorker(ferromq::Result<Message>),
-    FromClient(ferromq::Result<Message>),
-}
-
-/// The queue: reads requests only while a worker is idle, and sends each to the worker idle
-/// the longest; every reply puts its worker back at the end of the idle queue.
-pub async fn queue(frontend: &Router, backend: &Router) -> ferromq::Result<Infallible> {
-    let mut idle: VecDeque<Bytes> = VecDeque::new();
-    loop {
-        let event = if idle.is_empty() {
-            Event::FromWorker(backend.recv().await)
-        } else {
-            tokio::select! {
-                m = backend.recv() => Event::FromWorker(m),
-                m = frontend.recv() => Event::FromClient(m),
-            }
-        };
-        match event {
-            // [worker, "", READY] or [worker, "", client, "", reply]
-            Event::FromWorker(message) => {
-                let mut frames = message?.into_frames();
-                if frames.len() < 3 {
-                    continue;
-                }
-                idle.push_back(frames[0].clone());
-                if frames.len() > 3 {
-                    frontend.send(Message::from(frames.split_off(2))).await?;
-                }
-            }
-            // [client, "", request] → [worker, "", client, "", request]
-            Event::FromClient(message) => {
-                let mut request = message?;
-                let worker = idle
-                    .pop_front()
-                    .expect("clients are read with a worker idle");
-                request.push_front(Bytes::new());
-                request.push_front(worker);
-                backend.send(request).await?;
-            }
-        }
-    }
-}
 
 /// A REQ worker: says READY, then echoes requests; on request number `crash_after` (if
 /// any) it dies without answering and returns how many it answered.
@@ -147,7 +105,7 @@ pub async fn demo(clients: usize, requests: usize, crash_after: usize) -> ferrom
         std::future::pending::<ferromq::Result<Infallible>>().await
     };
     let done = tokio::select! {
-        Err(e) = queue(&frontend, &backend) => Err(e),
+        Err(e) = lb_broker::broker(&frontend, &backend) => Err(e),
         Err(e) = crashing => Err(e),
         Err(e) = worker(&backend_endpoint, None) => Err(e),
         Err(e) = worker(&backend_endpoint, None) => Err(e),
@@ -176,7 +134,7 @@ async fn main() -> ferromq::Result<()> {
             frontend.bind(*frontend_endpoint)?;
             let backend = Router::new();
             backend.bind(*backend_endpoint)?;
-            let never = queue(&frontend, &backend).await?;
+            let never = lb_broker::broker(&frontend, &backend).await?;
             match never {}
         }
         ["worker", backend, rest @ ..] if rest.len() <= 1 => {
