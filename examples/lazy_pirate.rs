@@ -95,12 +95,7 @@ pub async fn client(
     requests: usize,
     verbose: bool,
 ) -> ferromq::Result<(usize, usize)> {
-    let mut options = SocketOptions::default();
-    options.recv_timeout = Some(REQUEST_TIMEOUT);
-    options.req_relaxed = true;
-    options.req_correlate = true;
-    let req = Req::with_options(options)?;
-    req.connect(endpoint)?;
+    let req = connect_req(endpoint, REQUEST_TIMEOUT)?;
     let mut retries = 0;
     for sequence in 1..=requests {
         retries += request_reliably(&req, &sequence.to_string(), MAX_RETRIES, verbose).await?;
@@ -108,7 +103,20 @@ pub async fn client(
     Ok((requests, retries))
 }
 
-/// Sends `request` on `req` (with `req_relaxed` and `req_correlate`, and a receive timeout)
+/// A REQ connected to `endpoint` as every Pirate client uses it: it may send again without a
+/// reply (`req_relaxed`), a late reply to an earlier send is dropped (`req_correlate`), and
+/// a receive gives up after `request_timeout`.
+pub fn connect_req(endpoint: &str, request_timeout: Duration) -> ferromq::Result<Req> {
+    let mut options = SocketOptions::default();
+    options.recv_timeout = Some(request_timeout);
+    options.req_relaxed = true; // may send again without a reply…
+    options.req_correlate = true; // …and a late reply to the earlier send is dropped
+    let req = Req::with_options(options)?;
+    req.connect(endpoint)?;
+    Ok(req)
+}
+
+/// Sends `request` on `req` (made by [`connect_req`])
 /// until a reply echoes it, sending it again after each timeout, at most `max_retries` times.
 /// Returns how many times it was sent again. The Lazy Pirate client's step, which the Simple
 /// and Paranoid Pirate clients take too.

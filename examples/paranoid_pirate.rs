@@ -29,7 +29,7 @@
 #[path = "lazy_pirate.rs"]
 mod lazy_pirate;
 use bytes::Bytes;
-use ferromq::{Dealer, Message, Req, Router, SocketOptions};
+use ferromq::{Dealer, Message, Router, SocketOptions};
 use futures::future::try_join_all;
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -255,12 +255,7 @@ pub async fn client(
     requests: usize,
     timing: Timing,
 ) -> ferromq::Result<(Vec<String>, usize)> {
-    let mut options = SocketOptions::default();
-    options.recv_timeout = Some(timing.request_timeout);
-    options.req_relaxed = true; // may send again without a reply…
-    options.req_correlate = true; // …and a late reply to the earlier send is dropped
-    let req = Req::with_options(options)?;
-    req.connect(frontend)?;
+    let req = lazy_pirate::connect_req(frontend, timing.request_timeout)?;
     let (mut replies, mut retries) = (Vec::with_capacity(requests), 0);
     for n in 1..=requests {
         let request = format!("{name} {n}");

@@ -25,7 +25,7 @@ mod lazy_pirate;
 #[allow(dead_code)]
 #[path = "lb_broker.rs"]
 mod lb_broker;
-use ferromq::{Req, Router, SocketOptions};
+use ferromq::{Req, Router};
 use futures::future::try_join_all;
 use std::convert::Infallible;
 use std::time::Duration;
@@ -63,12 +63,7 @@ pub async fn client(
     name: &str,
     requests: usize,
 ) -> ferromq::Result<(Vec<String>, usize)> {
-    let mut options = SocketOptions::default();
-    options.recv_timeout = Some(REQUEST_TIMEOUT);
-    options.req_relaxed = true; // may send again without a reply…
-    options.req_correlate = true; // …and a late reply to the earlier send is dropped
-    let req = Req::with_options(options)?;
-    req.connect(frontend)?;
+    let req = lazy_pirate::connect_req(frontend, REQUEST_TIMEOUT)?;
     let (mut replies, mut retries) = (Vec::with_capacity(requests), 0);
     for n in 1..=requests {
         let request = format!("{name} {n}");
