@@ -199,10 +199,7 @@ impl Peer {
     /// Whether a message of `size` payload bytes is within what the peer announced it
     /// accepts (its `max_msg_size`); a peer that announced nothing takes any size.
     pub fn fits(&self, size: u64) -> bool {
-        self.info
-            .as_ref()
-            .and_then(|info| info.max_msg_size)
-            .is_none_or(|limit| size <= limit)
+        self.check_size(size).is_ok()
     }
 
     /// [`Error::MessageTooLarge`] unless a message of `size` bytes [fits](Peer::fits).
@@ -617,10 +614,11 @@ impl Core {
             lb, peers, sndhwm, ..
         } = self;
         let hwm = *sndhwm;
-        let fitting = |id| peers.get(id).is_some_and(|p: &Peer| p.fits(size));
-        if let Some(peer) =
-            lb.next_peer(|id| fitting(id) && peers.get(id).is_some_and(|p| p.can_accept(hwm)))
-        {
+        if let Some(peer) = lb.next_peer(|id| {
+            peers
+                .get(id)
+                .is_some_and(|p| p.can_accept(hwm) && p.fits(size))
+        }) {
             return Poll::Ready(Ok(peer));
         }
         // `Ok(Some(refusal))` only when there are attached peers and none takes the size.
