@@ -9,7 +9,7 @@
 //! [`wire::Connection`]: crate::wire::Connection
 
 use super::transport::Stream;
-use super::{EndpointId, Pattern, Peer, Shared, State, now};
+use super::{EndpointId, Handshake, Pattern, Peer, Shared, State, now};
 use crate::endpoint::Endpoint;
 use crate::error::Error;
 use crate::monitor::MonitorEventKind;
@@ -24,7 +24,7 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use tokio::time::Sleep;
 
 /// Read buffer allocation. One read carries thousands of small messages, and several 64 KiB
@@ -400,33 +400,28 @@ impl<P: Pattern> Driver<'_, P> {
         while let Some(event) = self.stash.take().or_else(|| self.conn.poll_event()) {
             match event {
                 Event::Ready(info) => {
-                    let Some(peer) = core.peers.get_mut(self.id) else {
-                        continue;
-                    };
-                    if peer.leaving.is_some() {
-                        // Its endpoint went away during the handshake: never routable. What
-                        // a persistent slot queued before it goes out within the linger.
-                        self.ready = !peer.out.is_empty();
-                        continue;
+                    let peer_type = info.socket_type;
+                    match core.handshake_completed(pattern, self.id, info) {
+                        Handshake::Gone => continue,
+                        Handshake::Leaving => {
+                            // Its endpoint went away during the handshake. What a persistent
+                            // slot queued before it goes out within the linger.
+                            self.ready = core.peers.get(self.id).is_some_and(|p| !p.out.is_empty());
+                            continue;
+                        }
+                        Handshake::Refused => {
+                            tracing::debug!(%peer_type, "handshake complete");
+                            return Err(Error::PeerRefused);
+                        }
+                        Handshake::Attached => {}
                     }
-                    tracing::debug!(peer_type = %info.socket_type, "handshake complete");
-                    peer.info = Some(info);
-                    peer.connected_since = Some(SystemTime::now());
-                    if core.direct_write {
+                    tracing::debug!(%peer_type, "handshake complete");
+                    if core.direct_write
+                        && let Some(peer) = core.peers.get_mut(self.id)
+                    {
                         peer.stream = Some(self.stream.clone());
                     }
-                    // A persistent slot is in the pattern since `connect`.
-                    if !peer.attached && !pattern.attach(core, self.id) {
-                        if let Some(peer) = core.peers.get_mut(self.id) {
-                            peer.info = None;
-                        }
-                        return Err(Error::PeerRefused);
-                    }
-                    if let Some(peer) = core.peers.get_mut(self.id) {
-                        peer.attached = true;
-                    }
                     self.ready = true;
-                    core.send_wakers.wake_all();
                     let kind = MonitorEventKind::HandshakeSucceeded;
                     let peer = self.link.peer.as_deref();
                     self.shared.monitors.emit(kind, &self.link.endpoint, peer);

@@ -24,7 +24,7 @@
 //! links the connectors that remain. Lock order: the registry's, then one socket's; a second
 //! socket's only by `try_lock`.
 
-use super::{Core, EndpointId, Pattern, Peer, Shared, State};
+use super::{Core, EndpointId, Handshake, Pattern, Peer, Shared, State};
 use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::pattern::PeerId;
@@ -36,7 +36,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError, TryLockError, Weak};
 use std::task::{Context, Poll, Waker};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 use tokio::time::Sleep;
 
 /// What an inproc peer slot queues in place of encoded bytes.
@@ -263,27 +263,11 @@ impl<P: Pattern> End for Shared<P> {
     fn attach(&self, peer: PeerId, info: PeerInfo) -> bool {
         let mut state = self.lock();
         let State { core, pattern } = &mut *state;
-        let Some(slot) = core.peers.get_mut(peer) else {
-            return false;
-        };
-        slot.info = Some(info);
-        slot.connected_since = Some(SystemTime::now());
-        if slot.leaving.is_some() {
-            // A draining slot is never routable again: it only empties its queue.
-            return true;
-        }
-        // A persistent slot is in the pattern since `connect`.
-        if !slot.attached && !pattern.attach(core, peer) {
-            if let Some(slot) = core.peers.get_mut(peer) {
-                slot.info = None;
-            }
-            return false;
-        }
-        if let Some(slot) = core.peers.get_mut(peer) {
-            slot.attached = true;
-        }
-        core.send_wakers.wake_all();
-        true
+        // A draining (leaving) slot links only to empty its queue.
+        !matches!(
+            core.handshake_completed(pattern, peer, info),
+            Handshake::Gone | Handshake::Refused
+        )
     }
 
     fn set_remote(&self, peer: PeerId, remote: (Arc<dyn End>, PeerId)) {

@@ -335,6 +335,20 @@ pub(crate) struct Core {
     conflate: bool,
 }
 
+/// How a completed handshake went for a peer slot (see [`Core::handshake_completed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handshake {
+    /// The slot is gone.
+    Gone,
+    /// Its endpoint went away meanwhile: never routable; what a persistent slot queued goes
+    /// out within the linger period.
+    Leaving,
+    /// The pattern refused the peer (a PAIR with a peer already).
+    Refused,
+    /// The peer is routable.
+    Attached,
+}
+
 /// What [`Core::queue_for`] queues for one peer.
 enum Outgoing<'a> {
     /// A message the socket owns.
@@ -475,6 +489,36 @@ impl Core {
     fn closing_for(&self, peer: PeerId) -> Option<Option<Instant>> {
         self.closing
             .or_else(|| self.peers.get(peer).and_then(|p| p.leaving))
+    }
+
+    /// Peer slot `id` completed its handshake (or, inproc, its link) with a peer described by
+    /// `info`: it joins the pattern (a persistent slot is in it since `connect`) and waiting
+    /// senders are woken. A slot whose endpoint went away meanwhile never becomes routable.
+    fn handshake_completed<P: Pattern>(
+        &mut self,
+        pattern: &mut P,
+        id: PeerId,
+        info: PeerInfo,
+    ) -> Handshake {
+        let Some(peer) = self.peers.get_mut(id) else {
+            return Handshake::Gone;
+        };
+        if peer.leaving.is_some() {
+            return Handshake::Leaving;
+        }
+        peer.info = Some(info);
+        peer.connected_since = Some(SystemTime::now());
+        if !peer.attached && !pattern.attach(self, id) {
+            if let Some(peer) = self.peers.get_mut(id) {
+                peer.info = None;
+            }
+            return Handshake::Refused;
+        }
+        if let Some(peer) = self.peers.get_mut(id) {
+            peer.attached = true;
+        }
+        self.send_wakers.wake_all();
+        Handshake::Attached
     }
 
     /// Takes the peer out of the pattern's routing, if it is in it.
