@@ -205,6 +205,11 @@ async fn second_libzmq_peer_is_refused_and_the_first_keeps_working() {
             wait_for_event(&monitor, zmq::SocketEvent::DISCONNECTED);
             second.set_linger(0).unwrap();
             drop(second);
+            // libzmq's I/O thread sends monitor events with a blocking send: an event (a
+            // reconnect retry of the closing socket) sent after this reader is gone blocks
+            // that thread for good, and with it `first`, which it also serves. So read on
+            // until the monitor's last event.
+            wait_for_event(&monitor, zmq::SocketEvent::MONITOR_STOPPED);
         })
         .await
         .unwrap();
