@@ -147,6 +147,7 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, stream: Stream, link
         retired_read_bufs: VecDeque::new(),
         read_buf_size: READ_BUF_BYTES,
         out: WriteBuf::new(),
+        sealing: WriteBuf::new(),
         stash: None,
         sleep: None,
         ready: false,
@@ -264,6 +265,9 @@ struct Driver<'a, P: Pattern> {
     read_buf_size: usize,
     /// Bytes being written: swapped out of the peer's queue, plus our own commands.
     out: WriteBuf,
+    /// A batch swapped out of the peer's queue to be boxed into `out` (CURVE), then empty
+    /// with its memory until the next swap.
+    sealing: WriteBuf,
     /// An event the socket could not take yet (its inbox was full).
     stash: Option<Event>,
     sleep: Option<Pin<Box<Sleep>>>,
@@ -336,6 +340,7 @@ impl<P: Pattern> Driver<'_, P> {
                 }
                 if self.out.is_empty() && self.last_batch < TRICKLE_BYTES {
                     self.out.shrink_if_empty();
+                    self.sealing.shrink_if_empty();
                 }
                 return Poll::Pending;
             }
@@ -605,7 +610,7 @@ impl<P: Pattern> Driver<'_, P> {
         // messages stay in the peer's queue, where the HWM counts (and caps) them, and our own
         // commands stay in the connection, where heartbeat answers coalesce.
         let idle = self.out.is_empty();
-        let mut batch = None;
+        let mut to_seal = false;
         let closing = {
             let mut state = self.shared.lock();
             let core = &mut state.core;
@@ -614,19 +619,19 @@ impl<P: Pattern> Driver<'_, P> {
                 let mut freed = false;
                 if self.ready && idle && !peer.out.is_empty() {
                     self.last_batch = peer.out.len();
-                    if self.conn.encrypts() {
-                        batch = Some(std::mem::take(&mut peer.out));
-                    } else {
-                        // Swap buffers: the sender refills the one this task just wrote out,
-                        // capacity and all, instead of growing a new one that this task then
-                        // frees on another thread.
-                        std::mem::swap(&mut peer.out, &mut self.out);
+                    // Swap buffers: the sender refills the one this task just wrote out (or,
+                    // when boxing, emptied), capacity and all, instead of growing a new one
+                    // that this task then frees on another thread.
+                    to_seal = self.conn.encrypts();
+                    match to_seal {
+                        true => std::mem::swap(&mut peer.out, &mut self.sealing),
+                        false => std::mem::swap(&mut peer.out, &mut self.out),
                     }
                     freed = std::mem::take(&mut peer.out_msgs) > 0;
                     peer.partial = false;
                 }
                 // From here until the next call, only this task writes to the stream.
-                peer.writer_busy = !idle || batch.is_some() || self.conn.has_transmit();
+                peer.writer_busy = !idle || to_seal || self.conn.has_transmit();
                 match &peer.task {
                     Some(w) if w.will_wake(cx.waker()) => {}
                     _ => peer.task = Some(cx.waker().clone()),
@@ -639,8 +644,8 @@ impl<P: Pattern> Driver<'_, P> {
         };
         // The batch goes before our own commands, as its front may be the rest of a message
         // a sender started writing directly. Boxing (CURVE) happens here, outside the lock.
-        if let Some(mut batch) = batch {
-            self.conn.seal_batch(&mut batch, &mut self.out);
+        if to_seal {
+            self.conn.seal_batch(&mut self.sealing, &mut self.out);
         }
         if idle && let Some(bytes) = self.conn.take_transmit() {
             self.out.push_bytes(&bytes);

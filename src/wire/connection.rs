@@ -353,7 +353,7 @@ impl Connection {
                 self.input_paused = true;
                 return Ok(());
             }
-            let Some(frame) = self.decoder.decode(buf)? else {
+            let Some(frame) = self.decoder.decode_mut(buf)? else {
                 break;
             };
             // Any traffic proves the peer alive (libzmq cancels both timers on any frame).
@@ -364,7 +364,7 @@ impl Connection {
             }
             let frame = match &mut self.cipher {
                 Some(cipher) => cipher.open(frame)?,
-                None => frame,
+                None => frame.freeze(),
             };
             if frame.command {
                 if frame.more {

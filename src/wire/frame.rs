@@ -38,6 +38,30 @@ pub struct Frame {
     pub body: Bytes,
 }
 
+/// A decoded frame whose body is still a unique, writable view of the receive buffer: for a
+/// mechanism that opens boxes in place (CURVE) instead of copying each one out first.
+#[derive(Debug)]
+pub struct FrameMut {
+    /// Whether more frames of the same message follow (never set on commands).
+    pub more: bool,
+    /// Whether this is a command frame.
+    pub command: bool,
+    /// The body, split off the receive buffer without copying.
+    pub body: BytesMut,
+}
+
+impl FrameMut {
+    /// The frame, its body now shared and read-only.
+    #[inline]
+    pub fn freeze(self) -> Frame {
+        Frame {
+            more: self.more,
+            command: self.command,
+            body: self.body.freeze(),
+        }
+    }
+}
+
 /// Largest frame any decoder accepts, whatever the maximum message size: no allocation can
 /// hold more. 2⁴⁷ bytes (128 TiB) is the whole user address space of a 64-bit Linux process
 /// with 4-level page tables, and on 32-bit targets `isize::MAX` bounds every allocation. A
@@ -89,6 +113,12 @@ impl FrameDecoder {
     /// is consumed and remembered, so call again with the same buffer once more bytes arrive.
     #[inline]
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
+        Ok(self.decode_mut(buf)?.map(FrameMut::freeze))
+    }
+
+    /// [`FrameDecoder::decode`], leaving the body writable.
+    #[inline]
+    pub fn decode_mut(&mut self, buf: &mut BytesMut) -> Result<Option<FrameMut>, ProtocolError> {
         // Fast path for the common case of a valid short frame already entirely in the
         // buffer: one split for header and body, no pending state. Anything else, including
         // every fault, takes the general path below, which re-checks from scratch.
@@ -101,9 +131,9 @@ impl FrameDecoder {
                 && buf.len() >= 2 + len
                 && self.max_frame_bytes.is_none_or(|max| len as u64 <= max)
             {
-                let mut body = buf.split_to(2 + len).freeze();
+                let mut body = buf.split_to(2 + len);
                 body.advance(2);
-                return Ok(Some(Frame {
+                return Ok(Some(FrameMut {
                     more: flags & FLAG_MORE != 0,
                     command: flags & FLAG_COMMAND != 0,
                     body,
@@ -113,7 +143,7 @@ impl FrameDecoder {
         self.decode_general(buf)
     }
 
-    fn decode_general(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
+    fn decode_general(&mut self, buf: &mut BytesMut) -> Result<Option<FrameMut>, ProtocolError> {
         let (flags, len) = match self.pending {
             Some(header) => header,
             None => match self.decode_header(buf)? {
@@ -128,10 +158,10 @@ impl FrameDecoder {
             return Ok(None);
         }
         self.pending = None;
-        Ok(Some(Frame {
+        Ok(Some(FrameMut {
             more: flags & FLAG_MORE != 0,
             command: flags & FLAG_COMMAND != 0,
-            body: buf.split_to(len).freeze(),
+            body: buf.split_to(len),
         }))
     }
 
@@ -173,6 +203,18 @@ impl FrameDecoder {
         buf.advance(header_len);
         Ok(Some((flags, len)))
     }
+}
+
+/// The header length and body length of the frame that `bytes` starts with, once its whole
+/// header is there (frames this side encoded: nothing is checked).
+fn frame_extent(bytes: &[u8]) -> Option<(usize, usize)> {
+    let flags = *bytes.first()?;
+    if flags & FLAG_LONG == 0 {
+        return Some((2, usize::from(*bytes.get(1)?)));
+    }
+    let size = bytes.get(1..MAX_HEADER_BYTES)?;
+    let size = u64::from_be_bytes(size.try_into().expect("8 bytes"));
+    Some((MAX_HEADER_BYTES, size as usize))
 }
 
 /// Writes a frame header for a body of `len` bytes: the short form up to 255 bytes.
@@ -372,6 +414,56 @@ impl WriteBuf {
         self.seal_tail();
         self.len += chunk.len();
         self.chunks.push_back(chunk);
+    }
+
+    /// Empties this buffer, handing each queued frame to `each` in order as its flags byte and
+    /// body. Bodies are read where they are queued (a large one in the `Bytes` it was queued
+    /// by, a small one in the chunk it was copied into); only a frame cut by a chunk boundary,
+    /// which this buffer's own encoding never makes, is copied whole first. For a mechanism
+    /// that boxes each frame (CURVE), so the batch is not flattened into one copy before it.
+    pub fn drain_frames(&mut self, mut each: impl FnMut(u8, &[u8])) {
+        self.seal_tail();
+        self.len = 0;
+        // The start of a frame cut by the end of a chunk.
+        let mut carry = BytesMut::new();
+        for chunk in self.chunks.drain(..) {
+            let mut rest = &chunk[..];
+            while !carry.is_empty() && !rest.is_empty() {
+                let Some((header, len)) = frame_extent(&carry) else {
+                    // Only the rest of the header: the frame may end right after it.
+                    let header = match carry[0] & FLAG_LONG {
+                        0 => 2,
+                        _ => MAX_HEADER_BYTES,
+                    };
+                    let take = (header - carry.len()).min(rest.len());
+                    carry.extend_from_slice(&rest[..take]);
+                    rest = &rest[take..];
+                    continue;
+                };
+                if carry.len() == header && rest.len() >= len {
+                    // A header, then its body queued by reference: the usual large frame.
+                    each(carry[0], &rest[..len]);
+                    rest = &rest[len..];
+                    carry.clear();
+                    continue;
+                }
+                let take = (header + len - carry.len()).min(rest.len());
+                carry.extend_from_slice(&rest[..take]);
+                rest = &rest[take..];
+                if carry.len() == header + len {
+                    each(carry[0], &carry[header..]);
+                    carry.clear();
+                }
+            }
+            while let Some((header, len)) = frame_extent(rest)
+                && rest.len() >= header + len
+            {
+                each(rest[0], &rest[header..header + len]);
+                rest = &rest[header + len..];
+            }
+            carry.extend_from_slice(rest);
+        }
+        debug_assert!(carry.is_empty(), "a write buffer holds whole frames");
     }
 
     /// Moves everything queued onto the end of `dst` (one copy) and empties this buffer.
@@ -671,5 +763,60 @@ mod tests {
         a.push_bytes(b"ef");
         assert!(b.is_empty());
         assert_eq!(&a.to_bytes()[..], b"abcdef");
+    }
+
+    /// Frames as (flags, body) by decoding `bytes` whole.
+    fn frames_of(bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        let mut buf = BytesMut::from(bytes);
+        decode_all(&mut FrameDecoder::new(None), &mut buf)
+            .into_iter()
+            .map(|f| {
+                let flags = (u8::from(f.more) * FLAG_MORE) | (u8::from(f.command) * FLAG_COMMAND);
+                (flags, f.body.to_vec())
+            })
+            .collect()
+    }
+
+    fn drained(buf: &mut WriteBuf) -> Vec<(u8, Vec<u8>)> {
+        let mut frames = Vec::new();
+        buf.drain_frames(|flags, body| frames.push((flags & !FLAG_LONG, body.to_vec())));
+        frames
+    }
+
+    #[test]
+    fn drain_frames_hands_out_every_frame_and_large_bodies_in_place() {
+        let large = Bytes::from(vec![7u8; WRITE_FLATTEN_THRESHOLD_BYTES + 1]);
+        let mut out = WriteBuf::new();
+        out.push_message(&["a", "bc"].into_iter().collect());
+        out.push_frame(FLAG_MORE, &Bytes::from(vec![1u8; 300]));
+        out.push_frame(0, &large);
+        out.push_message(&Message::from("after"));
+        let expected = frames_of(&out.to_bytes());
+        let mut pointers = Vec::new();
+        out.drain_frames(|_, body| pointers.push(body.as_ptr()));
+        assert!(out.is_empty());
+        assert!(pointers.contains(&large.as_ptr()), "large body copied");
+        assert_eq!(pointers.len(), expected.len());
+    }
+
+    #[test]
+    fn drain_frames_reassembles_frames_cut_at_any_chunk_boundary() {
+        let mut encoded = WriteBuf::new();
+        encoded.push_message(&["x", "yz"].into_iter().collect());
+        encoded.push_frame(0, &Bytes::from(vec![5u8; 300]));
+        encoded.push_message(&Message::from("tail"));
+        let bytes = encoded.to_bytes();
+        let expected = frames_of(&bytes);
+        for cut in 1..bytes.len() {
+            for second in [cut + 1, cut + 7, cut + 300] {
+                let second = second.min(bytes.len());
+                let mut buf = WriteBuf::new();
+                buf.push_chunk(bytes.slice(..cut));
+                buf.push_chunk(bytes.slice(cut..second));
+                buf.push_chunk(bytes.slice(second..));
+                assert_eq!(drained(&mut buf), expected, "cut at {cut} and {second}");
+                assert!(buf.is_empty());
+            }
+        }
     }
 }

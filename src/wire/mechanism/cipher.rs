@@ -13,8 +13,10 @@
 
 use super::nacl::{BoxKey, PrefixedKey};
 use crate::wire::ProtocolError;
-use crate::wire::frame::{Frame, FrameDecoder, WriteBuf, encode_header};
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use crate::wire::frame::{
+    FLAG_COMMAND, FLAG_MORE, Frame, FrameDecoder, FrameMut, WriteBuf, encode_header,
+};
+use bytes::{Buf, BufMut, BytesMut};
 use std::fmt;
 
 /// "\x07MESSAGE".
@@ -36,9 +38,8 @@ pub(crate) struct Cipher {
     next: u64,
     /// The peer's last short nonce (from its last handshake command or MESSAGE).
     peer_last: u64,
-    /// A batch in clear while it is boxed, and the boxes: kept from batch to batch, so a
-    /// streaming connection reuses their memory once the previous batch is written.
-    plain: BytesMut,
+    /// The boxes of a batch: kept from batch to batch, so a streaming connection reuses
+    /// their memory once the previous batch is written.
     sealed: BytesMut,
 }
 
@@ -64,21 +65,23 @@ impl Cipher {
             theirs: key.prefixed(theirs),
             next,
             peer_last,
-            plain: BytesMut::new(),
             sealed: BytesMut::new(),
         }
     }
 
-    /// Boxes every frame of `batch` (frames we encoded ourselves) onto `out`, in order.
+    /// Boxes every frame of `batch` (frames we encoded ourselves) onto `out`, in order,
+    /// leaving `batch` empty with its memory for the next batch.
     pub fn seal_batch(&mut self, batch: &mut WriteBuf, out: &mut WriteBuf) {
-        let mut plain = std::mem::take(&mut self.plain);
-        batch.drain_into(&mut plain);
         let mut sealed = std::mem::take(&mut self.sealed);
         // Boxes add 33 bytes a frame: twice the clear size covers frames of 35 bytes and up.
-        sealed.reserve(2 * plain.len());
-        self.seal_frames(&mut plain, &mut sealed);
+        sealed.reserve(2 * batch.len());
+        batch.drain_frames(|flags, body| {
+            let more = flags & FLAG_MORE != 0;
+            let command = flags & FLAG_COMMAND != 0;
+            self.seal(more, command, body, &mut sealed);
+        });
         out.push_chunk(sealed.split().freeze());
-        (self.plain, self.sealed) = (plain, sealed);
+        self.sealed = sealed;
     }
 
     /// Boxes every frame of `plain` (frames we encoded ourselves) onto `out`.
@@ -116,13 +119,14 @@ impl Cipher {
         out[tag_at..text_at].copy_from_slice(&tag);
     }
 
-    /// Opens one MESSAGE frame from the peer into the frame it carried.
-    pub fn open(&mut self, frame: Frame) -> Result<Frame, ProtocolError> {
+    /// Opens one MESSAGE frame from the peer, in place, into the frame it carried: the
+    /// payload stays where it arrived in the receive buffer, as an unencrypted one does.
+    pub fn open(&mut self, frame: FrameMut) -> Result<Frame, ProtocolError> {
         let malformed = |reason| ProtocolError::MalformedCommand {
             command: "MESSAGE",
             reason,
         };
-        let body = &frame.body[..];
+        let mut body = frame.body;
         if !body.starts_with(MESSAGE_NAME) {
             return Err(ProtocolError::ExpectedMessageBox);
         }
@@ -139,9 +143,9 @@ impl Cipher {
                 last: self.peer_last,
             });
         }
-        let mut text = BytesMut::from(&body[MESSAGE_HEADER_BYTES..]);
+        let (header, text) = body.split_at_mut(MESSAGE_HEADER_BYTES);
         self.theirs
-            .open_in_place(short, &mut text, &body[16..32])
+            .open_in_place(short, text, &header[16..32])
             .map_err(|_| ProtocolError::Crypto {
                 what: "a MESSAGE box does not open: forged, corrupted or from another session",
             })?;
@@ -150,12 +154,11 @@ impl Cipher {
         if flags & !(INNER_MORE | INNER_COMMAND) != 0 {
             return Err(malformed("reserved flag bits set in the box"));
         }
-        let mut payload: Bytes = text.freeze();
-        payload.advance(1);
+        body.advance(MESSAGE_HEADER_BYTES + 1);
         Ok(Frame {
             more: flags & INNER_MORE != 0,
             command: flags & INNER_COMMAND != 0,
-            body: payload,
+            body: body.freeze(),
         })
     }
 }
@@ -174,11 +177,11 @@ mod tests {
         (client, server)
     }
 
-    fn frame(body: &[u8], more: bool, command: bool) -> Frame {
-        Frame {
+    fn frame(body: &[u8], more: bool, command: bool) -> FrameMut {
+        FrameMut {
             more,
             command,
-            body: Bytes::copy_from_slice(body),
+            body: BytesMut::from(body),
         }
     }
 
