@@ -435,9 +435,19 @@ impl Connection {
             peer_address: &config.peer_address,
             routing_id: &config.routing_id,
         };
+        let sent_before = out.len();
         match step(handshake.as_mut(), &cx, out)? {
             Step::Continue => Ok(()),
-            Step::Done(established) => self.on_established(established, now),
+            Step::Done(established) => {
+                let done = self.on_established(established, now);
+                if done.is_err() {
+                    // A PLAIN or CURVE server queued its READY in this step: a peer refused
+                    // for its Socket-Type gets the ERROR alone, not READY and then an ERROR
+                    // that a CURVE client, its handshake done, could not read in clear.
+                    self.out.truncate(sent_before);
+                }
+                done
+            }
         }
     }
 
