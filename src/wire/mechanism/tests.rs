@@ -813,6 +813,38 @@ fn metadata(properties: &[(&str, &str)]) -> Vec<u8> {
 /// Metadata whose second property's name runs past the end.
 const TRUNCATED_METADATA: &[u8] = b"\x0bSocket-Type\x00\x00\x00\x04PUSH\x05S";
 
+/// The four metadata faults of a `command` (INITIATE or READY) received by a socket of type
+/// `ours`, each with the fault it must raise: truncated metadata, no Socket-Type, an unknown
+/// one (`unknown`), and one incompatible with ours (`theirs`).
+fn metadata_faults(
+    command: &'static str,
+    ours: SocketType,
+    unknown: &'static str,
+    theirs: SocketType,
+) -> [(Vec<u8>, ProtocolError); 4] {
+    [
+        (
+            TRUNCATED_METADATA.to_vec(),
+            ProtocolError::MalformedCommand {
+                command,
+                reason: "property name runs past the end",
+            },
+        ),
+        (
+            metadata(&[("Identity", "x")]),
+            ProtocolError::MissingSocketType,
+        ),
+        (
+            metadata(&[("Socket-Type", unknown)]),
+            ProtocolError::UnknownSocketType(Bytes::from_static(unknown.as_bytes())),
+        ),
+        (
+            metadata(&[("Socket-Type", theirs.as_str())]),
+            ProtocolError::IncompatibleSocketType { ours, theirs },
+        ),
+    ]
+}
+
 /// A CURVE client made by hand against a real PULL server. `new` has sent the greeting and a
 /// valid HELLO (short nonce 1) and opened the server's WELCOME.
 struct HandMadeClient {
@@ -1065,30 +1097,9 @@ fn a_low_order_client_key_in_initiate_is_refused() {
 
 #[test]
 fn bad_initiate_metadata_and_socket_types_are_refused() {
-    for (metadata, expected) in [
-        (
-            TRUNCATED_METADATA.to_vec(),
-            ProtocolError::MalformedCommand {
-                command: "INITIATE",
-                reason: "property name runs past the end",
-            },
-        ),
-        (
-            metadata(&[("Identity", "x")]),
-            ProtocolError::MissingSocketType,
-        ),
-        (
-            metadata(&[("Socket-Type", "PUSHY")]),
-            ProtocolError::UnknownSocketType(Bytes::from_static(b"PUSHY")),
-        ),
-        (
-            metadata(&[("Socket-Type", "PULL")]),
-            ProtocolError::IncompatibleSocketType {
-                ours: SocketType::Pull,
-                theirs: SocketType::Pull,
-            },
-        ),
-    ] {
+    for (metadata, expected) in
+        metadata_faults("INITIATE", SocketType::Pull, "PUSHY", SocketType::Pull)
+    {
         let mut client = HandMadeClient::new();
         let initiate = client.initiate(&client.cookie, &client.honest_text(&metadata));
         client.assert_refused_with_error(&initiate, expected);
@@ -1227,30 +1238,9 @@ fn ready_under_30_bytes_is_malformed_and_the_client_sends_nothing() {
 
 #[test]
 fn bad_ready_metadata_and_socket_types_fail_the_client_silently() {
-    for (metadata, expected) in [
-        (
-            TRUNCATED_METADATA.to_vec(),
-            ProtocolError::MalformedCommand {
-                command: "READY",
-                reason: "property name runs past the end",
-            },
-        ),
-        (
-            metadata(&[("Identity", "x")]),
-            ProtocolError::MissingSocketType,
-        ),
-        (
-            metadata(&[("Socket-Type", "PULLY")]),
-            ProtocolError::UnknownSocketType(Bytes::from_static(b"PULLY")),
-        ),
-        (
-            metadata(&[("Socket-Type", "PUSH")]),
-            ProtocolError::IncompatibleSocketType {
-                ours: SocketType::Push,
-                theirs: SocketType::Push,
-            },
-        ),
-    ] {
+    for (metadata, expected) in
+        metadata_faults("READY", SocketType::Push, "PULLY", SocketType::Push)
+    {
         let mut server = HandMadeServer::new();
         server.welcome_honestly();
         let ready = server.ready(&metadata);
@@ -1486,30 +1476,10 @@ fn a_boxed_frame_over_max_msg_size_is_refused() {
 fn bad_plain_metadata_and_socket_types_are_refused() {
     let now = t0();
     // The server, after a good HELLO, refuses the INITIATE with ERROR alone (no READY first).
-    for (initiate, expected) in [
-        (
-            [&b"\x08INITIATE"[..], TRUNCATED_METADATA].concat(),
-            ProtocolError::MalformedCommand {
-                command: "INITIATE",
-                reason: "property name runs past the end",
-            },
-        ),
-        (
-            [&b"\x08INITIATE"[..], &metadata(&[("Identity", "x")])].concat(),
-            ProtocolError::MissingSocketType,
-        ),
-        (
-            [&b"\x08INITIATE"[..], &metadata(&[("Socket-Type", "REQY")])].concat(),
-            ProtocolError::UnknownSocketType(Bytes::from_static(b"REQY")),
-        ),
-        (
-            [&b"\x08INITIATE"[..], &metadata(&[("Socket-Type", "PUSH")])].concat(),
-            ProtocolError::IncompatibleSocketType {
-                ours: SocketType::Rep,
-                theirs: SocketType::Push,
-            },
-        ),
-    ] {
+    for (metadata, expected) in
+        metadata_faults("INITIATE", SocketType::Rep, "REQY", SocketType::Push)
+    {
+        let initiate = [&b"\x08INITIATE"[..], &metadata].concat();
         let (_, server) = plain_pair("admin", "secret");
         let mut server = Connection::new(server, now);
         server.take_transmit();
@@ -1523,30 +1493,9 @@ fn bad_plain_metadata_and_socket_types_are_refused() {
         assert_told(&mut server, &expected);
     }
     // The client, after WELCOME, refuses the READY and sends nothing.
-    for (ready, expected) in [
-        (
-            [&b"\x05READY"[..], TRUNCATED_METADATA].concat(),
-            ProtocolError::MalformedCommand {
-                command: "READY",
-                reason: "property name runs past the end",
-            },
-        ),
-        (
-            [&b"\x05READY"[..], &metadata(&[("Identity", "x")])].concat(),
-            ProtocolError::MissingSocketType,
-        ),
-        (
-            [&b"\x05READY"[..], &metadata(&[("Socket-Type", "REPLY")])].concat(),
-            ProtocolError::UnknownSocketType(Bytes::from_static(b"REPLY")),
-        ),
-        (
-            [&b"\x05READY"[..], &metadata(&[("Socket-Type", "REQ")])].concat(),
-            ProtocolError::IncompatibleSocketType {
-                ours: SocketType::Req,
-                theirs: SocketType::Req,
-            },
-        ),
-    ] {
+    for (metadata, expected) in metadata_faults("READY", SocketType::Req, "REPLY", SocketType::Req)
+    {
+        let ready = [&b"\x05READY"[..], &metadata].concat();
         let (client, _) = plain_pair("admin", "secret");
         let mut client = Connection::new(client, now);
         client.take_transmit();
