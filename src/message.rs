@@ -361,6 +361,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_peer_cannot_supply_user_id_or_peer_address_through_its_metadata() {
+        let mut metadata = Metadata::new();
+        metadata.insert("Socket-Type", "PUSH");
+        metadata.insert("User-Id", "root");
+        metadata.insert("Peer-Address", "6.6.6.6");
+        let mut m = Message::from("x");
+        m.set_properties(Arc::new(Properties {
+            user_id: Bytes::new(),
+            peer_address: "10.0.0.7".to_owned(),
+            metadata,
+            zap: vec![("Tier".to_owned(), Bytes::from("gold"))],
+        }));
+        // No user id from the authenticator: none at all, whatever the peer's READY said.
+        assert_eq!(m.property("user-id"), None);
+        assert_eq!(m.user_id(), None);
+        assert_eq!(m.property("Peer-Address"), Some(Bytes::from("10.0.0.7")));
+        assert_eq!(m.peer_address(), Some("10.0.0.7"));
+        // The peer's other properties and the authenticator's still answer.
+        assert_eq!(m.property("socket-type"), Some(Bytes::from("PUSH")));
+        assert_eq!(m.property("tier"), Some(Bytes::from("gold")));
+    }
+
+    #[test]
     fn single_frame_roundtrips_through_push_and_pop() {
         let mut m = Message::new();
         assert!(m.is_empty());
