@@ -766,6 +766,13 @@ mod tests {
         let mut o = base();
         o.zap_domain = Some(Bytes::from(vec![b'd'; 256]));
         assert_eq!(refused(o), "zap_domain");
+        let o = base().plain_client_with(vec![b'u'; 256], "p");
+        assert_eq!(refused(o), "plain_username");
+        let o = base().plain_client_with("u", vec![b'p'; 256]);
+        assert_eq!(refused(o), "plain_password");
+        // 255 bytes is the limit, not over it.
+        let o = base().plain_client_with(vec![b'u'; 255], vec![b'p'; 255]);
+        assert!(o.validate().is_ok());
     }
 
     #[test]
