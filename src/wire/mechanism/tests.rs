@@ -1511,3 +1511,40 @@ fn bad_plain_metadata_and_socket_types_are_refused() {
         );
     }
 }
+
+#[test]
+fn debug_never_prints_a_password_or_secret_key() {
+    let keys = CurveKeyPair::generate();
+    let secret = keys.secret.to_z85();
+    let printed = [
+        format!(
+            "{:?}",
+            Security::PlainClient {
+                username: Bytes::from("admin"),
+                password: Bytes::from("hunter2"),
+            }
+        ),
+        format!(
+            "{:?}",
+            crate::security::Credentials::Plain {
+                username: Bytes::from("admin"),
+                password: Bytes::from("hunter2"),
+            }
+        ),
+        format!(
+            "{:?}",
+            Security::CurveClient {
+                keypair: keys.clone(),
+                server_key: keys.public,
+            }
+        ),
+        format!("{:?}", Security::CurveServer { keypair: keys }),
+    ];
+    for text in &printed {
+        assert!(!text.contains("hunter2"), "password printed: {text}");
+        assert!(!text.contains(&secret), "secret key printed: {text}");
+    }
+    // What they do print: the user name and the public keys.
+    assert!(printed[0].contains("admin") && printed[1].contains("admin"));
+    assert!(printed[3].contains("public"));
+}
