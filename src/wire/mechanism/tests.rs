@@ -862,8 +862,12 @@ struct HandMadeClient {
 
 impl HandMadeClient {
     fn new() -> HandMadeClient {
+        HandMadeClient::against(CurveKeyPair::generate())
+    }
+
+    /// A client against a new connection of a server with `server_keys`.
+    fn against(server_keys: CurveKeyPair) -> HandMadeClient {
         let now = t0();
-        let server_keys = CurveKeyPair::generate();
         let mut server = Connection::new(
             config(
                 SocketType::Pull,
@@ -1547,4 +1551,13 @@ fn debug_never_prints_a_password_or_secret_key() {
     // What they do print: the user name and the public keys.
     assert!(printed[0].contains("admin") && printed[1].contains("admin"));
     assert!(printed[3].contains("public"));
+}
+
+#[test]
+fn each_server_connection_makes_its_own_transient_key() {
+    let server_keys = CurveKeyPair::generate();
+    let first = HandMadeClient::against(server_keys.clone());
+    let second = HandMadeClient::against(server_keys);
+    assert_ne!(first.server_transient, second.server_transient);
+    assert_ne!(first.cookie, second.cookie);
 }
