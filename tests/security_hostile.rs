@@ -8,10 +8,12 @@ mod raw_peer;
 
 use ferromq::internals::wire::frame::FLAG_COMMAND;
 use ferromq::internals::wire::{Command, Greeting, SocketType};
-use ferromq::security::{AuthPolicy, CurveKeyPair, Zap};
+use ferromq::security::{AuthPolicy, CurveKeyPair, Zap, ZapReply, ZapRequest, ZapStatus};
 use ferromq::{Pull, Push, SocketOptions};
 use raw_peer::{CurvePeer, RawPeer};
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::time::timeout;
@@ -210,6 +212,40 @@ async fn a_refused_plain_client_never_joins_nor_retries_and_the_server_serves_ot
         timeout(Duration::from_secs(2), wrong.close())
             .await
             .expect("close waited for a peer that refused us");
+    })
+    .await
+    .unwrap();
+}
+
+/// ZAP status 300 is a temporary failure (RFC 27): the server closes without an ERROR, and a
+/// ferromq client, unlike after a 400, reconnects after its interval and gets in once the
+/// authenticator allows it (spec/security.md §3.3).
+#[tokio::test]
+async fn a_temporary_zap_failure_makes_the_client_reconnect_and_get_in() {
+    timeout(TEST_TIMEOUT, async {
+        let asked = Arc::new(AtomicUsize::new(0));
+        let counter = asked.clone();
+        let zap = Zap::new(
+            move |_: &ZapRequest| match counter.fetch_add(1, Ordering::SeqCst) {
+                0 => ZapReply::refuse(ZapStatus::TemporaryFailure, "try later"),
+                _ => ZapReply::allow("admin"),
+            },
+        );
+        let pull = Pull::with_options(SocketOptions::default().plain_server_with(zap)).unwrap();
+        let endpoint = pull.bind("tcp://127.0.0.1:0").unwrap();
+        let mut options = SocketOptions::default().plain_client_with("admin", "secret");
+        options.reconnect_ivl = Some(Duration::from_millis(20));
+        let push = Push::with_options(options).unwrap();
+        push.connect(endpoint).unwrap();
+        push.send("after a retry").await.unwrap();
+        let message = pull.recv().await.unwrap();
+        assert_eq!(message.frames()[0], "after a retry");
+        assert_eq!(message.user_id().as_deref(), Some(&b"admin"[..]));
+        assert_eq!(
+            asked.load(Ordering::SeqCst),
+            2,
+            "one ZAP request per connection"
+        );
     })
     .await
     .unwrap();
