@@ -705,14 +705,20 @@ fn the_authenticator_sees_rfc_27_fields_and_its_metadata_reaches_messages() {
 
 #[test]
 fn curve_servers_wait_at_most_the_cookie_lifetime() {
-    let (_, mut server, _, _) = curve_pair();
-    server.handshake_timeout = None;
+    let lifetime = crate::wire::connection::MAX_CURVE_COOKIE_LIFETIME;
     let now = t0();
+    // No handshake timeout, and one longer than the cookie's lifetime: both capped.
+    for timeout in [None, Some(lifetime * 2)] {
+        let (_, mut server, _, _) = curve_pair();
+        server.handshake_timeout = timeout;
+        let conn = Connection::new(server, now);
+        assert_eq!(conn.poll_timeout(), Some(now + lifetime), "{timeout:?}");
+    }
+    // A shorter one is kept.
+    let (_, mut server, _, _) = curve_pair();
+    server.handshake_timeout = Some(lifetime / 2);
     let conn = Connection::new(server, now);
-    assert_eq!(
-        conn.poll_timeout(),
-        Some(now + crate::wire::connection::MAX_CURVE_COOKIE_LIFETIME)
-    );
+    assert_eq!(conn.poll_timeout(), Some(now + lifetime / 2));
 }
 
 #[test]
