@@ -1,7 +1,7 @@
 //! Hostile CURVE and PLAIN handshakes against ferromq servers, at the socket level: each
 //! closes only its own connection (with an ERROR where the protocol allows one), within the
 //! handshake interval when it stalls, while an honest client on the same socket keeps
-//! sending. The byte-level faults (forged and replayed boxes, wrong keys, truncated
+//! sending. Also what a server's authenticator is told and how a client takes its answers. The byte-level faults (forged and replayed boxes, wrong keys, truncated
 //! commands) are unit tests in src/wire/mechanism/tests.rs; memory is in memory_budget.rs.
 
 mod raw_peer;
@@ -246,6 +246,44 @@ async fn a_temporary_zap_failure_makes_the_client_reconnect_and_get_in() {
             2,
             "one ZAP request per connection"
         );
+    })
+    .await
+    .unwrap();
+}
+
+/// The authenticator is told the client's address as the server's socket sees it: an IPv6
+/// address in its canonical text form, and nothing over IPC, where peers have no address;
+/// messages carry the same `Peer-Address`.
+#[tokio::test]
+async fn the_authenticator_sees_ipv6_addresses_canonically_and_none_over_ipc() {
+    timeout(TEST_TIMEOUT, async {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let ipc = format!("ipc:///tmp/ferromq-zap-{}-{nanos}.sock", std::process::id());
+        let mut endpoints = vec![(ipc, "")];
+        match std::net::TcpListener::bind("[::1]:0") {
+            Ok(_) => endpoints.push(("tcp://[::1]:0".to_owned(), "::1")),
+            Err(_) => eprintln!("IPv6 part skipped: this machine has no IPv6 loopback"),
+        }
+        for (endpoint, expected) in endpoints {
+            let (seen, mut addresses) = tokio::sync::mpsc::unbounded_channel();
+            let zap = Zap::new(move |request: &ZapRequest| {
+                let _ = seen.send(request.address.clone());
+                ZapReply::allow("admin")
+            });
+            let pull = Pull::with_options(SocketOptions::default().plain_server_with(zap)).unwrap();
+            let bound = pull.bind(endpoint.as_str()).unwrap();
+            let push =
+                Push::with_options(SocketOptions::default().plain_client_with("admin", "secret"))
+                    .unwrap();
+            push.connect(bound).unwrap();
+            push.send("m").await.unwrap();
+            let message = pull.recv().await.unwrap();
+            assert_eq!(addresses.recv().await.unwrap(), expected, "{endpoint}");
+            assert_eq!(message.peer_address(), Some(expected), "{endpoint}");
+        }
     })
     .await
     .unwrap();
