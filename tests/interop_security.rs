@@ -1,6 +1,7 @@
 //! PLAIN, CURVE and ZAP against libzmq 4.3 (pyzmq's CURVE-capable build, driven by
 //! `tests/pyzmq/peer.py`): each mechanism both ways and in both roles, ZAP denial both ways,
-//! and every socket pattern at least once. Over TCP, as ZAP sees IP addresses.
+//! and every socket pattern at least once. Over TCP, as ZAP sees IP addresses; one test runs
+//! both mechanisms over IPC.
 
 mod pyzmq;
 
@@ -363,6 +364,62 @@ async fn wrong_server_key_never_completes_a_handshake_with_libzmq() {
             .await
             .expect("libzmq could not open our HELLO");
         assert_eq!(push.peer_count(), 0);
+    })
+    .await
+    .unwrap();
+}
+
+/// A fresh IPC endpoint (unique per process and call).
+fn ipc_endpoint() -> String {
+    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!(
+        "ipc:///tmp/ferromq-security-{}-{n}.sock",
+        std::process::id()
+    )
+}
+
+/// The mechanisms do not depend on the transport: CURVE from a ferromq client to a libzmq
+/// server and PLAIN from a libzmq client to a ferromq server, over IPC, where a message's
+/// `Peer-Address` is empty.
+#[tokio::test]
+async fn curve_and_plain_over_ipc_both_ways() {
+    timeout(TEST_TIMEOUT, async {
+        const MSGS: u32 = 200;
+        let server = keypair();
+        let client = CurveKeyPair::generate();
+        let pull = PyPeer::start(
+            &PeerConfig::bind("PULL", &ipc_endpoint())
+                .with_curve_server(&server.1)
+                .with_zap(zap_keys(&[&client.public.to_z85()])),
+        )
+        .await;
+        let push = Push::with_options(curve_client(&server.0, &client)).unwrap();
+        push.connect(pull.endpoint()).unwrap();
+        for i in 0..MSGS {
+            push.send(numbered(i, 64)).await.unwrap();
+        }
+        pull.recv_n(MSGS as usize).await.unwrap();
+        assert_eq!(pull.next_zap().await.unwrap().status_code, "200");
+
+        let policy = AuthPolicy::new().allow_user("admin", "secret");
+        let pull = Pull::with_options(SocketOptions::default().plain_server_with(Zap::new(policy)))
+            .unwrap();
+        let endpoint = pull.bind(ipc_endpoint()).unwrap();
+        let push = PyPeer::start(
+            &PeerConfig::connect("PUSH", &endpoint.to_string())
+                .with_plain_client("admin", "secret"),
+        )
+        .await;
+        push.send_n(MSGS as usize, 64).await;
+        for i in 0..MSGS {
+            let m = pull.recv().await.unwrap();
+            check_numbered(i, &m.frames()[0]).unwrap();
+            if i == 0 {
+                assert_eq!(m.user_id().unwrap(), "admin");
+                assert_eq!(m.peer_address(), Some(""));
+            }
+        }
     })
     .await
     .unwrap();
