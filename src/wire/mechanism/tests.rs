@@ -665,15 +665,27 @@ fn plain_welcome_with_data_and_malformed_initiate_are_refused() {
 
 #[test]
 fn status_500_is_sent_as_error_500() {
-    let (client, mut server) = plain_pair("admin", "secret");
-    server.zap = Some(Zap::new(|_: &ZapRequest| {
-        ZapReply::refuse(ZapStatus::InternalError, "database down")
-    }));
-    let link = Link::new(client, server);
-    assert_eq!(
-        link.a_result,
-        Err(ProtocolError::Unauthorized { status: 500 })
-    );
+    let (curve_client, curve_server, _, _) = curve_pair();
+    let (plain_client, plain_server) = plain_pair("admin", "secret");
+    let null_client = config(SocketType::Push, Security::Null);
+    let null_server = config(SocketType::Pull, Security::Null);
+    for (client, mut server) in [
+        (plain_client, plain_server),
+        (curve_client, curve_server),
+        (null_client, null_server),
+    ] {
+        let mechanism = server.security.mechanism();
+        server.zap = Some(Zap::new(|_: &ZapRequest| {
+            ZapReply::refuse(ZapStatus::InternalError, "database down")
+        }));
+        let link = Link::new(client, server);
+        assert_refused(&link, 500);
+        assert!(
+            matches!(&link.b_result, Err(e) if e.to_string().contains("database down")),
+            "{mechanism:?}: {:?}",
+            link.b_result
+        );
+    }
 }
 
 #[test]
