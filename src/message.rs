@@ -117,6 +117,22 @@ impl Message {
         self.properties = Some(properties);
     }
 
+    /// The message without its first `n` frames (a single remaining frame needs no
+    /// allocation), still carrying the properties of the connection it arrived on: REQ and
+    /// REP strip envelopes this way, and `zmq_msg_gets` answers on the body in libzmq too.
+    pub(crate) fn without_front(mut self, n: usize) -> Message {
+        let properties = self.properties.take();
+        let mut frames = self.into_frames();
+        let mut body = if frames.len() == n + 1 {
+            Message::from(frames.pop().expect("length checked"))
+        } else {
+            frames.drain(..n.min(frames.len()));
+            Message::from(frames)
+        };
+        body.properties = properties;
+        body
+    }
+
     /// The frames alone: what a connection with no encoding passes on, since the properties
     /// of the connection a message arrived on are not part of it.
     pub(crate) fn without_properties(mut self) -> Message {

@@ -288,3 +288,50 @@ async fn the_authenticator_sees_ipv6_addresses_canonically_and_none_over_ipc() {
     .await
     .unwrap();
 }
+
+/// CURVE between ferromq sockets over IPC: the server's authenticator is asked with the
+/// client's key and an empty address, and boxed traffic flows both ways (REQ/REP). Requests
+/// and replies keep their connection's properties once REP and REQ strip the envelope.
+#[tokio::test]
+async fn curve_between_ferromq_sockets_over_ipc() {
+    timeout(TEST_TIMEOUT, async {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let ipc = format!(
+            "ipc:///tmp/ferromq-curve-{}-{nanos}.sock",
+            std::process::id()
+        );
+        let server_keys = CurveKeyPair::generate();
+        let client_keys = CurveKeyPair::generate();
+        let mut options = SocketOptions::default().curve_server_with(server_keys.secret);
+        options.zap = Some(Zap::new(
+            AuthPolicy::new().allow_curve_key(client_keys.public),
+        ));
+        let rep = ferromq::Rep::with_options(options).unwrap();
+        let bound = rep.bind(ipc.as_str()).unwrap();
+        let req = ferromq::Req::with_options(
+            SocketOptions::default().curve_client_with(server_keys.public, &client_keys),
+        )
+        .unwrap();
+        req.connect(bound).unwrap();
+        for i in 0..50 {
+            req.send(format!("q{i}")).await.unwrap();
+            let request = rep.recv().await.unwrap();
+            assert_eq!(request.frames()[0], format!("q{i}"));
+            assert_eq!(
+                request.user_id().unwrap(),
+                client_keys.public.to_z85().as_str()
+            );
+            assert_eq!(request.peer_address(), Some(""));
+            rep.send(format!("a{i}")).await.unwrap();
+            let reply = req.recv().await.unwrap();
+            assert_eq!(reply.frames()[0], format!("a{i}"));
+            assert_eq!(reply.property("Socket-Type").unwrap(), "REP");
+            assert_eq!(reply.peer_address(), Some(""));
+        }
+    })
+    .await
+    .unwrap();
+}

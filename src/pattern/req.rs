@@ -210,7 +210,7 @@ impl ReqState {
             return None;
         }
         self.phase = ReqPhase::ReplyQueued;
-        Some(strip_front(message, at + 1))
+        Some(message.without_front(at + 1))
     }
 
     /// Records that the reply was handed to the application: the next call must be a send.
@@ -225,16 +225,6 @@ impl ReqState {
             _ => None,
         }
     }
-}
-
-/// Removes the first `n` frames of `message` (a single-frame result needs no allocation).
-fn strip_front(message: Message, n: usize) -> Message {
-    let mut frames = message.into_frames();
-    if frames.len() == n + 1 {
-        return Message::from(frames.pop().expect("length checked"));
-    }
-    frames.drain(..n);
-    Message::from(frames)
 }
 
 /// Where a REP socket is in its receive/send cycle.
@@ -307,7 +297,7 @@ impl RepState {
         self.envelope.clear();
         self.envelope.extend_from_slice(&frames[..=delimiter]);
         self.phase = RepPhase::Replying { peer: Some(peer) };
-        Some(strip_front(message, delimiter + 1))
+        Some(message.without_front(delimiter + 1))
     }
 
     /// Whether `message` is a well-formed request: an envelope ending in an empty delimiter,
