@@ -6,7 +6,7 @@
 mod pyzmq;
 
 use ferromq::security::{AuthPolicy, CurveKey, CurveKeyPair, Zap};
-use ferromq::{Dealer, Message, Pair, Pull, Push, Rep, Req, Router, SocketOptions, Sub};
+use ferromq::{Dealer, Message, Pair, Pull, Push, Rep, Req, Router, SocketOptions, Sub, XPub};
 use pyzmq::{PeerConfig, PyPeer, ZapConfig, check_numbered, keypair, numbered};
 use std::time::Duration;
 use tokio::time::timeout;
@@ -420,6 +420,79 @@ async fn curve_and_plain_over_ipc_both_ways() {
                 assert_eq!(m.peer_address(), Some(""));
             }
         }
+    })
+    .await
+    .unwrap();
+}
+
+/// DEALER and ROUTER under CURVE both ways, with the ROUTER as server each time and the
+/// client's key as its user id; then a ferromq XPUB as CURVE server for a libzmq SUB.
+#[tokio::test]
+async fn curve_dealer_router_both_ways_and_a_ferromq_xpub_server() {
+    timeout(TEST_TIMEOUT, async {
+        // ferromq DEALER (CURVE client) -> libzmq ROUTER (CURVE server, ZAP key list).
+        let server = keypair();
+        let client = CurveKeyPair::generate();
+        let router = PyPeer::start(
+            &PeerConfig::bind("ROUTER", LOCAL)
+                .with_curve_server(&server.1)
+                .with_zap(zap_keys(&[&client.public.to_z85()])),
+        )
+        .await;
+        let dealer = Dealer::with_options(curve_client(&server.0, &client)).unwrap();
+        dealer.connect(router.endpoint()).unwrap();
+        dealer.send("hello").await.unwrap();
+        let (frames, user_id) = router.recv_meta("User-Id").await;
+        assert_eq!(frames[1], b"hello");
+        assert_eq!(user_id, Some(client.public.to_z85()));
+        router.send(&[&frames[0], b"world"]).await;
+        assert_eq!(dealer.recv().await.unwrap().frames(), ["world"]);
+
+        // libzmq DEALER (CURVE client) -> ferromq ROUTER (CURVE server, AuthPolicy).
+        let server = CurveKeyPair::generate();
+        let client = keypair();
+        let mut options = SocketOptions::default().curve_server_with(server.secret);
+        options.zap = Some(Zap::new(AuthPolicy::new().allow_curve_key(key(&client.0))));
+        let router = Router::with_options(options).unwrap();
+        let endpoint = router.bind(LOCAL).unwrap();
+        let dealer = PyPeer::start(
+            &PeerConfig::connect("DEALER", &endpoint.to_string())
+                .with_curve_client(&server.public.to_z85(), &client),
+        )
+        .await;
+        dealer.send(&[b"hi"]).await;
+        let m = router.recv().await.unwrap();
+        assert_eq!(m.frames()[1], "hi");
+        assert_eq!(m.user_id().unwrap(), client.0.as_str());
+        let mut reply = Message::new();
+        reply.push_back(m.frames()[0].clone());
+        reply.push_back("there");
+        router.send(reply).await.unwrap();
+        assert_eq!(dealer.recv().await.unwrap(), [b"there".to_vec()]);
+
+        // ferromq XPUB (CURVE server) -> libzmq SUB (CURVE client): the subscription arrives
+        // boxed, and only the matching message is delivered.
+        let server = CurveKeyPair::generate();
+        let xpub =
+            XPub::with_options(SocketOptions::default().curve_server_with(server.secret)).unwrap();
+        let endpoint = xpub.bind(LOCAL).unwrap();
+        let mut config = PeerConfig::connect("SUB", &endpoint.to_string())
+            .with_curve_client(&server.public.to_z85(), &keypair());
+        config.subscribe = vec!["weather".to_owned()];
+        let sub = PyPeer::start(&config).await;
+        assert_eq!(xpub.recv().await.unwrap().frames(), ["\x01weather"]);
+        let mut news = Message::new();
+        news.push_back("news");
+        news.push_back("no");
+        xpub.send(news).await.unwrap();
+        let mut weather = Message::new();
+        weather.push_back("weather");
+        weather.push_back("sunny");
+        xpub.send(weather).await.unwrap();
+        assert_eq!(
+            sub.recv().await.unwrap(),
+            [b"weather".to_vec(), b"sunny".to_vec()]
+        );
     })
     .await
     .unwrap();
