@@ -3,8 +3,10 @@
 //! and every socket pattern at least once. Over TCP, as ZAP sees IP addresses; one test runs
 //! both mechanisms over IPC.
 
+mod common;
 mod pyzmq;
 
+use common::Transport;
 use ferromq::security::{AuthPolicy, CurveKey, CurveKeyPair, Zap};
 use ferromq::{Dealer, Message, Pair, Pull, Push, Rep, Req, Router, SocketOptions, Sub, XPub};
 use pyzmq::{PeerConfig, PyPeer, ZapConfig, check_numbered, keypair, numbered};
@@ -369,16 +371,6 @@ async fn wrong_server_key_never_completes_a_handshake_with_libzmq() {
     .unwrap();
 }
 
-/// A fresh IPC endpoint (unique per process and call).
-fn ipc_endpoint() -> String {
-    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!(
-        "ipc:///tmp/ferromq-security-{}-{n}.sock",
-        std::process::id()
-    )
-}
-
 /// The mechanisms do not depend on the transport: CURVE from a ferromq client to a libzmq
 /// server and PLAIN from a libzmq client to a ferromq server, over IPC, where a message's
 /// `Peer-Address` is empty.
@@ -389,7 +381,7 @@ async fn curve_and_plain_over_ipc_both_ways() {
         let server = keypair();
         let client = CurveKeyPair::generate();
         let pull = PyPeer::start(
-            &PeerConfig::bind("PULL", &ipc_endpoint())
+            &PeerConfig::bind("PULL", &Transport::Ipc.bind_addr())
                 .with_curve_server(&server.1)
                 .with_zap(zap_keys(&[&client.public.to_z85()])),
         )
@@ -405,7 +397,7 @@ async fn curve_and_plain_over_ipc_both_ways() {
         let policy = AuthPolicy::new().allow_user("admin", "secret");
         let pull = Pull::with_options(SocketOptions::default().plain_server_with(Zap::new(policy)))
             .unwrap();
-        let endpoint = pull.bind(ipc_endpoint()).unwrap();
+        let endpoint = pull.bind(Transport::Ipc.bind_addr()).unwrap();
         let push = PyPeer::start(
             &PeerConfig::connect("PUSH", &endpoint.to_string())
                 .with_plain_client("admin", "secret"),

@@ -4,8 +4,10 @@
 //! sending. Also what a server's authenticator is told and how a client takes its answers. The byte-level faults (forged and replayed boxes, wrong keys, truncated
 //! commands) are unit tests in src/wire/mechanism/tests.rs; memory is in memory_budget.rs.
 
+mod common;
 mod raw_peer;
 
+use common::Transport;
 use ferromq::internals::wire::frame::FLAG_COMMAND;
 use ferromq::internals::wire::{Command, Greeting, SocketType};
 use ferromq::security::{AuthPolicy, CurveKeyPair, Zap, ZapReply, ZapRequest, ZapStatus};
@@ -257,12 +259,7 @@ async fn a_temporary_zap_failure_makes_the_client_reconnect_and_get_in() {
 #[tokio::test]
 async fn the_authenticator_sees_ipv6_addresses_canonically_and_none_over_ipc() {
     timeout(TEST_TIMEOUT, async {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let ipc = format!("ipc:///tmp/ferromq-zap-{}-{nanos}.sock", std::process::id());
-        let mut endpoints = vec![(ipc, "")];
+        let mut endpoints = vec![(Transport::Ipc.bind_addr(), "")];
         match std::net::TcpListener::bind("[::1]:0") {
             Ok(_) => endpoints.push(("tcp://[::1]:0".to_owned(), "::1")),
             Err(_) => eprintln!("IPv6 part skipped: this machine has no IPv6 loopback"),
@@ -295,14 +292,7 @@ async fn the_authenticator_sees_ipv6_addresses_canonically_and_none_over_ipc() {
 #[tokio::test]
 async fn curve_between_ferromq_sockets_over_ipc() {
     timeout(TEST_TIMEOUT, async {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let ipc = format!(
-            "ipc:///tmp/ferromq-curve-{}-{nanos}.sock",
-            std::process::id()
-        );
+        let ipc = Transport::Ipc.bind_addr();
         let server_keys = CurveKeyPair::generate();
         let client_keys = CurveKeyPair::generate();
         let mut options = SocketOptions::default().curve_server_with(server_keys.secret);
