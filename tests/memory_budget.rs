@@ -309,17 +309,36 @@ fn flood(mut peer: RawPeer, unit: Vec<u8>, total: usize) -> Flood {
 }
 
 fn report(scenario: &str, kind: Kind, heap: &Heap, budget: usize) {
+    report_peak(&format!("{scenario} {kind:?}"), heap, budget);
+}
+
+/// Prints the heap's peak and live bytes and checks the peak against `budget`.
+fn report_peak(scenario: &str, heap: &Heap, budget: usize) {
     println!(
-        "{scenario} {kind:?}: peak {} KiB, live {} KiB, budget {} KiB",
+        "{scenario}: peak {} KiB, live {} KiB, budget {} KiB",
         heap.peak() / KIB,
         heap.live() / KIB,
         budget / KIB
     );
     assert!(
         heap.peak() <= budget,
-        "{scenario} {kind:?}: peak heap {} KiB over the budget of {} KiB",
+        "{scenario}: peak heap {} KiB over the budget of {} KiB",
         heap.peak() / KIB,
         budget / KIB
+    );
+}
+
+/// Prints what each of `connections` holds live on the heap and checks it against
+/// `budget` bytes per connection.
+fn report_per_connection(what: &str, heap: &Heap, connections: usize, budget: usize) {
+    let per_connection = heap.live() / connections;
+    println!(
+        "{what}: {per_connection} B live per connection, peak {} KiB",
+        heap.peak() / KIB
+    );
+    assert!(
+        heap.live() <= connections * budget,
+        "{what}: {per_connection} B per connection, over {budget}"
     );
 }
 
@@ -457,15 +476,11 @@ fn a_thousand_stalled_handshakes_stay_within_budget() {
             }
             let never = AtomicBool::new(false);
             settle(&heap, &never).await;
-            let per_connection = heap.live() / STALLED_CONNECTIONS;
-            println!(
-                "stalled handshakes {kind:?}: {} B live per connection, peak {} KiB",
-                per_connection,
-                heap.peak() / KIB
-            );
-            assert!(
-                heap.live() <= STALLED_CONNECTIONS * HANDSHAKE_BUDGET_BYTES,
-                "{kind:?}: {per_connection} B per stalled handshake, over {HANDSHAKE_BUDGET_BYTES}"
+            report_per_connection(
+                &format!("stalled handshakes {kind:?}"),
+                &heap,
+                STALLED_CONNECTIONS,
+                HANDSHAKE_BUDGET_BYTES,
             );
             assert_eq!(server.peer_count(), 0);
             drop(peers);
@@ -657,7 +672,7 @@ fn a_flooding_curve_peer_that_never_reads_stays_within_budget() {
             peer
         });
         settle(&heap, &done).await;
-        report_curve("CURVE flood", &heap, FLOOD_BUDGET_BYTES);
+        report_peak("CURVE flood", &heap, FLOOD_BUDGET_BYTES);
         // Reading everything lets the writer finish: nothing was lost or stuck. (The message
         // sealed above only to measure a box was never sent; nonces may skip.)
         for _ in 0..batches * 1000 {
@@ -665,21 +680,6 @@ fn a_flooding_curve_peer_that_never_reads_stays_within_budget() {
         }
         let _peer = writer.await.unwrap();
     });
-}
-
-fn report_curve(scenario: &str, heap: &Heap, budget: usize) {
-    println!(
-        "{scenario}: peak {} KiB, live {} KiB, budget {} KiB",
-        heap.peak() / KIB,
-        heap.live() / KIB,
-        budget / KIB
-    );
-    assert!(
-        heap.peak() <= budget,
-        "{scenario}: peak heap {} KiB over the budget of {} KiB",
-        heap.peak() / KIB,
-        budget / KIB
-    );
 }
 
 #[test]
@@ -703,14 +703,11 @@ fn a_thousand_curve_clients_stalled_after_hello_stay_within_budget() {
         }
         let never = AtomicBool::new(false);
         settle(&heap, &never).await;
-        let per_connection = heap.live() / STALLED_CONNECTIONS;
-        println!(
-            "stalled CURVE handshakes: {per_connection} B live per connection, peak {} KiB",
-            heap.peak() / KIB
-        );
-        assert!(
-            heap.live() <= STALLED_CONNECTIONS * CURVE_HANDSHAKE_BUDGET_BYTES,
-            "{per_connection} B per stalled CURVE handshake, over {CURVE_HANDSHAKE_BUDGET_BYTES}"
+        report_per_connection(
+            "stalled CURVE handshakes",
+            &heap,
+            STALLED_CONNECTIONS,
+            CURVE_HANDSHAKE_BUDGET_BYTES,
         );
         assert_eq!(pull.peer_count(), 0);
         drop(peers);
@@ -740,14 +737,11 @@ fn a_thousand_idle_inproc_connections_stay_within_budget() {
         for _ in 0..4 {
             tokio::task::yield_now().await;
         }
-        let per_connection = heap.live() / INPROC_CONNECTIONS;
-        println!(
-            "idle inproc connections: {per_connection} B live per connection, peak {} KiB",
-            heap.peak() / KIB
-        );
-        assert!(
-            heap.live() <= INPROC_CONNECTIONS * INPROC_CONNECTION_BUDGET_BYTES,
-            "{per_connection} B per idle inproc connection, over {INPROC_CONNECTION_BUDGET_BYTES}"
+        report_per_connection(
+            "idle inproc connections",
+            &heap,
+            INPROC_CONNECTIONS,
+            INPROC_CONNECTION_BUDGET_BYTES,
         );
     });
 }
