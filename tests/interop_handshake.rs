@@ -151,7 +151,7 @@ fn parse_with_ferromq(our_type: SocketType, captured: &[u8]) -> ferromq::interna
     match conn.poll_event() {
         Some(Event::Ready(info)) => {
             assert_eq!(conn.poll_event(), None);
-            info
+            *info
         }
         other => panic!("expected READY, got {other:?}"),
     }

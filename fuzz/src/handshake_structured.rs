@@ -585,7 +585,7 @@ impl Model {
             Command::Pong { .. } => {}
             Command::Subscribe(p) => self.events.push(Event::Subscribe(p)),
             Command::Cancel(p) => self.events.push(Event::Cancel(p)),
-            other => self.events.push(Event::Command(other)),
+            other => self.events.push(Event::Command(Box::new(other))),
         }
         Ok(())
     }
@@ -616,7 +616,7 @@ impl Model {
         let max_msg_size =
             first("X-Max-Msg-Size").and_then(|v| std::str::from_utf8(&v).ok()?.parse().ok());
         self.events
-            .push(Event::Ready(ferromq::internals::wire::PeerInfo {
+            .push(Event::Ready(Box::new(ferromq::internals::wire::PeerInfo {
                 socket_type: theirs,
                 identity,
                 metadata: meta,
@@ -625,7 +625,7 @@ impl Model {
                 mechanism: Mechanism::NULL,
                 user_id: None,
                 max_msg_size,
-            }));
+            })));
         Ok(())
     }
 

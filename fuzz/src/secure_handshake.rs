@@ -1657,7 +1657,7 @@ impl Harness {
                 Command::Ping { .. } | Command::Pong { .. } => {}
                 Command::Subscribe(p) => expected.push(Event::Subscribe(p)),
                 Command::Cancel(p) => expected.push(Event::Cancel(p)),
-                other => expected.push(Event::Command(other)),
+                other => expected.push(Event::Command(Box::new(other))),
             }
             return Ok(());
         }

@@ -406,7 +406,7 @@ impl<P: Pattern> Driver<'_, P> {
             match event {
                 Event::Ready(info) => {
                     let peer_type = info.socket_type;
-                    match core.handshake_completed(pattern, self.id, info) {
+                    match core.handshake_completed(pattern, self.id, *info) {
                         Handshake::Gone => continue,
                         Handshake::Leaving => {
                             // Its endpoint went away during the handshake. What a persistent

@@ -108,16 +108,23 @@ impl<T> FairQueue<T> {
     /// Takes one item from the peer whose turn it is, then moves that peer to the back of the
     /// rotation if it has more.
     pub fn pop(&mut self) -> Option<(PeerId, T)> {
-        while let Some(id) = self.ready.pop_front() {
+        while let Some(&id) = self.ready.front() {
             // Invariant: every id in `ready` has a non-empty queue; skip defensively if not.
-            let Some(queue) = self.queues.get_mut(id) else {
+            let Some((item, more)) = self
+                .queues
+                .get_mut(id)
+                .and_then(|queue| Some((queue.pop_front()?, !queue.is_empty())))
+            else {
+                self.ready.pop_front();
                 continue;
             };
-            let Some(item) = queue.pop_front() else {
-                continue;
-            };
-            if !queue.is_empty() {
-                self.ready.push_back(id);
+            // A peer alone in the rotation stays at its front: this runs once per message
+            // received, and most sockets read one busy peer.
+            if !more || self.ready.len() > 1 {
+                self.ready.pop_front();
+                if more {
+                    self.ready.push_back(id);
+                }
             }
             self.total -= 1;
             return Some((id, item));
