@@ -540,8 +540,13 @@ impl WriteBuf {
             }
         }
         if self.len == 0 {
-            // Reuse the tail's allocation from its start instead of creeping forward.
+            // Reuse the tail's allocation from its start instead of creeping forward: without
+            // the reclaim, the written bytes' room stays in front of the tail, and the next
+            // batch, once it reaches the end, is copied back to the start (a copy of every
+            // batch). Asking for one byte more than is left makes the reclaim go back to the
+            // start when it can; it never allocates.
             self.tail.clear();
+            let _ = self.tail.try_reclaim(self.tail.capacity() + 1);
         }
     }
 
@@ -574,6 +579,26 @@ mod tests {
             out.push(frame);
         }
         out
+    }
+
+    #[test]
+    fn a_written_out_buffer_takes_the_next_batch_from_the_start_of_its_allocation() {
+        let mut buf = WriteBuf::new();
+        let body = Bytes::from_static(&[7u8; 16]);
+        for _ in 0..100 {
+            buf.push_frame(0, &body);
+        }
+        let room = buf.tail.capacity();
+        let start = buf.tail.as_ptr();
+        let half = buf.len() / 2;
+        buf.advance(half);
+        assert_eq!(buf.tail.as_ptr(), start.wrapping_add(half));
+        buf.advance(buf.len());
+        // Back at the start with all its room: the next batch is not copied there later.
+        assert_eq!(buf.tail.as_ptr(), start);
+        assert_eq!(buf.tail.capacity(), room);
+        buf.push_frame(0, &body);
+        assert_eq!(buf.tail.as_ptr(), start);
     }
 
     #[test]
