@@ -187,22 +187,26 @@ pub(crate) const INBOX_SOFT_LIMIT_BYTES: usize = 1024 * 1024;
 impl Peer {
     /// Whether the HWM (in messages; 0: unlimited) leaves room for one more message: a peer
     /// takes messages once its handshake completed, or at once if it is a `persistent` slot.
+    #[inline]
     pub fn has_room(&self, hwm: usize) -> bool {
         (self.info.is_some() || self.persistent) && (hwm == 0 || self.out_msgs < hwm)
     }
 
     /// Whether a blocking sender may queue now: under the HWM and the soft byte limit.
+    #[inline]
     pub fn can_accept(&self, hwm: usize) -> bool {
         self.has_room(hwm) && self.out.len() < QUEUE_SOFT_LIMIT_BYTES
     }
 
     /// Whether a message of `size` payload bytes is within what the peer announced it
     /// accepts (its `max_msg_size`); a peer that announced nothing takes any size.
+    #[inline]
     pub fn fits(&self, size: u64) -> bool {
         self.check_size(size).is_ok()
     }
 
     /// [`Error::MessageTooLarge`] unless a message of `size` bytes [fits](Peer::fits).
+    #[inline]
     pub fn check_size(&self, size: u64) -> Result<()> {
         match self.info.as_ref().and_then(|info| info.max_msg_size) {
             Some(limit) if size > limit => Err(Error::MessageTooLarge { size, limit }),
@@ -243,6 +247,7 @@ impl Peer {
     /// After a message was queued: if the queue was empty, either write it to the stream right
     /// here (direct-write sockets, when the connection task has nothing in flight) or wake
     /// the connection task to write it.
+    #[inline]
     fn kick(&mut self, was_empty: bool, direct_write: bool) {
         if !was_empty {
             return;
@@ -592,6 +597,7 @@ impl Core {
     }
 
     /// Queues `message` for `peer`, handing it on if the queue was empty.
+    #[inline]
     pub fn enqueue(&mut self, peer: PeerId, message: Message) {
         self.queue_for(peer, Outgoing::Message(message));
     }
@@ -636,6 +642,7 @@ impl Core {
     }
 
     /// Round-robin send over ready peers with room (PUSH, PAIR, DEALER).
+    #[inline]
     pub fn send_round_robin(
         &mut self,
         message: &mut Option<Message>,
@@ -653,6 +660,7 @@ impl Core {
     /// peers that announced a smaller `max_msg_size`. Fails with
     /// [`Error::MessageTooLarge`] when every attached peer announced one smaller than `size`
     /// (waiting could never help); parks the call while none has room.
+    #[inline]
     pub fn pick_round_robin(&mut self, size: u64, cx: &mut Context<'_>) -> Poll<Result<PeerId>> {
         let Core {
             lb, peers, sndhwm, ..
@@ -683,6 +691,7 @@ impl Core {
 
     /// Fair-queued receive (PULL, DEALER, ROUTER, SUB, …): the next message and its peer.
     /// A closed socket receives nothing more, whatever is still queued (as libzmq's).
+    #[inline]
     pub fn recv_fair(&mut self, cx: &mut Context<'_>) -> Poll<Result<(PeerId, Message)>> {
         if self.is_closing() {
             return Poll::Ready(Err(Error::Closed));
@@ -698,6 +707,7 @@ impl Core {
 
     /// Queues a message from `peer` for the application; gives it back when the peer is at
     /// its RCVHWM or has [`INBOX_SOFT_LIMIT_BYTES`] queued (its connection then stops reading).
+    #[inline]
     pub fn push_inbox(&mut self, peer: PeerId, message: Message) -> Result<(), Message> {
         let Some(p) = self.peers.get_mut(peer) else {
             return Err(message);
@@ -718,6 +728,7 @@ impl Core {
     }
 
     /// [`Peer::room_freed`] for `peer`, if it is still there.
+    #[inline]
     pub fn room_freed(&mut self, peer: PeerId) {
         if let Some(p) = self.peers.get_mut(peer) {
             p.room_freed();
@@ -726,6 +737,7 @@ impl Core {
 
     /// Pops one message, waking a connection task that waits for room and releasing the slot
     /// of a departed peer once its last message was read.
+    #[inline]
     pub fn pop_inbox(&mut self) -> Option<(PeerId, Message)> {
         // One lookup of the peer for everything: this runs once per message received.
         let (peer, message) = self.inbox.pop()?;
@@ -1490,6 +1502,7 @@ impl<P: Pattern> SocketCore<P> {
     /// core's current waiter (what `park_*` registers), and forgets the call's wakers once
     /// it completes. The async methods keep `wait` in their future ([`Waiting`]); `Stream`
     /// and `Sink` keep it in the socket handle.
+    #[inline]
     pub fn poll_with<T>(
         &self,
         wait: &mut PollState,

@@ -75,6 +75,7 @@ impl<T> FairQueue<T> {
     }
 
     /// Queues `item` from `id`; gives it back if the peer is unknown or at its HWM.
+    #[inline]
     pub fn push(&mut self, id: PeerId, item: T) -> Result<(), T> {
         let hwm = self.hwm;
         let Some(queue) = self.queues.get_mut(id) else {
@@ -107,6 +108,7 @@ impl<T> FairQueue<T> {
 
     /// Takes one item from the peer whose turn it is, then moves that peer to the back of the
     /// rotation if it has more.
+    #[inline]
     pub fn pop(&mut self) -> Option<(PeerId, T)> {
         while let Some(&id) = self.ready.front() {
             // Invariant: every id in `ready` has a non-empty queue; skip defensively if not.

@@ -45,6 +45,7 @@ impl LoadBalancer {
 
     /// Picks the next peer, in rotation from the cursor, for which `has_room` is true, and
     /// moves the cursor just past it. Returns `None` (cursor unchanged) if no peer has room.
+    #[inline]
     pub fn next_peer(&mut self, mut has_room: impl FnMut(PeerId) -> bool) -> Option<PeerId> {
         // Wrapping by comparison, not `%`: this runs once per message sent, and a division
         // costs more than the rest of the loop with one or two peers.

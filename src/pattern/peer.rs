@@ -79,6 +79,7 @@ impl<T> PeerSlab<T> {
     }
 
     /// The value of a live peer; `None` for removed or stale ids.
+    #[inline]
     pub fn get(&self, id: PeerId) -> Option<&T> {
         self.slots
             .get(id.index())
@@ -87,6 +88,7 @@ impl<T> PeerSlab<T> {
     }
 
     /// Mutable access to the value of a live peer; `None` for removed or stale ids.
+    #[inline]
     pub fn get_mut(&mut self, id: PeerId) -> Option<&mut T> {
         self.slots
             .get_mut(id.index())
@@ -199,6 +201,7 @@ impl<T> PeerMap<T> {
     }
 
     /// The value stored for `id`; `None` if absent or if `id` is stale.
+    #[inline]
     pub fn get(&self, id: PeerId) -> Option<&T> {
         match self.slots.get(id.index()) {
             Some(Some((stored, value))) if *stored == id => Some(value),
@@ -207,6 +210,7 @@ impl<T> PeerMap<T> {
     }
 
     /// Mutable access to the value stored for `id`; `None` if absent or stale.
+    #[inline]
     pub fn get_mut(&mut self, id: PeerId) -> Option<&mut T> {
         match self.slots.get_mut(id.index()) {
             Some(Some((stored, value))) if *stored == id => Some(value),

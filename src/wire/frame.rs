@@ -218,6 +218,7 @@ fn frame_extent(bytes: &[u8]) -> Option<(usize, usize)> {
 }
 
 /// Writes a frame header for a body of `len` bytes: the short form up to 255 bytes.
+#[inline]
 pub fn encode_header(dst: &mut impl BufMut, flags: u8, len: usize) {
     if len <= SHORT_FRAME_MAX_BYTES {
         dst.put_u8(flags);
@@ -321,6 +322,7 @@ impl WriteBuf {
     }
 
     /// Encodes every frame of `message` (MORE on all but the last).
+    #[inline]
     pub fn push_message(&mut self, message: &Message) {
         let frames = message.frames();
         let last = frames.len().saturating_sub(1);
@@ -330,6 +332,7 @@ impl WriteBuf {
         }
     }
 
+    #[inline]
     fn reserve_header(&mut self) {
         if self.tail.capacity() - self.tail.len() < MAX_HEADER_BYTES {
             self.tail
@@ -338,6 +341,7 @@ impl WriteBuf {
     }
 
     /// Encodes one frame with the given flags (LONG is added when needed).
+    #[inline]
     pub fn push_frame(&mut self, flags: u8, body: &Bytes) {
         self.payload_queued += body.len() as u64;
         self.reserve_header();
