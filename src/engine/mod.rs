@@ -1336,6 +1336,13 @@ impl<P: Pattern> SocketCore<P> {
         mut attempt: impl SendAttempt<P>,
     ) -> Result<(), SendError> {
         let mut slot = Some(message);
+        // Most sends find room at once: one attempt without the waiting state and timer of a
+        // call that parks (an attempt that is not ready registers nothing here).
+        if let Poll::Ready(result) =
+            self.attempt_now(|state, cx| Self::attempt_send(state, &mut slot, cx, &mut attempt))
+        {
+            return result.map_err(|error| SendError::new(error, slot.take().unwrap_or_default()));
+        }
         let mut timer = Timer::default();
         let mut waiting = Waiting::new(self);
         poll_fn(|cx| {
@@ -1358,8 +1365,8 @@ impl<P: Pattern> SocketCore<P> {
         mut attempt: impl SendAttempt<P>,
     ) -> Result<(), SendError> {
         let mut slot = Some(message);
-        let mut cx = Context::from_waker(Waker::noop());
-        let result = Self::attempt_send(&mut self.lock(), &mut slot, &mut cx, &mut attempt);
+        let result =
+            self.attempt_now(|state, cx| Self::attempt_send(state, &mut slot, cx, &mut attempt));
         match result {
             Poll::Ready(Ok(())) => Ok(()),
             Poll::Ready(Err(e)) => Err(SendError::new(e, slot.take().unwrap_or_default())),
@@ -1375,6 +1382,10 @@ impl<P: Pattern> SocketCore<P> {
         &self,
         mut attempt: impl FnMut(&mut State<P>, &mut Context<'_>) -> Poll<Result<T>>,
     ) -> Result<T> {
+        // Most receives on a busy socket find a message waiting (see `send_with`).
+        if let Poll::Ready(result) = self.attempt_now(&mut attempt) {
+            return result;
+        }
         let mut timer = Timer::default();
         let mut waiting = Waiting::new(self);
         poll_fn(|cx| match waiting.poll(cx, &mut attempt) {
@@ -1387,13 +1398,23 @@ impl<P: Pattern> SocketCore<P> {
     /// One non-blocking receive attempt (`Error::WouldBlock` when nothing is queued).
     pub fn try_recv_with<T>(
         &self,
-        mut attempt: impl FnMut(&mut State<P>, &mut Context<'_>) -> Poll<Result<T>>,
+        attempt: impl FnMut(&mut State<P>, &mut Context<'_>) -> Poll<Result<T>>,
     ) -> Result<T> {
-        let mut cx = Context::from_waker(Waker::noop());
-        match attempt(&mut self.lock(), &mut cx) {
+        match self.attempt_now(attempt) {
             Poll::Ready(r) => r,
             Poll::Pending => Err(Error::WouldBlock),
         }
+    }
+
+    /// One attempt under the lock by a call that does not wait: polled with a no-op waker
+    /// and no waiting call's key, so an attempt that is not ready registers nothing.
+    #[inline]
+    fn attempt_now<T>(
+        &self,
+        attempt: impl FnOnce(&mut State<P>, &mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        let mut cx = Context::from_waker(Waker::noop());
+        attempt(&mut self.lock(), &mut cx)
     }
 
     /// Waits, as a socket call that can be cancelled, until `poll` is ready (it registers
