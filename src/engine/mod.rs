@@ -88,6 +88,7 @@ pub(crate) trait Pattern: Send + 'static {
     fn options_changed(&mut self, _core: &mut Core, _options: &SocketOptions) {}
     /// A message arrived. `Err` hands it back when the peer's inbox is full: the connection
     /// stops reading until there is room.
+    #[inline]
     fn deliver(&mut self, core: &mut Core, peer: PeerId, message: Message) -> Result<(), Message> {
         core.push_inbox(peer, message)
     }

@@ -584,11 +584,19 @@ impl Connection {
                 max: MAX_FRAMES_PER_MESSAGE,
             });
         }
-        self.partial.push_back(body);
         if more {
+            self.partial.push_back(body);
             return Ok(());
         }
-        let mut message = std::mem::take(&mut self.partial);
+        // A single-frame message, the common case, is built straight from its frame.
+        let mut message = match self.partial.is_empty() {
+            true => Message::from(body),
+            false => {
+                let mut message = std::mem::take(&mut self.partial);
+                message.push_back(body);
+                message
+            }
+        };
         let bytes = std::mem::take(&mut self.partial_bytes);
         if let Some(properties) = &self.message_properties {
             message.set_properties(properties.clone());
