@@ -19,7 +19,7 @@
 
 use super::ProtocolError;
 use super::command::{Command, Metadata};
-use super::frame::{FrameDecoder, WriteBuf};
+use super::frame::{Frame, FrameDecoder, WriteBuf};
 use super::greeting::{Greeting, Mechanism, OUR_VERSION};
 use super::mechanism::{Cipher, Context, Established, Handshake, Security, Step};
 use super::socket_type::SocketType;
@@ -350,6 +350,18 @@ impl Connection {
             self.on_greeting(greeting, now)?;
         }
         self.input_paused = false;
+        if self.phase == Phase::Traffic && self.cipher.is_none() {
+            // Plain traffic: the whole frames at the front, split off the buffer at once.
+            // At most one frame per event the queue still takes, so it never overfills.
+            let room = MAX_PENDING_EVENTS.saturating_sub(self.events.len());
+            let mut run = self.decoder.split_whole_frames(buf, room);
+            if !run.is_empty() {
+                self.peer_alive();
+            }
+            while let Some(frame) = FrameDecoder::next_whole_frame(&mut run) {
+                self.on_frame(frame, now)?;
+            }
+        }
         loop {
             if self.events.len() >= MAX_PENDING_EVENTS {
                 self.input_paused = true;
@@ -358,9 +370,7 @@ impl Connection {
             let Some(frame) = self.decoder.decode_mut(buf)? else {
                 break;
             };
-            // Any traffic proves the peer alive (libzmq cancels both timers on any frame).
-            self.ping_timeout_deadline = None;
-            self.peer_ttl_deadline = None;
+            self.peer_alive();
             if self.phase != Phase::Traffic {
                 check_handshake_frame(frame.body.len())?;
             }
@@ -368,21 +378,7 @@ impl Connection {
                 Some(cipher) => cipher.open(frame)?,
                 None => frame.freeze(),
             };
-            if frame.command {
-                if frame.more {
-                    return Err(ProtocolError::CommandWithMore);
-                }
-                if self.phase == Phase::Handshake {
-                    self.on_handshake_command(frame.body, now)?;
-                } else {
-                    self.on_command(Command::decode(frame.body)?, now)?;
-                }
-                continue;
-            }
-            if self.phase != Phase::Traffic {
-                return Err(ProtocolError::MessageBeforeReady);
-            }
-            self.on_data_frame(frame.body, frame.more)?;
+            self.on_frame(frame, now)?;
         }
         if self.phase != Phase::Traffic
             && let Some(len) = self.decoder.pending_body_len()
@@ -391,6 +387,30 @@ impl Connection {
             check_handshake_frame(len)?;
         }
         Ok(())
+    }
+
+    /// Any frame proves the peer alive (libzmq cancels both timers on any frame).
+    fn peer_alive(&mut self) {
+        self.ping_timeout_deadline = None;
+        self.peer_ttl_deadline = None;
+    }
+
+    /// One decoded (and, under CURVE, opened) frame: a handshake or traffic command, or a
+    /// message frame once traffic flows.
+    fn on_frame(&mut self, frame: Frame, now: Instant) -> Result<(), ProtocolError> {
+        if frame.command {
+            if frame.more {
+                return Err(ProtocolError::CommandWithMore);
+            }
+            return match self.phase {
+                Phase::Handshake => self.on_handshake_command(frame.body, now),
+                _ => self.on_command(Command::decode(frame.body)?, now),
+            };
+        }
+        if self.phase != Phase::Traffic {
+            return Err(ProtocolError::MessageBeforeReady);
+        }
+        self.on_data_frame(frame.body, frame.more)
     }
 
     fn on_greeting(&mut self, greeting: Greeting, now: Instant) -> Result<(), ProtocolError> {

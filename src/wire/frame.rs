@@ -143,6 +143,70 @@ impl FrameDecoder {
         self.decode_general(buf)
     }
 
+    /// Splits off the front of `buf`, as one `Bytes`, the run of whole frames (at most
+    /// `max_frames`) whose headers need no fault reported: flags and size within the limits.
+    /// Take them out with [`FrameDecoder::next_whole_frame`]; what stops the run (a partial
+    /// frame, a fault) stays in `buf` for [`FrameDecoder::decode_mut`]. Empty while a frame's
+    /// body is pending.
+    ///
+    /// Each body is then a slice of that one `Bytes`: one reference count per frame, where
+    /// `decode_mut` splits the `BytesMut` twice (for frames whose body is not decrypted in
+    /// place, that is, without CURVE).
+    pub fn split_whole_frames(&self, buf: &mut BytesMut, max_frames: usize) -> Bytes {
+        if self.pending.is_some() {
+            return Bytes::new();
+        }
+        let mut end = 0;
+        for _ in 0..max_frames {
+            let rest = &buf[end..];
+            let Some((header, len)) = self.sound_header(rest) else {
+                break;
+            };
+            if rest.len() - header < len {
+                break;
+            }
+            end += header + len;
+        }
+        buf.split_to(end).freeze()
+    }
+
+    /// The header and body lengths of the frame `bytes` starts with, if its whole header is
+    /// there and valid (`decode_header` reports the faults).
+    fn sound_header(&self, bytes: &[u8]) -> Option<(usize, usize)> {
+        let flags = *bytes.first()?;
+        if flags & RESERVED_FLAGS != 0
+            || flags & (FLAG_COMMAND | FLAG_MORE) == FLAG_COMMAND | FLAG_MORE
+        {
+            return None;
+        }
+        let (header, len) = match flags & FLAG_LONG {
+            0 => (2, u64::from(*bytes.get(1)?)),
+            _ => {
+                let size = bytes.get(1..MAX_HEADER_BYTES)?;
+                let size = u64::from_be_bytes(size.try_into().expect("8 bytes"));
+                (MAX_HEADER_BYTES, size)
+            }
+        };
+        if len > MAX_FRAME_BYTES || self.max_frame_bytes.is_some_and(|max| len > max) {
+            return None;
+        }
+        Some((header, len as usize))
+    }
+
+    /// The next frame of a run split off by [`FrameDecoder::split_whole_frames`], its body a
+    /// slice of `run`.
+    #[inline]
+    pub fn next_whole_frame(run: &mut Bytes) -> Option<Frame> {
+        let (header, len) = frame_extent(run)?;
+        let flags = run[0];
+        run.advance(header);
+        Some(Frame {
+            more: flags & FLAG_MORE != 0,
+            command: flags & FLAG_COMMAND != 0,
+            body: run.split_to(len),
+        })
+    }
+
     fn decode_general(&mut self, buf: &mut BytesMut) -> Result<Option<FrameMut>, ProtocolError> {
         let (flags, len) = match self.pending {
             Some(header) => header,
@@ -583,6 +647,67 @@ mod tests {
             out.push(frame);
         }
         out
+    }
+
+    /// Frames of every header form, then `tail` (the bytes that must stop a run).
+    fn frames_then(tail: &[u8]) -> BytesMut {
+        let mut buf = BytesMut::new();
+        encode_header(&mut buf, FLAG_MORE, 3);
+        buf.extend_from_slice(b"abc");
+        encode_header(&mut buf, 0, 300);
+        buf.extend_from_slice(&[9u8; 300]);
+        encode_header(&mut buf, FLAG_COMMAND, 5);
+        buf.extend_from_slice(b"\x04PING");
+        encode_header(&mut buf, 0, 0);
+        buf.extend_from_slice(tail);
+        buf
+    }
+
+    #[test]
+    fn a_run_of_whole_frames_decodes_as_frame_by_frame_and_leaves_what_stops_it() {
+        let stoppers: [(&str, &[u8]); 5] = [
+            ("nothing", b""),
+            ("a partial body", &[0, 4, 1, 2]),
+            ("a partial long header", &[FLAG_LONG, 0, 0]),
+            ("reserved flags", &[0x10, 1, 7]),
+            ("a command with more", &[FLAG_COMMAND | FLAG_MORE, 0]),
+        ];
+        for (what, tail) in stoppers {
+            let mut expected = frames_then(tail);
+            let mut reference = FrameDecoder::new(None);
+            let frames: Vec<Frame> =
+                std::iter::from_fn(|| reference.decode(&mut expected).ok()?).collect();
+            assert_eq!(frames.len(), 4, "{what}");
+            let mut buf = frames_then(tail);
+            let mut run = FrameDecoder::new(None).split_whole_frames(&mut buf, usize::MAX);
+            let got: Vec<Frame> =
+                std::iter::from_fn(|| FrameDecoder::next_whole_frame(&mut run)).collect();
+            assert_eq!(got, frames, "{what}");
+            assert_eq!(&buf[..], tail, "{what}: the rest stays for the decoder");
+        }
+    }
+
+    #[test]
+    fn a_run_stops_at_its_frame_count_at_the_size_limit_and_while_a_body_is_pending() {
+        let mut buf = frames_then(b"");
+        let all = buf.len();
+        let run = FrameDecoder::new(None).split_whole_frames(&mut buf, 1);
+        assert_eq!(run.len(), 5);
+        assert_eq!(buf.len(), all - 5);
+        // The 300-byte frame is over a 100-byte limit: decode_mut reports it.
+        let limited = FrameDecoder::new(Some(100));
+        let mut rest = limited.split_whole_frames(&mut buf, usize::MAX);
+        assert!(rest.is_empty() && FrameDecoder::next_whole_frame(&mut rest).is_none());
+        assert_eq!(buf.len(), all - 5);
+        let mut pending = FrameDecoder::new(None);
+        let mut partial = BytesMut::from(&[0u8, 4, 1][..]);
+        assert!(pending.decode(&mut partial).unwrap().is_none());
+        partial.extend_from_slice(&[2, 3, 4, 0, 0]);
+        assert!(
+            pending
+                .split_whole_frames(&mut partial, usize::MAX)
+                .is_empty()
+        );
     }
 
     #[test]
