@@ -467,6 +467,15 @@ impl Model {
             Expect::Greeting(g) => self.greeting(g),
             Expect::Command(decoded) => {
                 self.frame_header(item.body_len)?;
+                // During the handshake the mechanism reads a command's name alone: one it does
+                // not expect is unexpected whatever its body holds, as libzmq's mechanisms
+                // judge it (a PONG whose context is too long included).
+                if self.phase == ModelPhase::Handshake
+                    && let Err(ProtocolError::MalformedCommand { command, .. }) = decoded
+                    && !matches!(*command, "?" | "READY" | "ERROR")
+                {
+                    return Err(ProtocolError::UnexpectedCommand { command });
+                }
                 self.command(decoded.clone()?, now)
             }
             Expect::Data { more, body } => {
