@@ -355,10 +355,9 @@ impl Connection {
             // At most one frame per event the queue still takes, so it never overfills.
             let room = MAX_PENDING_EVENTS.saturating_sub(self.events.len());
             let mut run = self.decoder.split_whole_frames(buf, room);
-            if !run.is_empty() {
-                self.peer_alive();
-            }
             while let Some(frame) = FrameDecoder::next_whole_frame(&mut run) {
+                // Per frame: a PING's TTL holds only until the frame after it.
+                self.peer_alive();
                 self.on_frame(frame, now)?;
             }
         }
@@ -1673,6 +1672,21 @@ mod tests {
         feed(&mut pull, b"\x00\x00", now + Duration::from_secs(1)).unwrap();
         assert_eq!(pull.poll_timeout(), None);
         pull.handle_timeout(now + Duration::from_secs(10)).unwrap();
+    }
+
+    #[test]
+    fn a_frame_read_with_the_peer_ping_cancels_its_ttl_too() {
+        let now = t0();
+        let mut pull = ready_pull_from_push(now);
+        let mut read = command_frame(b"\x04PING\x00\x14");
+        read.extend_from_slice(b"\x00\x00");
+        feed(&mut pull, &read, now).unwrap();
+        assert_eq!(pull.poll_timeout(), None);
+        // A PING last in its read keeps its TTL, however many frames came before it.
+        let mut read = b"\x00\x00".to_vec();
+        read.extend_from_slice(&command_frame(b"\x04PING\x00\x14"));
+        feed(&mut pull, &read, now).unwrap();
+        assert_eq!(pull.poll_timeout(), Some(now + Duration::from_secs(2)));
     }
 
     #[test]
