@@ -171,26 +171,10 @@ impl FrameDecoder {
     }
 
     /// The header and body lengths of the frame `bytes` starts with, if its whole header is
-    /// there and valid (`decode_header` reports the faults).
+    /// there and sound (`decode_header` reports the faults).
     fn sound_header(&self, bytes: &[u8]) -> Option<(usize, usize)> {
-        let flags = *bytes.first()?;
-        if flags & RESERVED_FLAGS != 0
-            || flags & (FLAG_COMMAND | FLAG_MORE) == FLAG_COMMAND | FLAG_MORE
-        {
-            return None;
-        }
-        let (header, len) = match flags & FLAG_LONG {
-            0 => (2, u64::from(*bytes.get(1)?)),
-            _ => {
-                let size = bytes.get(1..MAX_HEADER_BYTES)?;
-                let size = u64::from_be_bytes(size.try_into().expect("8 bytes"));
-                (MAX_HEADER_BYTES, size)
-            }
-        };
-        if len > MAX_FRAME_BYTES || self.max_frame_bytes.is_some_and(|max| len > max) {
-            return None;
-        }
-        Some((header, len as usize))
+        let (_, header, len) = self.parse_header(bytes).ok()??;
+        Some((header, len))
     }
 
     /// The next frame of a run split off by [`FrameDecoder::split_whole_frames`], its body a
@@ -230,7 +214,17 @@ impl FrameDecoder {
     }
 
     fn decode_header(&self, buf: &mut BytesMut) -> Result<Option<(u8, usize)>, ProtocolError> {
-        let Some(&flags) = buf.first() else {
+        let Some((flags, header_len, len)) = self.parse_header(buf)? else {
+            return Ok(None);
+        };
+        buf.advance(header_len);
+        Ok(Some((flags, len)))
+    }
+
+    /// The flags, header length and body length of the frame `bytes` starts with, once its
+    /// whole header is there; the fault, if its flags or its size are not allowed.
+    fn parse_header(&self, bytes: &[u8]) -> Result<Option<(u8, usize, usize)>, ProtocolError> {
+        let Some(&flags) = bytes.first() else {
             return Ok(None);
         };
         if flags & RESERVED_FLAGS != 0 {
@@ -240,14 +234,13 @@ impl FrameDecoder {
             return Err(ProtocolError::CommandWithMore);
         }
         let (header_len, len) = if flags & FLAG_LONG != 0 {
-            if buf.len() < MAX_HEADER_BYTES {
+            let Some(size) = bytes.get(1..MAX_HEADER_BYTES) else {
                 return Ok(None);
-            }
-            let mut size = [0u8; 8];
-            size.copy_from_slice(&buf[1..MAX_HEADER_BYTES]);
-            (MAX_HEADER_BYTES, u64::from_be_bytes(size))
+            };
+            let size = u64::from_be_bytes(size.try_into().expect("8 bytes"));
+            (MAX_HEADER_BYTES, size)
         } else {
-            match buf.get(1) {
+            match bytes.get(1) {
                 Some(&size) => (2, u64::from(size)),
                 None => return Ok(None),
             }
@@ -263,9 +256,7 @@ impl FrameDecoder {
                 max: MAX_FRAME_BYTES,
             });
         }
-        let len = len as usize;
-        buf.advance(header_len);
-        Ok(Some((flags, len)))
+        Ok(Some((flags, header_len, len as usize)))
     }
 }
 
