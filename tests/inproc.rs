@@ -561,3 +561,117 @@ async fn close_with_zero_linger_drops_what_waits_for_an_unbound_name() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_receiver_holding_messages_takes_what_follows_its_last_in_one_step() {
+    bounded(async {
+        let endpoint = name("batch");
+        let pull = Pull::new();
+        pull.bind(&endpoint).unwrap();
+        let push = Push::new();
+        push.connect(&endpoint).unwrap();
+        let delivered = |pull: &Pull| pull.stats().messages_in;
+        let queued_at_sender = |push: &Push| push.stats().peers[0].queued_out;
+        // Nothing else runs on this current-thread runtime while the test does not yield.
+        push.send("0").await.unwrap();
+        assert_eq!(delivered(&pull), 1, "a hungry receiver takes a message at once");
+        for i in 1..5 {
+            push.send(format!("{i}")).await.unwrap();
+        }
+        assert_eq!(
+            (delivered(&pull), queued_at_sender(&push)),
+            (2, 3),
+            "once the receiver holds two, sends only queue"
+        );
+        for i in 0..2 {
+            assert_eq!(pull.recv().await.unwrap().frames(), [format!("{i}")]);
+        }
+        assert_eq!(delivered(&pull), 2, "nothing moved while the receiver held some");
+        assert_eq!(pull.recv().await.unwrap().frames(), ["2"]);
+        assert_eq!(
+            (delivered(&pull), queued_at_sender(&push)),
+            (5, 0),
+            "the receive after the last held message took the whole queue"
+        );
+        for i in 3..5 {
+            assert_eq!(pull.recv().await.unwrap().frames(), [format!("{i}")]);
+        }
+        push.send("5").await.unwrap();
+        assert_eq!(delivered(&pull), 6, "hungry again once all was read");
+        assert_eq!(pull.recv().await.unwrap().frames(), ["5"]);
+    })
+    .await;
+}
+
+#[test]
+fn a_poller_sees_what_was_queued_behind_the_last_message_read() {
+    use ferromq::blocking::{Interest, Poller};
+    let endpoint = name("poll-queued");
+    let pull = ferromq::blocking::Pull::new();
+    pull.bind(&endpoint).unwrap();
+    let push = ferromq::blocking::Push::new();
+    push.connect(&endpoint).unwrap();
+    for i in 0..3 {
+        push.send(format!("{i}")).unwrap();
+    }
+    let mut poller = Poller::new();
+    poller.add(&pull, Interest::READABLE);
+    for i in 0..3 {
+        let events = poller.poll(Some(TEST_TIMEOUT)).unwrap();
+        assert_eq!(events.len(), 1, "the poll timed out before message {i}");
+        assert_eq!(pull.try_recv().unwrap().frames(), [format!("{i}")]);
+    }
+    assert!(matches!(pull.try_recv(), Err(Error::WouldBlock)));
+}
+
+/// Bursts of every length from 1 to 40 between threads, each answered before the next, so
+/// that the receiver runs dry and waits, and the sender finds it waiting or still busy, at
+/// every point of a hand-over: a missed wake-up hangs the test.
+#[test]
+fn bursts_between_threads_never_strand_a_message() {
+    const ROUNDS: usize = 400;
+    let (data, acks) = (name("bursts"), name("bursts-ack"));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let receiver = {
+        let (data, acks) = (data.clone(), acks.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(bounded(async {
+                let pull = Pull::new();
+                pull.bind(&data).unwrap();
+                let ack = Push::new();
+                ack.bind(&acks).unwrap();
+                ready_tx.send(()).unwrap();
+                for round in 0..ROUNDS {
+                    for i in 0..=round % 40 {
+                        let got = pull.recv().await.unwrap();
+                        assert_eq!(got.frames(), [format!("{round}.{i}")]);
+                    }
+                    ack.send(format!("{round}")).await.unwrap();
+                }
+            }));
+        })
+    };
+    ready_rx.recv().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(bounded(async {
+        let push = Push::new();
+        push.connect(&data).unwrap();
+        let acked = Pull::new();
+        acked.connect(&acks).unwrap();
+        for round in 0..ROUNDS {
+            for i in 0..=round % 40 {
+                push.send(format!("{round}.{i}")).await.unwrap();
+            }
+            assert_eq!(acked.recv().await.unwrap().frames(), [format!("{round}")]);
+        }
+    }));
+    receiver.join().unwrap();
+}

@@ -3,11 +3,13 @@
 //! An inproc connection is a peer slot in each of its two sockets, each slot with a
 //! [`Link`]: its outbound queue of whole messages (their `Bytes` frames, shared, never copied
 //! or encoded) and the other socket's end. A send queues the message on the slot, as a tcp
-//! send queues encoded bytes, and then, unless the other socket's inbox is known to be full,
-//! hands the queue over, still under its own socket's lock, to the other socket's pattern if
-//! that socket's lock is free at that moment (a
-//! `try_lock`: a thread never waits for a second socket's lock while it holds one, so two
-//! sockets sending to each other cannot deadlock). The messages enter the other socket
+//! send queues encoded bytes. While the other socket holds no message of the connection
+//! (see [`Flow`]), and unless its inbox is known to be full, the send then hands the queue
+//! over, still under its own socket's lock, to the other socket's pattern if that socket's
+//! lock is free at that moment; otherwise the other socket takes the queue itself once it has
+//! read what it holds ([`pull`]). Either way a thread takes a second socket's lock only with
+//! `try_lock` (it never waits for a second socket's lock while it holds one, so two sockets
+//! sending to each other cannot deadlock). The messages enter the other socket
 //! exactly where a connection task hands decoded messages to it, so HWMs, fair queueing,
 //! routing ids, subscriptions, linger and close behave as over tcp: the same code runs them.
 //!
@@ -74,11 +76,48 @@ impl Item {
     }
 }
 
+/// One direction of a connection, as both of its sockets see it without a lock.
+///
+/// A send hands its message over at once only while the receiving socket is *hungry*: from
+/// the moment it read the last message it held from this connection until it holds two or
+/// more again (a receiver that keeps up stays hungry, and nobody writes the flag). Otherwise
+/// the message waits in the sender's queue and goes over with the others queued behind it,
+/// when the receiver has read the last message it holds from the connection. So a busy receiver takes a batch per hand-over, and
+/// its socket's lock is taken from the other side once a batch, not once a message (on the
+/// multi-thread runtime that lock moved between the two cores with every message).
+///
+/// Neither side may miss the other: the sender sets `queued` and then reads `hungry`; the
+/// receiver sets `hungry` and then reads `queued` (both sequentially consistent), so at least
+/// one of them sees the other's flag. The sender that sees `hungry` hands over; the receiver
+/// that sees `queued` takes the queue itself at its next socket call ([`pull`]), or has the
+/// connection's mover hand it over.
+#[derive(Debug)]
+pub(crate) struct Flow {
+    /// The sending slot's queue is not empty (written under the sending socket's lock).
+    queued: AtomicBool,
+    /// The receiving socket takes messages at once (written under the receiving socket's
+    /// lock).
+    hungry: AtomicBool,
+}
+
+impl Default for Flow {
+    fn default() -> Self {
+        Flow {
+            queued: AtomicBool::new(false),
+            hungry: AtomicBool::new(true),
+        }
+    }
+}
+
 /// An inproc peer slot's side of its connection.
 #[derive(Default)]
 pub(crate) struct Link {
     /// What this socket queued for the other, in order.
     queue: VecDeque<Item>,
+    /// This socket's direction of the connection: its queue to the other's inbox.
+    outbound: Arc<Flow>,
+    /// The other direction: the other socket's queue to this socket's inbox.
+    inbound: Arc<Flow>,
     /// The other socket and its slot for this connection, once both are attached.
     remote: Option<(Arc<dyn End>, PeerId)>,
     /// The connection's mover, for the other socket to wake when it frees room.
@@ -86,6 +125,8 @@ pub(crate) struct Link {
     /// The other socket's inbox had no room for the front of the queue: sends only queue
     /// until the mover, woken when room is free, hands the queue over.
     awaiting_room: bool,
+    /// What `outbound.queued` says, kept here to publish only its changes.
+    marked: bool,
 }
 
 impl std::fmt::Debug for Link {
@@ -106,37 +147,91 @@ pub(crate) struct Sent {
 }
 
 impl Link {
-    /// Queues `item` and hands the queue to the other socket if its lock is free, unless
-    /// the last hand-over stopped for want of room there: the receiver wakes the mover once
-    /// half its room is free, and trying again for every message until then would only be
-    /// refused again (a busy lock, by contrast, is free again within nanoseconds).
-    pub fn push(&mut self, item: Item) -> Sent {
+    /// Queues `item` and hands the queue to the other socket if its lock is free and the
+    /// other socket is hungry (see [`Flow`]) or `now` (the sender is at its HWM, or the item
+    /// is a subscription, which no receive call asks for). Not while the last hand-over
+    /// stopped for want of room there: the receiver wakes the mover once half its room is
+    /// free, and trying again for every message until then would only be refused again (a
+    /// busy lock, by contrast, is free again within nanoseconds).
+    #[inline]
+    pub fn push(&mut self, item: Item, now: bool) -> Sent {
         self.queue.push_back(item);
-        if self.awaiting_room {
-            return Sent {
-                messages: 0,
-                retry: false,
-            };
+        if !self.awaiting_room {
+            if now || self.outbound.hungry.load(Ordering::SeqCst) {
+                return self.hand_over();
+            }
+            self.mark_queued();
+            // The receiver may have turned hungry before it could see the mark.
+            if self.outbound.hungry.load(Ordering::SeqCst) {
+                return self.hand_over();
+            }
         }
-        self.hand_over()
+        self.mark_queued();
+        Sent {
+            messages: 0,
+            retry: false,
+        }
+    }
+
+    /// Publishes whether the queue holds anything, if that changed.
+    #[inline]
+    fn mark_queued(&mut self) {
+        let queued = !self.queue.is_empty();
+        if self.marked != queued {
+            self.marked = queued;
+            self.outbound.queued.store(queued, Ordering::SeqCst);
+        }
+    }
+
+    /// The receiving side read the last message it held from this connection: from now on
+    /// the other side hands its messages over at once. True if the other side has some
+    /// queued already: the receiving socket then takes them itself ([`pull`]) before its
+    /// next receive waits, or has the connection's mover hand them over.
+    #[inline]
+    pub fn hungry(&self) -> bool {
+        // Still hungry (it never held two): the other side hands over at once and had
+        // nothing left behind.
+        if self.inbound.hungry.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.inbound.hungry.store(true, Ordering::SeqCst);
+        self.inbound.queued.load(Ordering::SeqCst)
+    }
+
+    /// Whether the other side has messages queued for this one.
+    pub fn inbound_queued(&self) -> bool {
+        self.inbound.queued.load(Ordering::SeqCst)
+    }
+
+    /// Wakes the connection's mover.
+    pub fn wake_mover(&self) {
+        if let Some(mover) = &self.mover {
+            mover.wake_by_ref();
+        }
     }
 
     /// Drops the queued messages, keeping subscriptions (`conflate`); returns how many.
     pub fn discard_messages(&mut self) -> usize {
         let before = self.queue.len();
         self.queue.retain(|item| !item.is_message());
+        self.mark_queued();
         before - self.queue.len()
     }
 
     /// Hands the queue to the other socket, as much of it as that socket takes now.
     fn hand_over(&mut self) -> Sent {
-        let Some((end, peer)) = &self.remote else {
+        let accepted = match &self.remote {
+            Some((end, peer)) => Some(end.accept(*peer, &mut self.queue)),
+            None => None,
+        };
+        self.mark_queued();
+        let Some(accepted) = accepted else {
             return Sent {
                 messages: 0,
                 retry: false,
             };
         };
-        match end.accept(*peer, &mut self.queue) {
+        match accepted {
             Accepted::Took(messages) => {
                 self.awaiting_room = !self.queue.is_empty();
                 Sent {
@@ -203,8 +298,10 @@ trait End: Send + Sync + 'static {
     /// The "handshake": gives the slot its peer's description and attaches it to the
     /// pattern. False if the pattern refuses it (a PAIR with a peer already).
     fn attach(&self, peer: PeerId, info: PeerInfo) -> bool;
-    /// Points the slot's link at the other socket's slot: from now on sends hand over.
-    fn set_remote(&self, peer: PeerId, remote: (Arc<dyn End>, PeerId));
+    /// Points the slot's link at the other socket's slot, with the connection's two
+    /// directions (`flows`: this slot's outbound, then its inbound): from now on sends hand
+    /// over.
+    fn set_remote(&self, peer: PeerId, remote: (Arc<dyn End>, PeerId), flows: [Arc<Flow>; 2]);
     /// Under this socket's lock (waiting for it): registers the mover's waker on the slot
     /// and hands its queue to the other socket.
     fn flush(&self, peer: PeerId, cx: &Context<'_>) -> Flushed;
@@ -212,6 +309,10 @@ trait End: Send + Sync + 'static {
     /// to the pattern until it refuses one (its inbox is full: the mover is woken when there
     /// is room).
     fn accept(&self, peer: PeerId, items: &mut VecDeque<Item>) -> Accepted;
+    /// Under this socket's lock if it is free now (false if not): hands slot `peer`'s queue
+    /// to `take`, which delivers from its front to the other socket and says how many
+    /// messages it took.
+    fn give(&self, peer: PeerId, take: &mut dyn FnMut(&mut VecDeque<Item>) -> usize) -> bool;
     /// The connection ended.
     fn end(&self, peer: PeerId);
 }
@@ -270,7 +371,7 @@ impl<P: Pattern> End for Shared<P> {
         )
     }
 
-    fn set_remote(&self, peer: PeerId, remote: (Arc<dyn End>, PeerId)) {
+    fn set_remote(&self, peer: PeerId, remote: (Arc<dyn End>, PeerId), flows: [Arc<Flow>; 2]) {
         if let Some(link) = self
             .lock()
             .core
@@ -278,7 +379,10 @@ impl<P: Pattern> End for Shared<P> {
             .get_mut(peer)
             .and_then(|slot| slot.inproc.as_mut())
         {
+            let [outbound, inbound] = flows;
             link.remote = Some(remote);
+            link.outbound = outbound;
+            link.inbound = inbound;
         }
     }
 
@@ -337,49 +441,34 @@ impl<P: Pattern> End for Shared<P> {
         if core.closing_for(peer).is_some() || core.peers.get(peer).is_none() {
             return Accepted::Closed;
         }
-        let (mut messages, mut bytes) = (0, 0);
-        while let Some(item) = items.pop_front() {
-            let refused = match item {
-                Item::Message(message) => {
-                    let len = message.byte_len();
-                    match pattern.deliver(core, peer, message) {
-                        Ok(()) => {
-                            messages += 1;
-                            bytes += len as u64;
-                            None
-                        }
-                        Err(message) => Some(Item::Message(message)),
-                    }
-                }
-                Item::Subscribe(prefix) => pattern
-                    .subscription(core, peer, true, prefix)
-                    .err()
-                    .map(Item::Subscribe),
-                Item::Cancel(prefix) => pattern
-                    .subscription(core, peer, false, prefix)
-                    .err()
-                    .map(Item::Cancel),
-            };
-            if let Some(item) = refused {
-                items.push_front(item);
-                if let Some(slot) = core.peers.get_mut(peer) {
-                    // Room freed wakes the slot's task: the connection's mover.
-                    slot.wants_room = true;
-                    if slot.task.is_none() {
-                        slot.task = slot.inproc.as_ref().and_then(|l| l.mover.clone());
-                    }
-                }
-                break;
-            }
+        Accepted::Took(deliver(core, pattern, peer, items))
+    }
+
+    fn give(&self, peer: PeerId, take: &mut dyn FnMut(&mut VecDeque<Item>) -> usize) -> bool {
+        let mut state = match self.state.try_lock() {
+            Ok(state) => state,
+            Err(TryLockError::WouldBlock) => return false,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        };
+        let core = &mut state.core;
+        let Some(slot) = core.peers.get_mut(peer) else {
+            return true;
+        };
+        let Some(link) = &mut slot.inproc else {
+            return true;
+        };
+        if link.queue.is_empty() {
+            return true;
         }
+        let messages = take(&mut link.queue);
+        // What the receiver refused waits for the room it frees (it wakes the mover then).
+        link.awaiting_room = !link.queue.is_empty();
+        link.mark_queued();
         if messages > 0 {
-            if let Some(slot) = core.peers.get_mut(peer) {
-                slot.traffic.messages_in += messages;
-                slot.traffic.bytes_in += bytes;
-            }
-            core.recv_wakers.wake_all();
+            slot.out_msgs -= messages;
+            core.send_wakers.wake_all();
         }
-        Accepted::Took(messages as usize)
+        true
     }
 
     fn end(&self, peer: PeerId) {
@@ -398,6 +487,100 @@ impl<P: Pattern> End for Shared<P> {
         if core.peers.get(peer).is_some_and(|p| p.drains()) {
             // A draining slot's one chance is over: it delivered, or its linger ran out.
             core.connector_ended(pattern, endpoint, Some(peer));
+        }
+    }
+}
+
+/// Under the receiving socket's lock: gives items from the front of `items`, queued by the
+/// other side of `peer`'s connection, to `pattern` until it refuses one (its inbox is full:
+/// the slot then wakes the connection's mover once there is room). Returns how many messages
+/// it took.
+fn deliver<P: Pattern>(
+    core: &mut Core,
+    pattern: &mut P,
+    peer: PeerId,
+    items: &mut VecDeque<Item>,
+) -> usize {
+    let (mut messages, mut bytes) = (0, 0);
+    while let Some(item) = items.pop_front() {
+        let refused = match item {
+            Item::Message(message) => {
+                let len = message.byte_len();
+                match pattern.deliver(core, peer, message) {
+                    Ok(()) => {
+                        messages += 1;
+                        bytes += len as u64;
+                        None
+                    }
+                    Err(message) => Some(Item::Message(message)),
+                }
+            }
+            Item::Subscribe(prefix) => pattern
+                .subscription(core, peer, true, prefix)
+                .err()
+                .map(Item::Subscribe),
+            Item::Cancel(prefix) => pattern
+                .subscription(core, peer, false, prefix)
+                .err()
+                .map(Item::Cancel),
+        };
+        if let Some(item) = refused {
+            items.push_front(item);
+            if let Some(slot) = core.peers.get_mut(peer) {
+                // Room freed wakes the slot's task: the connection's mover.
+                slot.wants_room = true;
+                if slot.task.is_none() {
+                    slot.task = slot.inproc.as_ref().and_then(|l| l.mover.clone());
+                }
+            }
+            break;
+        }
+    }
+    if messages > 0 {
+        if let Some(slot) = core.peers.get_mut(peer) {
+            slot.traffic.messages_in += messages;
+            slot.traffic.bytes_in += bytes;
+            // Sated while it holds two or more, hungry again once the last is read
+            // (`Core::pop_inbox`). A receiver that keeps up, reading each message before
+            // the next comes, so stays hungry and the flag stays put; one that dropped
+            // them (a SUB's filter), or keeps them elsewhere, too.
+            if let Some(link) = &slot.inproc
+                && core.inbox.queued(peer) >= 2
+                && link.inbound.hungry.load(Ordering::Relaxed)
+            {
+                link.inbound.hungry.store(false, Ordering::SeqCst);
+            }
+        }
+        core.recv_wakers.wake_all();
+    }
+    messages as usize
+}
+
+/// Under a receiving socket's lock, before a receive: takes what the other sides of its
+/// inproc connections have queued for it since it read the last message it held from them
+/// (see [`Flow`]), from each whose lock is free now. For one that is busy, the connection's
+/// mover hands the queue over instead. So a busy receiver fetches its next batch itself,
+/// without a wake-up of either side.
+pub(super) fn pull<P: Pattern>(state: &mut State<P>) {
+    let State { core, pattern } = state;
+    core.pull_wanted = false;
+    let wanted: Vec<(PeerId, Arc<dyn End>, PeerId)> = core
+        .peers
+        .iter()
+        .filter_map(|(id, slot)| {
+            let link = slot.inproc.as_ref()?;
+            let (end, remote) = link.remote.as_ref()?;
+            link.inbound_queued().then(|| (id, end.clone(), *remote))
+        })
+        .collect();
+    for (peer, end, remote) in wanted {
+        if core.closing_for(peer).is_some() {
+            continue;
+        }
+        if !end.give(remote, &mut |items| deliver(core, pattern, peer, items))
+            && let Some(link) = core.peers.get(peer).and_then(|slot| slot.inproc.as_ref())
+        {
+            link.wake_mover();
         }
     }
 }
@@ -586,8 +769,9 @@ fn link(
         tracing::debug!("inproc peer refused by the socket pattern");
         return;
     }
-    connecting.set_remote(from, (bound.clone(), to));
-    bound.set_remote(to, (connecting.clone(), from));
+    let (there, back) = (Arc::<Flow>::default(), Arc::<Flow>::default());
+    connecting.set_remote(from, (bound.clone(), to), [there.clone(), back.clone()]);
+    bound.set_remote(to, (connecting.clone(), from), [back, there]);
     connector.linked.store(true, Ordering::Release);
     runtime.spawn(mover);
 }

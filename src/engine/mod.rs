@@ -315,6 +315,9 @@ pub(crate) struct Core {
     pub lb: LoadBalancer,
     pub inbox: FairQueue<Message>,
     pub recv_wakers: WakerList,
+    /// The last message held from an inproc connection was read while the other side had
+    /// more queued: the next socket call takes them first ([`inproc::pull`]).
+    pull_wanted: bool,
     pub send_wakers: WakerList,
     close_wakers: WakerList,
     /// The call being polled under the lock, whose waker `park_*` registers.
@@ -426,6 +429,7 @@ impl Core {
             lb: LoadBalancer::new(),
             inbox: FairQueue::new(0),
             recv_wakers: WakerList::default(),
+            pull_wanted: false,
             send_wakers: WakerList::default(),
             close_wakers: WakerList::default(),
             waiter: WaitKey::NOBODY,
@@ -466,6 +470,15 @@ impl Core {
 
     /// Parks the call being polled until a message may be there to receive.
     pub fn park_recv(&mut self, cx: &Context<'_>) {
+        if std::mem::take(&mut self.pull_wanted) {
+            // Only a call that did not pull first gets here with a pull wanted; the movers
+            // hand over instead.
+            for (_, p) in self.peers.iter() {
+                if let Some(link) = p.inproc.as_ref().filter(|l| l.inbound_queued()) {
+                    link.wake_mover();
+                }
+            }
+        }
         self.recv_wakers.register(self.waiter, cx.waker());
     }
 
@@ -559,7 +572,8 @@ impl Core {
                 p.traffic.messages_out += 1;
                 p.traffic.bytes_out += item.payload_len() as u64;
             }
-            let sent = link.push(item);
+            let at_hwm = self.sndhwm > 0 && p.out_msgs >= self.sndhwm;
+            let sent = link.push(item, at_hwm || !is_message);
             p.out_msgs -= sent.messages;
             if sent.retry {
                 p.wake_task();
@@ -751,10 +765,18 @@ impl Core {
                 self.release_peer(peer);
                 self.close_wakers.wake_all();
             }
-        } else if p.inproc.is_none() || self.inbox.queued(peer) <= self.inbox.hwm() / 2 {
+        } else if let Some(link) = &p.inproc {
             // An inproc sender is woken once half the room is free, not for every message
             // read: each wake-up then hands over a batch (a tcp sender has the kernel's
             // socket buffers between it and this inbox for that).
+            let left = self.inbox.queued(peer);
+            if left == 0 && link.hungry() {
+                self.pull_wanted = true;
+            }
+            if left <= self.inbox.hwm() / 2 {
+                p.room_freed();
+            }
+        } else {
             p.room_freed();
         }
         Some((peer, message))
@@ -1415,7 +1437,11 @@ impl<P: Pattern> SocketCore<P> {
         attempt: impl FnOnce(&mut State<P>, &mut Context<'_>) -> Poll<T>,
     ) -> Poll<T> {
         let mut cx = Context::from_waker(Waker::noop());
-        attempt(&mut self.lock(), &mut cx)
+        let mut state = self.lock();
+        if state.core.pull_wanted {
+            inproc::pull(&mut state);
+        }
+        attempt(&mut state, &mut cx)
     }
 
     /// Waits, as a socket call that can be cancelled, until `poll` is ready (it registers
@@ -1537,6 +1563,9 @@ impl<P: Pattern> SocketCore<P> {
             wait.key = WaitKey(state.core.last_wait_key);
         }
         state.core.waiter = wait.key;
+        if state.core.pull_wanted {
+            inproc::pull(&mut state);
+        }
         let result = attempt(&mut state, cx);
         state.core.waiter = WaitKey::NOBODY;
         if result.is_pending() {
