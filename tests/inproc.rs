@@ -574,7 +574,11 @@ async fn a_receiver_holding_messages_takes_what_follows_its_last_in_one_step() {
         let queued_at_sender = |push: &Push| push.stats().peers[0].queued_out;
         // Nothing else runs on this current-thread runtime while the test does not yield.
         push.send("0").await.unwrap();
-        assert_eq!(delivered(&pull), 1, "a hungry receiver takes a message at once");
+        assert_eq!(
+            delivered(&pull),
+            1,
+            "a hungry receiver takes a message at once"
+        );
         for i in 1..5 {
             push.send(format!("{i}")).await.unwrap();
         }
@@ -586,7 +590,11 @@ async fn a_receiver_holding_messages_takes_what_follows_its_last_in_one_step() {
         for i in 0..2 {
             assert_eq!(pull.recv().await.unwrap().frames(), [format!("{i}")]);
         }
-        assert_eq!(delivered(&pull), 2, "nothing moved while the receiver held some");
+        assert_eq!(
+            delivered(&pull),
+            2,
+            "nothing moved while the receiver held some"
+        );
         assert_eq!(pull.recv().await.unwrap().frames(), ["2"]);
         assert_eq!(
             (delivered(&pull), queued_at_sender(&push)),

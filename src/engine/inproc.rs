@@ -156,17 +156,14 @@ impl Link {
     #[inline]
     pub fn push(&mut self, item: Item, now: bool) -> Sent {
         self.queue.push_back(item);
-        if !self.awaiting_room {
-            if now || self.outbound.hungry.load(Ordering::SeqCst) {
-                return self.hand_over();
-            }
-            self.mark_queued();
-            // The receiver may have turned hungry before it could see the mark.
-            if self.outbound.hungry.load(Ordering::SeqCst) {
-                return self.hand_over();
-            }
+        if !self.awaiting_room && (now || self.outbound.hungry.load(Ordering::SeqCst)) {
+            return self.hand_over();
         }
         self.mark_queued();
+        // The receiver may have turned hungry before it could see the mark.
+        if !self.awaiting_room && self.outbound.hungry.load(Ordering::SeqCst) {
+            return self.hand_over();
+        }
         Sent {
             messages: 0,
             retry: false,
@@ -195,11 +192,6 @@ impl Link {
             return false;
         }
         self.inbound.hungry.store(true, Ordering::SeqCst);
-        self.inbound.queued.load(Ordering::SeqCst)
-    }
-
-    /// Whether the other side has messages queued for this one.
-    pub fn inbound_queued(&self) -> bool {
         self.inbound.queued.load(Ordering::SeqCst)
     }
 
@@ -556,24 +548,20 @@ fn deliver<P: Pattern>(
     messages as usize
 }
 
-/// Under a receiving socket's lock, before a receive: takes what the other sides of its
-/// inproc connections have queued for it since it read the last message it held from them
-/// (see [`Flow`]), from each whose lock is free now. For one that is busy, the connection's
+/// Under a receiving socket's lock, before a socket call: takes what the other sides of the
+/// inproc connections in `core.pull_from` queued for it behind the last message it held from
+/// them (see [`Flow`]), from each whose lock is free now. For one that is busy, the connection's
 /// mover hands the queue over instead. So a busy receiver fetches its next batch itself,
 /// without a wake-up of either side.
 pub(super) fn pull<P: Pattern>(state: &mut State<P>) {
     let State { core, pattern } = state;
-    core.pull_wanted = false;
-    let wanted: Vec<(PeerId, Arc<dyn End>, PeerId)> = core
-        .peers
-        .iter()
-        .filter_map(|(id, slot)| {
-            let link = slot.inproc.as_ref()?;
-            let (end, remote) = link.remote.as_ref()?;
-            link.inbound_queued().then(|| (id, end.clone(), *remote))
-        })
-        .collect();
-    for (peer, end, remote) in wanted {
+    while let Some(peer) = core.pull_from.pop() {
+        let Some(link) = core.peers.get(peer).and_then(|slot| slot.inproc.as_ref()) else {
+            continue;
+        };
+        let Some((end, remote)) = link.remote.clone() else {
+            continue;
+        };
         if core.closing_for(peer).is_some() {
             continue;
         }

@@ -315,9 +315,9 @@ pub(crate) struct Core {
     pub lb: LoadBalancer,
     pub inbox: FairQueue<Message>,
     pub recv_wakers: WakerList,
-    /// The last message held from an inproc connection was read while the other side had
-    /// more queued: the next socket call takes them first ([`inproc::pull`]).
-    pull_wanted: bool,
+    /// Inproc peers whose last held message was read while the other side had more
+    /// queued: the next socket call takes those first ([`inproc::pull`]).
+    pull_from: Vec<PeerId>,
     pub send_wakers: WakerList,
     close_wakers: WakerList,
     /// The call being polled under the lock, whose waker `park_*` registers.
@@ -429,7 +429,7 @@ impl Core {
             lb: LoadBalancer::new(),
             inbox: FairQueue::new(0),
             recv_wakers: WakerList::default(),
-            pull_wanted: false,
+            pull_from: Vec::new(),
             send_wakers: WakerList::default(),
             close_wakers: WakerList::default(),
             waiter: WaitKey::NOBODY,
@@ -470,13 +470,11 @@ impl Core {
 
     /// Parks the call being polled until a message may be there to receive.
     pub fn park_recv(&mut self, cx: &Context<'_>) {
-        if std::mem::take(&mut self.pull_wanted) {
-            // Only a call that did not pull first gets here with a pull wanted; the movers
-            // hand over instead.
-            for (_, p) in self.peers.iter() {
-                if let Some(link) = p.inproc.as_ref().filter(|l| l.inbound_queued()) {
-                    link.wake_mover();
-                }
+        // Only a call that did not pull first gets here with a pull wanted; the movers hand
+        // over instead.
+        for peer in self.pull_from.drain(..) {
+            if let Some(link) = self.peers.get(peer).and_then(|p| p.inproc.as_ref()) {
+                link.wake_mover();
             }
         }
         self.recv_wakers.register(self.waiter, cx.waker());
@@ -771,7 +769,7 @@ impl Core {
             // socket buffers between it and this inbox for that).
             let left = self.inbox.queued(peer);
             if left == 0 && link.hungry() {
-                self.pull_wanted = true;
+                self.pull_from.push(peer);
             }
             if left <= self.inbox.hwm() / 2 {
                 p.room_freed();
@@ -1438,7 +1436,7 @@ impl<P: Pattern> SocketCore<P> {
     ) -> Poll<T> {
         let mut cx = Context::from_waker(Waker::noop());
         let mut state = self.lock();
-        if state.core.pull_wanted {
+        if !state.core.pull_from.is_empty() {
             inproc::pull(&mut state);
         }
         attempt(&mut state, &mut cx)
@@ -1563,7 +1561,7 @@ impl<P: Pattern> SocketCore<P> {
             wait.key = WaitKey(state.core.last_wait_key);
         }
         state.core.waiter = wait.key;
-        if state.core.pull_wanted {
+        if !state.core.pull_from.is_empty() {
             inproc::pull(&mut state);
         }
         let result = attempt(&mut state, cx);
