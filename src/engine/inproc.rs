@@ -186,12 +186,11 @@ impl Link {
     /// next receive waits, or has the connection's mover hand them over.
     #[inline]
     pub fn hungry(&self) -> bool {
-        // Still hungry (it never held two): the other side hands over at once and had
-        // nothing left behind.
-        if self.inbound.hungry.load(Ordering::Relaxed) {
-            return false;
+        // A receiver that keeps up is still hungry (it never held two): no write then.
+        if !self.inbound.hungry.load(Ordering::Relaxed) {
+            self.inbound.hungry.store(true, Ordering::SeqCst);
         }
-        self.inbound.hungry.store(true, Ordering::SeqCst);
+        // Even so the other side may have some queued: what the inbox had no room for.
         self.inbound.queued.load(Ordering::SeqCst)
     }
 
