@@ -365,6 +365,21 @@ async fn a_closed_receiver_unlinks_the_sender() {
     .await;
 }
 
+fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn multi_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 #[test]
 fn sockets_on_different_runtimes_and_threads_talk() {
     let endpoint = name("threads");
@@ -372,10 +387,7 @@ fn sockets_on_different_runtimes_and_threads_talk() {
     let receiver = {
         let endpoint = endpoint.clone();
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let rt = current_thread_runtime();
             rt.block_on(bounded(async {
                 let pull = Pull::new();
                 pull.bind(&endpoint).unwrap();
@@ -388,11 +400,7 @@ fn sockets_on_different_runtimes_and_threads_talk() {
         })
     };
     ready_rx.recv().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = multi_thread_runtime();
     rt.block_on(bounded(async {
         let push = Push::new();
         push.connect(&endpoint).unwrap();
@@ -474,14 +482,20 @@ async fn a_closing_sender_gives_up_on_a_full_receiver_when_the_linger_ends() {
     .await;
 }
 
-#[test]
-fn a_blocking_poller_wakes_for_inproc_messages() {
-    use ferromq::blocking::{Interest, Poller};
-    let endpoint = name("poller");
+/// A blocking PULL bound to a fresh name and a PUSH connected to it.
+fn blocking_push_pull(tag: &str) -> (ferromq::blocking::Pull, ferromq::blocking::Push) {
+    let endpoint = name(tag);
     let pull = ferromq::blocking::Pull::new();
     pull.bind(&endpoint).unwrap();
     let push = ferromq::blocking::Push::new();
     push.connect(&endpoint).unwrap();
+    (pull, push)
+}
+
+#[test]
+fn a_blocking_poller_wakes_for_inproc_messages() {
+    use ferromq::blocking::{Interest, Poller};
+    let (pull, push) = blocking_push_pull("poller");
     let mut poller = Poller::new();
     poller.add(&pull, Interest::READABLE);
     assert!(poller.poll(Some(Duration::ZERO)).unwrap().is_empty());
@@ -614,11 +628,7 @@ async fn a_receiver_holding_messages_takes_what_follows_its_last_in_one_step() {
 #[test]
 fn a_poller_sees_what_was_queued_behind_the_last_message_read() {
     use ferromq::blocking::{Interest, Poller};
-    let endpoint = name("poll-queued");
-    let pull = ferromq::blocking::Pull::new();
-    pull.bind(&endpoint).unwrap();
-    let push = ferromq::blocking::Push::new();
-    push.connect(&endpoint).unwrap();
+    let (pull, push) = blocking_push_pull("poll-queued");
     for i in 0..3 {
         push.send(format!("{i}")).unwrap();
     }
@@ -643,10 +653,7 @@ fn bursts_between_threads_never_strand_a_message() {
     let receiver = {
         let (data, acks) = (data.clone(), acks.clone());
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let rt = current_thread_runtime();
             rt.block_on(bounded(async {
                 let pull = Pull::new();
                 pull.bind(&data).unwrap();
@@ -664,11 +671,7 @@ fn bursts_between_threads_never_strand_a_message() {
         })
     };
     ready_rx.recv().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = multi_thread_runtime();
     rt.block_on(bounded(async {
         let push = Push::new();
         push.connect(&data).unwrap();
