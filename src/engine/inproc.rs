@@ -82,9 +82,10 @@ impl Item {
 /// the moment it read the last message it held from this connection until it holds two or
 /// more again (a receiver that keeps up stays hungry, and nobody writes the flag). Otherwise
 /// the message waits in the sender's queue and goes over with the others queued behind it,
-/// when the receiver has read the last message it holds from the connection. So a busy receiver takes a batch per hand-over, and
-/// its socket's lock is taken from the other side once a batch, not once a message (on the
-/// multi-thread runtime that lock moved between the two cores with every message).
+/// when the receiver has read the last message it holds from the connection. So a busy
+/// receiver takes a batch per hand-over, and its socket's lock is taken from the other side
+/// once a batch, not once a message (on the multi-thread runtime that lock moved between
+/// the two cores with every message).
 ///
 /// Neither side may miss the other: the sender sets `queued` and then reads `hungry`; the
 /// receiver sets `hungry` and then reads `queued` (both sequentially consistent), so at least
@@ -139,6 +140,7 @@ impl std::fmt::Debug for Link {
 }
 
 /// What [`Link::push`] did.
+#[derive(Default)]
 pub(crate) struct Sent {
     /// Queued messages the other socket took (their HWM room is free again).
     pub messages: usize,
@@ -164,10 +166,7 @@ impl Link {
         if !self.awaiting_room && self.outbound.hungry.load(Ordering::SeqCst) {
             return self.hand_over();
         }
-        Sent {
-            messages: 0,
-            retry: false,
-        }
+        Sent::default()
     }
 
     /// Publishes whether the queue holds anything, if that changed.
@@ -211,23 +210,18 @@ impl Link {
 
     /// Hands the queue to the other socket, as much of it as that socket takes now.
     fn hand_over(&mut self) -> Sent {
-        let accepted = match &self.remote {
-            Some((end, peer)) => Some(end.accept(*peer, &mut self.queue)),
-            None => None,
+        let Some((end, peer)) = &self.remote else {
+            self.mark_queued();
+            return Sent::default();
         };
+        let accepted = end.accept(*peer, &mut self.queue);
         self.mark_queued();
-        let Some(accepted) = accepted else {
-            return Sent {
-                messages: 0,
-                retry: false,
-            };
-        };
         match accepted {
             Accepted::Took(messages) => {
                 self.awaiting_room = !self.queue.is_empty();
                 Sent {
                     messages,
-                    retry: false,
+                    ..Sent::default()
                 }
             }
             // The other socket is leaving or gone: the mover ends the connection.

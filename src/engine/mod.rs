@@ -764,13 +764,15 @@ impl Core {
                 self.close_wakers.wake_all();
             }
         } else if let Some(link) = &p.inproc {
-            // An inproc sender is woken once half the room is free, not for every message
-            // read: each wake-up then hands over a batch (a tcp sender has the kernel's
-            // socket buffers between it and this inbox for that).
             let left = self.inbox.queued(peer);
+            // The last message held from the connection: what its sender queued behind it
+            // is taken at the next socket call (`inproc::pull`).
             if left == 0 && link.hungry() {
                 self.pull_from.push(peer);
             }
+            // An inproc sender is woken once half the room is free, not for every message
+            // read: each wake-up then hands over a batch (a tcp sender has the kernel's
+            // socket buffers between it and this inbox for that).
             if left <= self.inbox.hwm() / 2 {
                 p.room_freed();
             }
