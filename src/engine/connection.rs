@@ -630,8 +630,9 @@ impl<P: Pattern> Driver<'_, P> {
                     freed = std::mem::take(&mut peer.out_msgs) > 0;
                     peer.partial = false;
                 }
-                // From here until the next call, only this task writes to the stream.
-                peer.writer_busy = !idle || to_seal || self.conn.has_transmit();
+                // From here until the next call, only this task writes to the stream: it holds
+                // bytes now if it held some before or has just taken a batch.
+                peer.writer_busy = !self.out.is_empty() || to_seal || self.conn.has_transmit();
                 match &peer.task {
                     Some(w) if w.will_wake(cx.waker()) => {}
                     _ => peer.task = Some(cx.waker().clone()),

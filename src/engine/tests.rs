@@ -400,3 +400,30 @@ async fn disconnect_detaches_at_once_and_the_connection_ends_after_flushing() {
     peer.closed().await;
     assert_eq!(peer.take_written(), b"\x00\x06queued");
 }
+
+/// A sender that writes to the stream itself (REQ, REP) must wait behind what the connection
+/// task holds: here the rest of a message whose direct write the kernel cut short, which
+/// the task took and is waiting to write when the kernel frees room. A DEALER pipelining
+/// requests to a REP gets the next reply at exactly that moment.
+#[tokio::test(start_paused = true)]
+async fn a_direct_write_never_overtakes_the_rest_the_connection_task_holds() {
+    let socket = socket(SocketOptions::default());
+    socket.lock().core.direct_write = true;
+    let peer = connect_mock(&socket);
+    handshake(&peer).await;
+    peer.set_write_room(Some(3));
+    send(&socket, "hello").await;
+    while socket
+        .lock()
+        .core
+        .peers
+        .iter()
+        .any(|(_, p)| !p.out.is_empty())
+    {
+        tokio::task::yield_now().await;
+    }
+    // Room again; the send below runs before the woken connection task does.
+    peer.set_write_room(None);
+    send(&socket, "next").await;
+    assert_eq!(peer.read_exact(13).await, b"\x00\x05hello\x00\x04next");
+}
