@@ -504,3 +504,119 @@ proptest::proptest! {
         proptest::prop_assert_eq!(written, expected);
     }
 }
+
+/// One step of [`every_message_arrives_whole_and_in_order_however_the_bytes_are_cut`].
+#[derive(Debug, Clone)]
+enum ReadStep {
+    /// The peer's next this many bytes arrive.
+    Arrive(usize),
+    /// The application tries to receive without waiting.
+    TryRecv,
+    /// Let the connection task run this many scheduler turns.
+    Run(usize),
+}
+
+fn read_step() -> impl proptest::strategy::Strategy<Value = ReadStep> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (1usize..700).prop_map(ReadStep::Arrive),
+        Just(ReadStep::TryRecv),
+        (0usize..4).prop_map(ReadStep::Run),
+    ]
+}
+
+/// A message of one or two frames, each of `sizes` bytes filled with the message's number.
+fn numbered_message(n: usize, sizes: &[usize]) -> (Message, Vec<u8>) {
+    let mut wire = Vec::new();
+    let frames: Vec<Bytes> = sizes
+        .iter()
+        .map(|&len| Bytes::from(vec![n as u8; len]))
+        .collect();
+    for (i, frame) in frames.iter().enumerate() {
+        let more = u8::from(i + 1 < frames.len());
+        match u8::try_from(frame.len()) {
+            Ok(len) => wire.extend_from_slice(&[more, len]),
+            Err(_) => {
+                wire.push(more | 0x02);
+                wire.extend_from_slice(&(frame.len() as u64).to_be_bytes());
+            }
+        }
+        wire.extend_from_slice(frame);
+    }
+    (frames.into_iter().collect(), wire)
+}
+
+proptest::proptest! {
+    /// Whatever the RCVHWM, however the peer's bytes are cut into arrivals and however
+    /// receives interleave with them, every message reaches the application whole and in
+    /// order: a full inbox pauses reading and room resumes it, with nothing lost, repeated
+    /// or stalled.
+    #[test]
+    fn every_message_arrives_whole_and_in_order_however_the_bytes_are_cut(
+        messages in proptest::collection::vec(
+            proptest::collection::vec(
+                proptest::prop_oneof![8 => 0usize..300, 1 => 4_000usize..9_000],
+                1..3,
+            ),
+            1..40,
+        ),
+        steps in proptest::collection::vec(read_step(), 0..80),
+        rcvhwm in 1usize..6,
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let (received, expected) = runtime.block_on(async {
+            let options = SocketOptions { rcvhwm, ..SocketOptions::default() };
+            let socket = socket(options);
+            let peer = connect_mock(&socket);
+            handshake(&peer).await;
+            let mut expected = Vec::new();
+            let mut bytes = Vec::new();
+            for (n, sizes) in messages.iter().enumerate() {
+                let (message, wire) = numbered_message(n, sizes);
+                expected.push(message);
+                bytes.extend_from_slice(&wire);
+            }
+            let mut unsent = &bytes[..];
+            let mut received = Vec::new();
+            let try_recv = |socket: &SocketCore<TestPattern>| {
+                socket.try_recv_with(|state: &mut State<TestPattern>, cx: &mut Context<'_>| {
+                    state.core.recv_fair(cx).map(|r| r.map(|(_, m)| m))
+                })
+            };
+            for step in steps {
+                match step {
+                    ReadStep::Arrive(len) => {
+                        let (now, later) = unsent.split_at(len.min(unsent.len()));
+                        peer.send(now);
+                        unsent = later;
+                    }
+                    ReadStep::TryRecv => match try_recv(&socket) {
+                        Ok(message) => received.push(message),
+                        Err(Error::WouldBlock) => {}
+                        Err(e) => panic!("try_recv failed: {e}"),
+                    },
+                    ReadStep::Run(turns) => {
+                        for _ in 0..turns {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                }
+            }
+            peer.send(unsent);
+            while received.len() < expected.len() {
+                let next = tokio::time::timeout(Duration::from_secs(1), recv(&socket));
+                received.push(next.await.expect("a message never arrived"));
+            }
+            assert!(
+                matches!(try_recv(&socket), Err(Error::WouldBlock)),
+                "a message more than was sent"
+            );
+            (received, expected)
+        });
+        proptest::prop_assert_eq!(received, expected);
+    }
+}
