@@ -1,5 +1,5 @@
 //! Throughput receiver, argument- and output-compatible with libzmq's `perf/local_thr`:
-//! `local_thr <bind-to> <message-size> <message-count> [--runtime mt|ct] [--batch] [--tasks N] [--spawn]`. PULL
+//! `local_thr <bind-to> <message-size> <message-count> [--runtime mt|ct] [--batch] [--tasks N] [--spawn] [--work NS]`. PULL
 //! binds, times the arrival of `message-count` messages from the first one on, and prints
 //! libzmq's four lines.
 //!
@@ -7,8 +7,8 @@
 //! runtime, the loop in `block_on`, one `recv().await` per message — the shape libzmq's own
 //! tool measures (one `zmq_recvmsg` per message). `--runtime ct` and `--batch` (`recv_many`,
 //! up to 1,024 messages per call) measure the other shapes, `--tasks N` has N tasks receive
-//! from the one socket at once, and `--spawn` runs the loop in a spawned task (see
-//! `common/shape.rs`).
+//! from the one socket at once, `--spawn` runs the loop in a spawned task, and `--work NS`
+//! spends NS nanoseconds of CPU on each message (see `common/shape.rs`).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -19,13 +19,13 @@ use ferromq::{Message, Pull, SocketOptions};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Most messages one `recv_many` call takes with `--batch`.
 const BATCH: usize = 1024;
 
 fn main() -> ExitCode {
-    let usage = "<bind-to> <message-size> <message-count> [--runtime mt|ct] [--batch] [--tasks N] [--spawn]";
+    let usage = "<bind-to> <message-size> <message-count> [--runtime mt|ct] [--batch] [--tasks N] [--spawn] [--work NS]";
     let (shape, args) = match shape::Shape::perf_tool("local_thr", usage) {
         Ok(parsed) => parsed,
         Err(status) => return status,
@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         args.count,
         shape.tasks,
         shape.batch,
+        shape.work,
     );
     shape.exit_status("local_thr", program)
 }
@@ -46,6 +47,7 @@ async fn run(
     count: u64,
     tasks: usize,
     batch: bool,
+    work: Duration,
 ) -> ferromq::Result<()> {
     let pull = Arc::new(Pull::with_options(SocketOptions::default())?);
     pull.bind(bind_to.as_str())?;
@@ -69,10 +71,21 @@ async fn run(
     } else {
         for _ in 1..count {
             check_size(&pull.recv().await?, size)?;
+            if !work.is_zero() {
+                busy_for(work);
+            }
         }
     }
     common::print_throughput(size, count, start.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Keeps this thread busy for `work`, as an application working on a message does.
+fn busy_for(work: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < work {
+        std::hint::spin_loop();
+    }
 }
 
 /// `tasks` tasks receive from `pull` at once until `count` messages (the first included) have

@@ -13,7 +13,9 @@
 //! - `--tasks N`: N tasks share the one socket (an `Arc`), each sending its share of the
 //!   messages or receiving until all have arrived;
 //! - `--spawn`: the program's loop runs in a spawned task (on a runtime worker) instead of in
-//!   `block_on` (on the main thread).
+//!   `block_on` (on the main thread);
+//! - `--work NS`: a receiver taking one message per call spends NS nanoseconds of CPU on each
+//!   message, as an application that does something with it: a reader slower than the stream.
 //!
 //! Each measured example includes it with `#[path = "common/shape.rs"] mod shape;`.
 
@@ -36,6 +38,7 @@ pub struct Shape {
     pub batch: bool,
     pub tasks: usize,
     pub spawn: bool,
+    pub work: std::time::Duration,
 }
 
 impl Shape {
@@ -48,6 +51,7 @@ impl Shape {
             batch: false,
             tasks: 1,
             spawn: false,
+            work: std::time::Duration::ZERO,
         };
         let mut args = args.peekable();
         while let Some(arg) = args.next() {
@@ -59,6 +63,13 @@ impl Shape {
                 },
                 "--batch" => shape.batch = true,
                 "--spawn" => shape.spawn = true,
+                "--work" => {
+                    let nanos = args
+                        .next()
+                        .and_then(|n| n.parse().ok())
+                        .ok_or("--work takes nanoseconds, a whole number")?;
+                    shape.work = std::time::Duration::from_nanos(nanos);
+                }
                 "--tasks" => {
                     shape.tasks = args
                         .next()
