@@ -776,8 +776,16 @@ impl Core {
             if left <= self.inbox.hwm() / 2 {
                 p.room_freed();
             }
-        } else {
-            p.room_freed();
+        } else if p.wants_room {
+            // A connection that stopped reading at the RCVHWM (or the byte limit) resumes
+            // once half of it is free, so each wake-up hands over a batch rather than the
+            // one message there is room for.
+            let hwm = self.inbox.hwm();
+            if (hwm == 0 || self.inbox.queued(peer) <= hwm / 2)
+                && p.inbox_bytes <= INBOX_SOFT_LIMIT_BYTES / 2
+            {
+                p.room_freed();
+            }
         }
         Some((peer, message))
     }

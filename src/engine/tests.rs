@@ -428,6 +428,43 @@ async fn a_direct_write_never_overtakes_the_rest_the_connection_task_holds() {
     assert_eq!(peer.read_exact(13).await, b"\x00\x05hello\x00\x04next");
 }
 
+/// A connection that stopped reading at the RCVHWM resumes once half of the inbox is free,
+/// not as soon as one message was read: a slow reader would otherwise wake its connection
+/// task for every message, to hand over one message each time.
+#[tokio::test(start_paused = true)]
+async fn a_full_inbox_resumes_reading_once_half_of_it_is_free() {
+    let options = SocketOptions {
+        rcvhwm: 4,
+        ..SocketOptions::default()
+    };
+    let socket = socket(options);
+    let peer = connect_mock(&socket);
+    handshake(&peer).await;
+    peer.send(&b"\x00\x01a".repeat(10));
+    let queued = || socket.lock().core.inbox.total_queued();
+    while queued() < 4 {
+        tokio::task::yield_now().await;
+    }
+    let turns = || async {
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
+    };
+    recv(&socket).await;
+    turns().await;
+    assert_eq!(queued(), 3, "reading resumed with one slot free");
+    recv(&socket).await;
+    turns().await;
+    assert_eq!(
+        queued(),
+        4,
+        "reading did not resume with half the inbox free"
+    );
+    for _ in 0..8 {
+        recv(&socket).await;
+    }
+}
+
 /// One step of [`direct_and_task_writes_keep_every_message_whole_and_in_order`].
 #[derive(Debug, Clone)]
 enum WriteStep {
