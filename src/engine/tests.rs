@@ -465,6 +465,15 @@ async fn a_full_inbox_resumes_reading_once_half_of_it_is_free() {
     }
 }
 
+/// A current-thread runtime on tokio's paused clock, for one property-test case.
+fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
+}
+
 /// One step of [`direct_and_task_writes_keep_every_message_whole_and_in_order`].
 #[derive(Debug, Clone)]
 enum WriteStep {
@@ -493,11 +502,7 @@ proptest::proptest! {
     fn direct_and_task_writes_keep_every_message_whole_and_in_order(
         steps in proptest::collection::vec(write_step(), 1..60)
     ) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap();
+        let runtime = paused_runtime();
         let (written, expected) = runtime.block_on(async {
             let socket = socket(SocketOptions::default());
             socket.lock().core.direct_write = true;
@@ -600,11 +605,7 @@ proptest::proptest! {
         steps in proptest::collection::vec(read_step(), 0..80),
         rcvhwm in 1usize..6,
     ) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap();
+        let runtime = paused_runtime();
         let (received, expected) = runtime.block_on(async {
             let options = SocketOptions { rcvhwm, ..SocketOptions::default() };
             let socket = socket(options);
