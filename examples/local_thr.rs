@@ -72,20 +72,12 @@ async fn run(
         for _ in 1..count {
             check_size(&pull.recv().await?, size)?;
             if !work.is_zero() {
-                busy_for(work);
+                common::busy_for(work);
             }
         }
     }
     common::print_throughput(size, count, start.elapsed().as_secs_f64());
     Ok(())
-}
-
-/// Keeps this thread busy for `work`, as an application working on a message does.
-fn busy_for(work: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < work {
-        std::hint::spin_loop();
-    }
 }
 
 /// `tasks` tasks receive from `pull` at once until `count` messages (the first included) have

@@ -229,6 +229,15 @@ pub const THROUGHPUT: Report = Report {
     unit: " [msg/s]",
 };
 
+/// Keeps this thread busy for `work`, as an application working on a message does (the
+/// receivers' `--work NS`).
+pub fn busy_for(work: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < work {
+        std::hint::spin_loop();
+    }
+}
+
 /// Prints libzmq's perf/local_thr report for `count` messages of `size` bytes received in
 /// `elapsed_secs` (the clock started at the first message): the four lines [`THROUGHPUT`]
 /// reads.
