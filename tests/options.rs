@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{next_event, until_event};
+use common::{Transport, next_event, until_event};
 use ferromq::{
     Dealer, Endpoint, Error, Pub, Pull, Push, Rep, Router, SocketOptions, Sub, XPub, XSub,
 };
@@ -75,17 +75,6 @@ fn builder_refuses_bad_values_naming_the_option() {
     );
 }
 
-/// A PUSH connected to a bound PULL, once its handshake completed.
-async fn connected_pair(push_options: SocketOptions) -> (Push, Pull) {
-    let pull = Pull::new();
-    let endpoint = pull.bind("tcp://127.0.0.1:0").unwrap();
-    let push = Push::with_options(push_options).unwrap();
-    let mut monitor = push.monitor();
-    push.connect(&endpoint).unwrap();
-    until_event(&mut monitor, "handshake_succeeded").await;
-    (push, pull)
-}
-
 /// Queues with `try_send` until the PUSH refuses; returns how many it took.
 fn fill(push: &Push, from: usize) -> usize {
     let mut sent = 0;
@@ -101,13 +90,16 @@ fn fill(push: &Push, from: usize) -> usize {
     }
 }
 
-// One thread, and no await between the sends: the connection task cannot take the queue, so
-// the HWM alone decides what fits.
-#[tokio::test(flavor = "current_thread")]
+// The PUSH connects before anything is bound there: its endpoint's queue is routable at
+// once (`immediate` off) and, with no connection, nothing can leave it, so the HWM alone
+// decides what fits.
+#[tokio::test]
 async fn send_hwm_changed_on_a_live_socket_applies_to_the_connected_peer() {
     timeout(TEST_TIMEOUT, async {
-        let (push, pull) =
-            connected_pair(SocketOptions::builder().sndhwm(2).build().unwrap()).await;
+        let endpoint = Transport::Ipc.bind_addr();
+        let push = Push::with_options(SocketOptions::builder().sndhwm(2).build().unwrap()).unwrap();
+        let mut monitor = push.monitor();
+        push.connect(endpoint.as_str()).unwrap();
         assert_eq!(fill(&push, 0), 2);
         push.set_sndhwm(5).unwrap();
         assert_eq!(push.options().sndhwm, 5);
@@ -118,10 +110,14 @@ async fn send_hwm_changed_on_a_live_socket_applies_to_the_connected_peer() {
         );
         push.set_sndhwm(1).unwrap();
         assert_eq!(fill(&push, 5), 0, "a lowered HWM keeps what is queued");
+        let pull = Pull::new();
+        pull.bind(endpoint.as_str()).unwrap();
         for i in 0..5 {
             assert_eq!(pull.recv().await.unwrap().frames()[0], format!("{i}"));
         }
-        // Drained: the lowered HWM now allows one.
+        // Drained, and once more with no connection: the lowered HWM now allows one.
+        drop(pull);
+        until_event(&mut monitor, "disconnected").await;
         assert_eq!(fill(&push, 5), 1);
     })
     .await

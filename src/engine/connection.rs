@@ -9,7 +9,7 @@
 //! [`wire::Connection`]: crate::wire::Connection
 
 use super::transport::Stream;
-use super::{EndpointId, Handshake, Pattern, Peer, Shared, State, now};
+use super::{DirectWrite, EndpointId, Handshake, Pattern, Peer, Shared, State, now};
 use crate::endpoint::Endpoint;
 use crate::error::Error;
 use crate::monitor::MonitorEventKind;
@@ -421,10 +421,13 @@ impl<P: Pattern> Driver<'_, P> {
                         Handshake::Attached => {}
                     }
                     tracing::debug!(%peer_type, "handshake complete");
-                    if core.direct_write
+                    if core.direct_write != DirectWrite::Never
                         && let Some(peer) = core.peers.get_mut(self.id)
                     {
                         peer.stream = Some(self.stream.clone());
+                        peer.writer_waits_for_sender = tokio::runtime::Handle::current()
+                            .runtime_flavor()
+                            == tokio::runtime::RuntimeFlavor::CurrentThread;
                     }
                     self.ready = true;
                     let kind = MonitorEventKind::HandshakeSucceeded;
@@ -627,8 +630,10 @@ impl<P: Pattern> Driver<'_, P> {
                         true => std::mem::swap(&mut peer.out, &mut self.sealing),
                         false => std::mem::swap(&mut peer.out, &mut self.out),
                     }
-                    freed = std::mem::take(&mut peer.out_msgs) > 0;
-                    peer.partial = false;
+                    let taken = std::mem::take(&mut peer.out_msgs);
+                    freed = taken > 0;
+                    peer.dense = taken > 1;
+                    peer.partial = 0;
                 }
                 // From here until the next call, only this task writes to the stream: it holds
                 // bytes now if it held some before or has just taken a batch.

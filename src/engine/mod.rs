@@ -10,7 +10,9 @@
 //!   application has dropped their messages), decodes every complete frame and hands the
 //!   whole batch to the socket under one lock; it takes everything queued for its peer in
 //!   one swap and writes it with vectored writes.
-//! * REQ and REP senders write to an idle peer's stream themselves (see `Peer::write_now`).
+//! * REQ and REP senders write to an idle peer's stream themselves, and so do DEALER, ROUTER,
+//!   PUSH and PAIR senders on a current-thread runtime while their messages are sparse (see
+//!   [`DirectWrite`]).
 //! * An **inproc** peer has no stream and no connection task: its slot queues whole messages
 //!   and the sender hands them to the other socket's inbox itself when that socket's lock is
 //!   free; a small mover task per connection does the rest (see `inproc.rs`).
@@ -131,6 +133,14 @@ pub(crate) struct Peer {
     inbox_bytes: usize,
     /// The stream, shared with the connection task, for sockets that write directly.
     stream: Option<Arc<Stream>>,
+    /// The connection task runs on a current-thread runtime: it writes only when the task
+    /// that sends gives the thread up (see [`DirectWrite::Sparse`]).
+    writer_waits_for_sender: bool,
+    /// The connection task's last batch held more than one message: messages come faster
+    /// than it takes them, so [`DirectWrite::Sparse`] senders leave the writing to it.
+    dense: bool,
+    /// When a [`DirectWrite::Sparse`] sender last wrote to the stream itself.
+    last_direct_write: Option<Instant>,
     /// The connection task owns the stream's write side (it has bytes in flight); nobody else
     /// may write until it gives it back under the lock.
     writer_busy: bool,
@@ -159,9 +169,10 @@ pub(crate) struct Peer {
     /// stays, detached and `leaving`, while its connector tries to deliver them within the
     /// linger period (see [`Peer::drains`]).
     persistent: bool,
-    /// A sender's direct write left part of a message on the stream, the rest in `out`: if
-    /// the connection ends now, the rest must not start the next connection's stream.
-    partial: bool,
+    /// Bytes at the front of `out` that are the rest of a message a sender's direct write
+    /// started on the stream: if the connection ends now, they must not start the next
+    /// connection's stream (the messages queued behind them may).
+    partial: usize,
     /// An inproc peer's queue and link to the other socket, used instead of `out` and the
     /// stream (see [`inproc`]).
     inproc: Option<inproc::Link>,
@@ -249,14 +260,40 @@ impl Peer {
     /// here (direct-write sockets, when the connection task has nothing in flight) or wake
     /// the connection task to write it.
     #[inline]
-    fn kick(&mut self, was_empty: bool, direct_write: bool) {
+    fn kick(&mut self, was_empty: bool, direct_write: DirectWrite) {
         if !was_empty {
             return;
         }
-        if direct_write && !self.writer_busy && self.write_now() {
+        if self.may_write_now(direct_write) && self.write_now() {
             return;
         }
         self.wake_task();
+    }
+
+    /// Whether the sender may write the queue to the stream itself (see [`DirectWrite`]).
+    fn may_write_now(&mut self, direct_write: DirectWrite) -> bool {
+        if self.writer_busy || self.stream.is_none() {
+            return false;
+        }
+        match direct_write {
+            DirectWrite::Never => false,
+            DirectWrite::Always => true,
+            DirectWrite::Sparse if self.dense || !self.writer_waits_for_sender => false,
+            DirectWrite::Sparse => {
+                let now = now();
+                let recent = self
+                    .last_direct_write
+                    .is_some_and(|last| now.saturating_duration_since(last) < SPARSE_GAP);
+                if recent {
+                    // A stream, not a trickle: one system call per message would cost more
+                    // than waking the connection task once per batch.
+                    self.dense = true;
+                    return false;
+                }
+                self.last_direct_write = Some(now);
+                true
+            }
+        }
     }
 
     /// Writes the queue straight to the stream from the sending task, skipping the hop to
@@ -285,7 +322,8 @@ impl Peer {
                 }
             };
             out.advance(written);
-            *partial = !out.is_empty();
+            // A direct write starts on an empty queue, so what is left is that one message's.
+            *partial = out.len();
             if out.is_empty() {
                 *out_msgs = 0;
                 return true;
@@ -293,6 +331,34 @@ impl Peer {
         }
     }
 }
+
+/// When a sender writes its message to the peer's stream itself, skipping the hop to the
+/// connection task (a wake-up, and on the multi-thread runtime another thread's turn). Only
+/// for an idle stream (the connection task has nothing in flight) and never with CURVE, whose
+/// boxes the connection task numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DirectWrite {
+    /// The connection task writes everything (PUB and XPUB, whose one send would otherwise
+    /// make a system call per subscriber; SUB and XSUB; CURVE).
+    Never,
+    /// On a current-thread runtime, sparse messages go out at once and a stream through the
+    /// connection task (DEALER, ROUTER, PUSH, PAIR). There the connection task runs only when
+    /// the sending task gives the thread up: a task that computes between sends without
+    /// waiting would otherwise hold every message until the SNDHWM filled (a message every
+    /// 100 µs waited 53 ms at the median). Messages are sparse while the task's last batch
+    /// held one message and the last direct write was at least [`SPARSE_GAP`] ago. On the
+    /// multi-thread runtime the connection task writes at once anyway, and senders writing
+    /// under the socket lock slowed a busy ROUTER (spec/performance.md).
+    Sparse,
+    /// Every message to an idle stream (REQ and REP, where each message waits on the one
+    /// before).
+    Always,
+}
+
+/// The shortest time between two direct writes of a [`DirectWrite::Sparse`] sender. A write
+/// on a loopback stream costs about 2 µs of system call; messages closer than 10 times that
+/// go through the connection task, which writes them in batches.
+const SPARSE_GAP: Duration = Duration::from_micros(20);
 
 /// One attempt to place a message under the socket lock: a socket type's sending rule
 /// (round robin, routing by id, REQ/REP alternation), given to
@@ -334,8 +400,8 @@ pub(crate) struct Core {
     pub dropped_msgs: u64,
     /// The traffic of peers whose slots were released, for the socket's totals.
     departed: Traffic,
-    /// Senders write to an idle peer's stream themselves (REQ and REP; see `Peer::write_now`).
-    direct_write: bool,
+    /// When senders write to an idle peer's stream themselves.
+    direct_write: DirectWrite,
     /// The message being fanned out, encoded once for all its receivers (see
     /// [`Core::encode_for_fanout`]).
     fanout: EncodedMessage,
@@ -440,7 +506,7 @@ impl Core {
             last_endpoint: None,
             dropped_msgs: 0,
             departed: Traffic::default(),
-            direct_write: false,
+            direct_write: DirectWrite::Never,
             fanout: EncodedMessage::new(),
             conflate: options.conflate,
         }
@@ -552,7 +618,12 @@ impl Core {
     /// bytes, in the peer's traffic. Hands the queue on if it was empty (see [`Peer::kick`]
     /// and [`inproc::Link::push`]).
     fn queue_for(&mut self, peer: PeerId, outgoing: Outgoing<'_>) {
-        let direct_write = self.direct_write;
+        // Conflating drops whole queued messages, which a message half written directly
+        // would not survive.
+        let direct_write = match self.conflate {
+            true => DirectWrite::Never,
+            false => self.direct_write,
+        };
         let is_message = !matches!(outgoing, Outgoing::Subscription { .. });
         let Some(p) = self.peers.get_mut(peer) else {
             return;
@@ -1052,9 +1123,10 @@ impl<P: Pattern> State<P> {
             peer.connected_since = None;
             peer.heartbeat_rtt = None;
             peer.writer_busy = false;
-            if std::mem::take(&mut peer.partial) {
-                peer.out.discard();
-                peer.out_msgs = 0;
+            let rest = std::mem::take(&mut peer.partial).min(peer.out.len());
+            if rest > 0 {
+                peer.out.advance(rest);
+                peer.out_msgs = peer.out_msgs.saturating_sub(1);
             }
         } else {
             core.detach_peer(pattern, id);
@@ -1133,7 +1205,14 @@ impl<P: Pattern> SocketCore<P> {
             security,
             Security::CurveClient { .. } | Security::CurveServer { .. }
         );
-        core.direct_write = matches!(socket_type, SocketType::Req | SocketType::Rep) && !encrypts;
+        core.direct_write = match socket_type {
+            _ if encrypts => DirectWrite::Never,
+            SocketType::Req | SocketType::Rep => DirectWrite::Always,
+            SocketType::Dealer | SocketType::Router | SocketType::Push | SocketType::Pair => {
+                DirectWrite::Sparse
+            }
+            _ => DirectWrite::Never,
+        };
         // Spans nest socket{kind, id} > bind{endpoint} or connect{endpoint} > peer{address};
         // their tasks are instrumented when spawned, and nothing is logged per message.
         let span = tracing::info_span!(

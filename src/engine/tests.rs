@@ -4,7 +4,7 @@
 
 use super::mock_io::{self, MockPeer};
 use super::transport::Stream;
-use super::{Core, Pattern, SocketCore, State, connection};
+use super::{Core, DirectWrite, Pattern, SocketCore, State, connection};
 use crate::endpoint::Endpoint;
 use crate::error::Error;
 use crate::message::Message;
@@ -408,7 +408,7 @@ async fn disconnect_detaches_at_once_and_the_connection_ends_after_flushing() {
 #[tokio::test(start_paused = true)]
 async fn a_direct_write_never_overtakes_the_rest_the_connection_task_holds() {
     let socket = socket(SocketOptions::default());
-    socket.lock().core.direct_write = true;
+    socket.lock().core.direct_write = DirectWrite::Always;
     let peer = connect_mock(&socket);
     handshake(&peer).await;
     peer.set_write_room(Some(3));
@@ -465,6 +465,63 @@ async fn a_full_inbox_resumes_reading_once_half_of_it_is_free() {
     }
 }
 
+/// On a current-thread runtime the connection task writes only when the sending task gives
+/// the thread up, so a DEALER, ROUTER, PUSH or PAIR sender writes a sparse message itself,
+/// in the send call; messages closer together than `SPARSE_GAP` go to the connection task,
+/// which writes them as a batch.
+#[tokio::test(start_paused = true)]
+async fn on_a_current_thread_runtime_a_sparse_message_leaves_within_the_send_call() {
+    let socket = socket(SocketOptions::default());
+    socket.lock().core.direct_write = DirectWrite::Sparse;
+    let peer = connect_mock(&socket);
+    handshake(&peer).await;
+    send(&socket, "a").await;
+    assert_eq!(
+        peer.take_written(),
+        b"\x00\x01a",
+        "not written in the send call"
+    );
+    send(&socket, "b").await;
+    assert!(
+        peer.take_written().is_empty(),
+        "a dense message was written directly"
+    );
+    assert_eq!(peer.read_exact(3).await, b"\x00\x01b");
+    tokio::time::advance(super::SPARSE_GAP).await;
+    send(&socket, "c").await;
+    assert_eq!(
+        peer.take_written(),
+        b"\x00\x01c",
+        "sparse again, not written at once"
+    );
+}
+
+/// When a connection ends, the rest of a message a direct write left half written is dropped
+/// from a persistent slot's queue (it must not start the next connection's stream), and the
+/// messages queued behind it stay for the next connection.
+#[tokio::test]
+async fn a_lost_connection_drops_only_the_rest_of_a_half_written_message() {
+    let socket = socket(SocketOptions::default());
+    let mut state = socket.lock();
+    let id = state.core.peers.insert(super::Peer {
+        alive: true,
+        persistent: true,
+        ..super::Peer::default()
+    });
+    let peer = state.core.peers.get_mut(id).unwrap();
+    peer.out.push_bytes(b"llo");
+    peer.out.push_message(&Message::from("next"));
+    peer.out_msgs = 2;
+    peer.partial = 3;
+    state.connection_ended(id);
+    let peer = state.core.peers.get(id).expect("a persistent slot stays");
+    let mut slices = [std::io::IoSlice::new(&[]); 8];
+    let n = peer.out.chunks_vectored(&mut slices);
+    let queued: Vec<u8> = slices[..n].iter().flat_map(|s| s.iter().copied()).collect();
+    assert_eq!(queued, b"\x00\x04next");
+    assert_eq!(peer.out_msgs, 1);
+}
+
 /// A current-thread runtime on tokio's paused clock, for one property-test case.
 fn paused_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -505,7 +562,7 @@ proptest::proptest! {
         let runtime = paused_runtime();
         let (written, expected) = runtime.block_on(async {
             let socket = socket(SocketOptions::default());
-            socket.lock().core.direct_write = true;
+            socket.lock().core.direct_write = DirectWrite::Always;
             let peer = connect_mock(&socket);
             handshake(&peer).await;
             let mut expected = Vec::new();
