@@ -401,16 +401,23 @@ async fn disconnect_detaches_at_once_and_the_connection_ends_after_flushing() {
     assert_eq!(peer.take_written(), b"\x00\x06queued");
 }
 
+/// A socket whose senders write to the stream as `direct_write` says, with a connection to a
+/// scripted peer whose handshake completed.
+async fn writing_directly(direct_write: DirectWrite) -> (SocketCore<TestPattern>, MockPeer) {
+    let socket = socket(SocketOptions::default());
+    socket.lock().core.direct_write = direct_write;
+    let peer = connect_mock(&socket);
+    handshake(&peer).await;
+    (socket, peer)
+}
+
 /// A sender that writes to the stream itself (REQ, REP) must wait behind what the connection
 /// task holds: here the rest of a message whose direct write the kernel cut short, which
 /// the task took and is waiting to write when the kernel frees room. A DEALER pipelining
 /// requests to a REP gets the next reply at exactly that moment.
 #[tokio::test(start_paused = true)]
 async fn a_direct_write_never_overtakes_the_rest_the_connection_task_holds() {
-    let socket = socket(SocketOptions::default());
-    socket.lock().core.direct_write = DirectWrite::Always;
-    let peer = connect_mock(&socket);
-    handshake(&peer).await;
+    let (socket, peer) = writing_directly(DirectWrite::Always).await;
     peer.set_write_room(Some(3));
     send(&socket, "hello").await;
     while socket
@@ -471,10 +478,7 @@ async fn a_full_inbox_resumes_reading_once_half_of_it_is_free() {
 /// which writes them as a batch.
 #[tokio::test(start_paused = true)]
 async fn on_a_current_thread_runtime_a_sparse_message_leaves_within_the_send_call() {
-    let socket = socket(SocketOptions::default());
-    socket.lock().core.direct_write = DirectWrite::Sparse;
-    let peer = connect_mock(&socket);
-    handshake(&peer).await;
+    let (socket, peer) = writing_directly(DirectWrite::Sparse).await;
     send(&socket, "a").await;
     assert_eq!(
         peer.take_written(),
@@ -561,10 +565,7 @@ proptest::proptest! {
     ) {
         let runtime = paused_runtime();
         let (written, expected) = runtime.block_on(async {
-            let socket = socket(SocketOptions::default());
-            socket.lock().core.direct_write = DirectWrite::Always;
-            let peer = connect_mock(&socket);
-            handshake(&peer).await;
+            let (socket, peer) = writing_directly(DirectWrite::Always).await;
             let mut expected = Vec::new();
             for (i, step) in steps.into_iter().enumerate() {
                 match step {
