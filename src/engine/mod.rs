@@ -339,7 +339,7 @@ impl Peer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DirectWrite {
     /// The connection task writes everything (PUB and XPUB, whose one send would otherwise
-    /// make a system call per subscriber; SUB and XSUB; CURVE).
+    /// make a system call per subscriber; SUB and XSUB; CURVE; a conflating socket).
     Never,
     /// On a current-thread runtime, sparse messages go out at once and a stream through the
     /// connection task (DEALER, ROUTER, PUSH, PAIR). There the connection task runs only when
@@ -618,12 +618,7 @@ impl Core {
     /// bytes, in the peer's traffic. Hands the queue on if it was empty (see [`Peer::kick`]
     /// and [`inproc::Link::push`]).
     fn queue_for(&mut self, peer: PeerId, outgoing: Outgoing<'_>) {
-        // Conflating drops whole queued messages, which a message half written directly
-        // would not survive.
-        let direct_write = match self.conflate {
-            true => DirectWrite::Never,
-            false => self.direct_write,
-        };
+        let direct_write = self.direct_write;
         let is_message = !matches!(outgoing, Outgoing::Subscription { .. });
         let Some(p) = self.peers.get_mut(peer) else {
             return;
@@ -1205,8 +1200,10 @@ impl<P: Pattern> SocketCore<P> {
             security,
             Security::CurveClient { .. } | Security::CurveServer { .. }
         );
+        // Conflating drops whole queued messages, which a message half written directly
+        // would not survive.
         core.direct_write = match socket_type {
-            _ if encrypts => DirectWrite::Never,
+            _ if encrypts || options.conflate => DirectWrite::Never,
             SocketType::Req | SocketType::Rep => DirectWrite::Always,
             SocketType::Dealer | SocketType::Router | SocketType::Push | SocketType::Pair => {
                 DirectWrite::Sparse
