@@ -36,8 +36,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let numbers: Vec<u64> = shape.positional[2..]
+    let numbers: Vec<u64> = shape
+        .positional
         .iter()
+        .skip(2)
         .filter_map(|n| n.parse().ok())
         .collect();
     let positional: Vec<&str> = shape.positional.iter().map(String::as_str).collect();
