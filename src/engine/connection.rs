@@ -8,6 +8,7 @@
 //!
 //! [`wire::Connection`]: crate::wire::Connection
 
+use super::help::{Help, Route};
 use super::transport::Stream;
 use super::{DirectWrite, EndpointId, Handshake, Pattern, Peer, Shared, State, now};
 use crate::endpoint::Endpoint;
@@ -22,8 +23,8 @@ use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::time::Sleep;
 
@@ -62,6 +63,12 @@ const TRICKLE_BYTES: usize = 4 * 1024;
 /// Loop rounds per wake-up before yielding, so one busy peer cannot starve other tasks on the
 /// same runtime thread.
 const MAX_ROUNDS_PER_WAKE: usize = 16;
+/// How long a connection whose reading a receiving call took over (see [`super::help`]) waits
+/// for that call to come back before its task reads again on its own. The call stops polling
+/// when the inbox is full and its reads are then not registered with the runtime; without
+/// this, a peer's disconnect would go unnoticed until the application received again. 1 ms
+/// is tokio's timer tick: an application that keeps receiving always comes back sooner.
+const APP_LEASE: Duration = Duration::from_millis(1);
 
 /// Where a connection came from, for its peer slot and its monitor events.
 pub(super) struct Link {
@@ -81,6 +88,7 @@ pub(super) struct Link {
 /// the endpoint is removed (after linger).
 pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, stream: Stream, link: Link) -> Ended {
     let endpoint = link.id;
+    let link = Arc::new(link);
     let stream = Arc::new(stream);
     let id = {
         let mut state = shared.lock();
@@ -137,9 +145,10 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, stream: Stream, link
             peer_address: stream.peer_ip(),
         }
     };
-    let mut driver = Driver {
-        shared: &shared,
-        link: &link,
+    let driver = |me: &Weak<Cell<P>>| Driver {
+        shared: shared.clone(),
+        link: link.clone(),
+        me: me.clone(),
         id,
         conn: wire::Connection::new(config, now()),
         stream,
@@ -154,10 +163,23 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, stream: Stream, link
         read_this_wake: 0,
         last_batch: 0,
         failure: None,
+        by_app: false,
+        lease: None,
+        finished: None,
     };
-    let result = poll_fn(|cx| driver.poll(cx)).await;
+    let cell = Arc::new_cyclic(|me| {
+        let route = Arc::new(Route::default());
+        Cell {
+            driver: Mutex::new(driver(me)),
+            waker: Waker::from(route.clone()),
+            route,
+            runtime: tokio::runtime::Handle::current(),
+        }
+    });
+    let result = poll_fn(|cx| cell.poll_task(cx)).await;
+    let ready = cell.lock().ready;
     let ended = Ended {
-        handshake_done: driver.ready,
+        handshake_done: ready,
         peer_error: matches!(
             result,
             Err(Error::Protocol(
@@ -172,7 +194,7 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, stream: Stream, link
             let peer = link.peer.as_deref();
             shared.monitors.emit(kind, &link.endpoint, peer);
         };
-        if !driver.ready {
+        if !ready {
             emit(handshake_failure(result.as_ref().err()));
         }
         emit(MonitorEventKind::Disconnected);
@@ -183,9 +205,67 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, stream: Stream, link
         Err(Error::Io(e)) if is_disconnect(&e) => tracing::debug!("peer disconnected"),
         Err(e) => tracing::warn!(error = %e, "connection dropped"),
     }
-    drop(driver);
+    drop(cell);
     drop(guard);
     ended
+}
+
+/// A connection's driver, polled by its task and, while it waits for a message, by a
+/// receiving call of the application (see [`super::help`]).
+struct Cell<P: Pattern> {
+    driver: Mutex<Driver<P>>,
+    route: Arc<Route>,
+    /// `route` as the waker every poll of the driver registers.
+    waker: Waker,
+    /// The connection's runtime, entered by a receiving call that polls the driver from
+    /// another thread (its timers belong to this runtime).
+    runtime: tokio::runtime::Handle,
+}
+
+impl<P: Pattern> Cell<P> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Driver<P>> {
+        self.driver.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The connection task's poll: its result once the driver finished, under whichever poll.
+    fn poll_task(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.route.set_task(cx.waker());
+        let mut driver = self.lock();
+        if let Some(result) = driver.finished.take() {
+            return Poll::Ready(result);
+        }
+        let result = driver.poll(&mut Context::from_waker(&self.waker), false);
+        if result.is_ready() {
+            // Nobody polls it again: a receiving call that gets here finds it finished.
+            driver.finished = Some(Ok(()));
+        }
+        result
+    }
+}
+
+impl<P: Pattern> Help for Cell<P> {
+    fn help(&self, app: &Waker) -> bool {
+        let mut driver = match self.driver.try_lock() {
+            Ok(driver) => driver,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return false,
+        };
+        if driver.finished.is_some() {
+            return false;
+        }
+        self.route.app_drives(app);
+        let _runtime = self.runtime.enter();
+        if let Poll::Ready(result) = driver.poll(&mut Context::from_waker(&self.waker), true) {
+            driver.finished = Some(result);
+            drop(driver);
+            self.route.wake_task();
+        }
+        true
+    }
+
+    fn stop(&self) {
+        self.route.app_leaves();
+    }
 }
 
 /// The monitor event for a connection that ended before its handshake completed, with
@@ -251,9 +331,11 @@ enum ReadOutcome {
     Eof,
 }
 
-struct Driver<'a, P: Pattern> {
-    shared: &'a Shared<P>,
-    link: &'a Link,
+struct Driver<P: Pattern> {
+    shared: Arc<Shared<P>>,
+    link: Arc<Link>,
+    /// The cell this driver is in, for the peer slot (see [`super::help`]).
+    me: Weak<Cell<P>>,
     id: PeerId,
     conn: wire::Connection,
     stream: Arc<Stream>,
@@ -279,10 +361,20 @@ struct Driver<'a, P: Pattern> {
     last_batch: usize,
     /// A fatal fault waiting for its ERROR command to be flushed.
     failure: Option<Error>,
+    /// This poll is a receiving call's, not the task's.
+    by_app: bool,
+    /// Until when a receiving call that left this connection's inbox full is expected back
+    /// (see [`APP_LEASE`]).
+    lease: Option<Instant>,
+    /// The result, once a poll returned it: for the task when a receiving call's poll ended
+    /// the connection, and so that nobody polls it again.
+    finished: Option<Result<(), Error>>,
 }
 
-impl<P: Pattern> Driver<'_, P> {
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+impl<P: Pattern> Driver<P> {
+    /// One poll: `by_app` when a receiving call polls it instead of the task.
+    fn poll(&mut self, cx: &mut Context<'_>, by_app: bool) -> Poll<Result<(), Error>> {
+        self.by_app = by_app;
         self.read_this_wake = 0;
         for _ in 0..MAX_ROUNDS_PER_WAKE {
             let now = now();
@@ -342,11 +434,28 @@ impl<P: Pattern> Driver<'_, P> {
                     self.out.shrink_if_empty();
                     self.sealing.shrink_if_empty();
                 }
+                self.arm_lease(cx);
                 return Poll::Pending;
             }
         }
         cx.waker().wake_by_ref();
+        self.arm_lease(cx);
         Poll::Pending
+    }
+
+    /// After a receiving call's poll that left an event it could not deliver (the inbox is
+    /// full, and reading is paused without waiting for room: that call takes it up again
+    /// once the inbox is empty), makes the task poll once [`APP_LEASE`] passed without it.
+    fn arm_lease(&mut self, cx: &mut Context<'_>) {
+        if !self.by_app || self.stash.is_none() {
+            return;
+        }
+        let now = now();
+        self.lease = Some(now + APP_LEASE);
+        if let Err(e) = self.poll_timers(cx, now) {
+            self.failure = Some(e);
+            cx.waker().wake_by_ref();
+        }
     }
 
     /// When this connection must be gone once the socket closes or its endpoint is removed
@@ -365,15 +474,17 @@ impl<P: Pattern> Driver<'_, P> {
     }
 
     /// Fires due handshake, heartbeat and linger timers and re-arms the sleep.
-    fn poll_timers(&mut self, cx: &mut Context<'_>, now: Instant) -> Result<(), Error> {
+    fn poll_timers(&mut self, cx: &mut Context<'_>, mut now: Instant) -> Result<(), Error> {
         let linger = self.linger_deadline();
         loop {
-            let deadline = match (self.conn.poll_timeout(), linger) {
-                (Some(a), Some(b)) => a.min(b),
-                (a, b) => match a.or(b) {
-                    Some(d) => d,
-                    None => return Ok(()),
-                },
+            // A lease that ran out has done its work: this poll is the task's.
+            self.lease = self.lease.filter(|&l| l > now);
+            let deadline = [self.conn.poll_timeout(), linger, self.lease]
+                .into_iter()
+                .flatten()
+                .min();
+            let Some(deadline) = deadline else {
+                return Ok(());
             };
             if deadline <= now {
                 self.conn.handle_timeout(now)?;
@@ -385,6 +496,8 @@ impl<P: Pattern> Driver<'_, P> {
             if super::poll_sleep_until(&mut self.sleep, deadline, cx).is_pending() {
                 return Ok(());
             }
+            // The sleep ran out after `now` was read.
+            now = now.max(super::now());
         }
     }
 
@@ -421,6 +534,9 @@ impl<P: Pattern> Driver<'_, P> {
                         Handshake::Attached => {}
                     }
                     tracing::debug!(%peer_type, "handshake complete");
+                    if let Some(peer) = core.peers.get_mut(self.id) {
+                        peer.helper = Some(self.me.clone() as Weak<dyn Help>);
+                    }
                     if core.direct_write != DirectWrite::Never
                         && let Some(peer) = core.peers.get_mut(self.id)
                     {
@@ -635,6 +751,7 @@ impl<P: Pattern> Driver<'_, P> {
                     peer.dense = taken > 1;
                     peer.partial = 0;
                 }
+                peer.app_reads = self.by_app;
                 // From here until the next call, only this task writes to the stream: it holds
                 // bytes now if it held some before or has just taken a batch.
                 peer.writer_busy = !self.out.is_empty() || to_seal || self.conn.has_transmit();

@@ -43,6 +43,7 @@
 
 mod connection;
 mod connector;
+mod help;
 mod inproc;
 mod listener;
 #[cfg(test)]
@@ -176,6 +177,12 @@ pub(crate) struct Peer {
     /// An inproc peer's queue and link to the other socket, used instead of `out` and the
     /// stream (see [`inproc`]).
     inproc: Option<inproc::Link>,
+    /// The connection's driver, for a receiving call to poll (see [`help`]); set once the
+    /// handshake completed.
+    helper: Option<std::sync::Weak<dyn help::Help>>,
+    /// A receiving call polled the connection last: it takes reading up again once the inbox
+    /// is empty, so room freed in the inbox does not wake the task.
+    app_reads: bool,
 }
 
 /// Encoded bytes queued for one peer beyond which blocking senders wait for the connection
@@ -842,7 +849,7 @@ impl Core {
             if left <= self.inbox.hwm() / 2 {
                 p.room_freed();
             }
-        } else if p.wants_room {
+        } else if p.wants_room && !p.app_reads {
             // A connection that stopped reading at the RCVHWM (or the byte limit) resumes
             // once half of it is free, so each wake-up hands over a batch rather than the
             // one message there is room for.
@@ -1108,6 +1115,8 @@ impl<P: Pattern> State<P> {
         };
         peer.alive = false;
         peer.task = None;
+        peer.helper = None;
+        peer.app_reads = false;
         // Release the socket now, not when the slot's last inbound message is read.
         peer.stream = None;
         if peer.persistent {
@@ -1495,9 +1504,22 @@ impl<P: Pattern> SocketCore<P> {
         }
         let mut timer = Timer::default();
         let mut waiting = Waiting::new(self);
-        poll_fn(|cx| match waiting.poll(cx, &mut attempt) {
-            Poll::Pending => timer.poll(|| self.shared.options().recv_timeout, cx),
-            ready => ready,
+        let mut helping = Helping::default();
+        poll_fn(|cx| {
+            let mut helped = false;
+            loop {
+                match waiting.poll(cx, &mut attempt) {
+                    Poll::Pending => {}
+                    ready => return ready,
+                }
+                // Nothing queued: read for the connection rather than wait for its task,
+                // then try once more.
+                if helped || !helping.help(self, cx) {
+                    break;
+                }
+                helped = true;
+            }
+            timer.poll(|| self.shared.options().recv_timeout, cx)
         })
         .await
     }
@@ -1709,6 +1731,48 @@ impl<'a, P: Pattern> Waiting<'a, P> {
 impl<P: Pattern> Drop for Waiting<'_, P> {
     fn drop(&mut self) {
         self.core.forget_poll(&mut self.state);
+    }
+}
+
+/// The connection a receiving call polls while it waits, if any (see [`help`]): the socket's
+/// only peer's, once its handshake completed. Dropped with the call, which hands the
+/// connection back to its task.
+#[derive(Default)]
+struct Helping(Option<Arc<dyn help::Help>>);
+
+impl Helping {
+    /// Polls the socket's only connection for the waiting call of `cx`. False when there is
+    /// none to poll (several peers, inproc, a handshake under way, or its task is polling it).
+    fn help<P: Pattern>(&mut self, socket: &SocketCore<P>, cx: &Context<'_>) -> bool {
+        let helper = {
+            let state = socket.lock();
+            let peers = &state.core.peers;
+            if peers.len() != 1 {
+                None
+            } else {
+                peers
+                    .iter()
+                    .next()
+                    .and_then(|(_, p)| p.helper.as_ref()?.upgrade())
+            }
+        };
+        let Some(helper) = helper else {
+            return false;
+        };
+        if let Some(old) = self.0.replace(helper.clone())
+            && !Arc::ptr_eq(&old, &helper)
+        {
+            old.stop();
+        }
+        helper.help(cx.waker())
+    }
+}
+
+impl Drop for Helping {
+    fn drop(&mut self) {
+        if let Some(helper) = self.0.take() {
+            helper.stop();
+        }
     }
 }
 

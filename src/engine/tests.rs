@@ -472,6 +472,109 @@ async fn a_full_inbox_resumes_reading_once_half_of_it_is_free() {
     }
 }
 
+/// Whether a receiving call polled the socket's only connection last (see `super::help`).
+fn app_reads(socket: &SocketCore<TestPattern>) -> bool {
+    let state = socket.lock();
+    state
+        .core
+        .peers
+        .iter()
+        .next()
+        .is_some_and(|(_, p)| p.app_reads)
+}
+
+/// Waits, without reading for the connection (as a poller does), until the inbox holds a
+/// message.
+async fn inbox_not_empty(socket: &SocketCore<TestPattern>) {
+    socket
+        .wait_until(|state, cx| match state.core.inbox.total_queued() {
+            0 => {
+                state.core.park_recv(cx);
+                Poll::Pending
+            }
+            _ => Poll::Ready(()),
+        })
+        .await
+}
+
+const TEST_LIMIT: Duration = Duration::from_secs(10);
+
+/// A `recv` that finds nothing queued polls the socket's only connection itself, and the
+/// stream's readiness then wakes that call, not the connection task: the bytes are read and
+/// delivered by the waiting call.
+#[tokio::test(start_paused = true)]
+async fn a_waiting_receive_reads_for_its_connection() {
+    let socket = socket(SocketOptions::default());
+    let peer = connect_mock(&socket);
+    handshake(&peer).await;
+    let mut waiting = std::pin::pin!(recv(&socket));
+    assert!(futures::poll!(&mut waiting).is_pending());
+    assert!(app_reads(&socket), "the waiting call polled the connection");
+    peer.send(b"\x00\x05hello");
+    for _ in 0..8 {
+        tokio::task::yield_now().await;
+    }
+    let queued = socket.lock().core.inbox.total_queued();
+    assert_eq!(
+        queued, 0,
+        "the connection task was woken and read the bytes"
+    );
+    let message = tokio::time::timeout(TEST_LIMIT, waiting).await.unwrap();
+    assert_eq!(message.frames(), ["hello"]);
+    assert!(app_reads(&socket), "the connection task read it instead");
+}
+
+/// A receiving call dropped while it waits for the connection it polled hands the
+/// connection back to its task: what arrives next is read for a poller that does not read.
+#[tokio::test(start_paused = true)]
+async fn a_receive_cancelled_while_it_reads_for_the_connection_hands_reading_back() {
+    let socket = socket(SocketOptions::default());
+    let peer = connect_mock(&socket);
+    handshake(&peer).await;
+    let cancelled = tokio::time::timeout(Duration::from_millis(5), recv(&socket)).await;
+    assert!(cancelled.is_err());
+    peer.send(b"\x00\x05hello");
+    tokio::time::timeout(TEST_LIMIT, inbox_not_empty(&socket))
+        .await
+        .expect("the connection task was never woken for the bytes");
+    assert!(!app_reads(&socket));
+}
+
+/// A receiving call that read a batch larger than the inbox leaves the rest for itself, so
+/// the room it frees does not wake the connection task. If it does not come back for it,
+/// the task takes reading up again within `APP_LEASE`.
+#[tokio::test(start_paused = true)]
+async fn a_receiver_that_left_the_inbox_full_and_went_away_has_the_rest_read_for_it() {
+    let options = SocketOptions {
+        rcvhwm: 4,
+        ..SocketOptions::default()
+    };
+    let socket = socket(options);
+    let peer = connect_mock(&socket);
+    handshake(&peer).await;
+    // The bytes arrive while the call waits, so they wake it and not the task.
+    let mut waiting = std::pin::pin!(recv(&socket));
+    assert!(futures::poll!(&mut waiting).is_pending());
+    peer.send(&b"\x00\x01a".repeat(10));
+    tokio::time::timeout(TEST_LIMIT, waiting).await.unwrap();
+    assert!(app_reads(&socket));
+    let queued = || socket.lock().core.inbox.total_queued();
+    assert_eq!(queued(), 3, "the inbox held 4 and the call took one");
+    while queued() > 0 {
+        assert!(socket.try_recv_with(|s, cx| s.core.recv_fair(cx)).is_ok());
+    }
+    let start = Instant::now();
+    tokio::time::timeout(TEST_LIMIT, inbox_not_empty(&socket))
+        .await
+        .expect("nobody read the rest");
+    assert!(
+        start.elapsed() <= Duration::from_millis(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(queued(), 4);
+}
+
 /// On a current-thread runtime the connection task writes only when the sending task gives
 /// the thread up, so a DEALER, ROUTER, PUSH or PAIR sender writes a sparse message itself,
 /// in the send call; messages closer together than `SPARSE_GAP` go to the connection task,

@@ -1,0 +1,163 @@
+//! A receiving call that drives its connection itself while it waits.
+//!
+//! On the multi-thread runtime a connection task runs on a worker thread while the
+//! application receives on another, so each batch the task reads is handed across threads,
+//! and an application faster than the stream parks and is woken again for every batch. A
+//! `recv` that finds nothing queued from a socket's only connection therefore polls that
+//! connection's driver itself (reading, decoding, delivering into the inbox) instead of
+//! waiting for the task: while the stream is busier than the application, one thread does
+//! the whole receive path, as on a current-thread runtime.
+//!
+//! The driver registers one waker, a [`Route`], wherever it waits (stream readiness, timers,
+//! queue room). A route wakes the receiving call while that call waits in `recv` having
+//! polled the driver, and the connection task otherwise. A call that leaves after being
+//! woken for the driver and without polling it again hands the wake-up on to the task, so
+//! no readiness is lost between the two.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Wake, Waker};
+
+/// What the application calls on a connection it may drive (the connection's driver is
+/// generic over the socket's pattern; the peer table is not).
+pub(crate) trait Help: Send + Sync {
+    /// Polls the connection's driver from a receiving call whose task `app` is woken for the
+    /// driver until [`Help::stop`]. Returns false when it could not (the connection task
+    /// holds the driver, or the connection ended).
+    fn help(&self, app: &Waker) -> bool;
+
+    /// The receiving call is done (it received, failed or was dropped): wake-ups go to the
+    /// connection task again.
+    fn stop(&self);
+}
+
+/// Nobody helps: wake the connection task.
+const TASK: u8 = 0;
+/// A receiving call polled the driver and waits in `recv`: wake it.
+const APP: u8 = 1;
+/// The waiting call was woken for the driver and has not polled it since.
+const APP_WOKEN: u8 = 2;
+
+/// The waker a connection's driver registers: routes each wake-up to whoever drives it now.
+#[derive(Debug, Default)]
+pub(crate) struct Route {
+    state: AtomicU8,
+    app: Mutex<Option<Waker>>,
+    task: Mutex<Option<Waker>>,
+}
+
+impl Route {
+    /// Records the connection task's waker (called on each of its polls).
+    pub fn set_task(&self, waker: &Waker) {
+        set(&self.task, waker);
+    }
+
+    /// A receiving call is about to poll the driver: route wake-ups to `app` from now on.
+    pub fn app_drives(&self, app: &Waker) {
+        set(&self.app, app);
+        self.state.store(APP, Ordering::SeqCst);
+    }
+
+    /// The receiving call is done: wake-ups go to the task again, and one that reached the
+    /// call since it last polled the driver is handed on.
+    pub fn app_leaves(&self) {
+        if self.state.swap(TASK, Ordering::SeqCst) == APP_WOKEN {
+            self.wake_task();
+        }
+    }
+
+    /// Wakes the connection task itself (the driver finished under a receiving call).
+    pub fn wake_task(&self) {
+        if let Some(w) = lock(&self.task).as_ref() {
+            w.wake_by_ref();
+        }
+    }
+}
+
+impl Wake for Route {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        match self
+            .state
+            .compare_exchange(APP, APP_WOKEN, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => {
+                if let Some(w) = lock(&self.app).as_ref() {
+                    w.wake_by_ref();
+                }
+            }
+            // Already woken: it polls the driver (or hands the wake-up on) when it runs.
+            Err(APP_WOKEN) => {}
+            Err(_) => self.wake_task(),
+        }
+    }
+}
+
+fn set(slot: &Mutex<Option<Waker>>, waker: &Waker) {
+    let mut slot = lock(slot);
+    if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+        *slot = Some(waker.clone());
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counted() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count::default());
+        (count.clone(), Waker::from(count))
+    }
+
+    #[test]
+    fn a_wake_goes_to_the_task_unless_a_receiving_call_drives() {
+        let route = Arc::new(Route::default());
+        let (task, task_waker) = counted();
+        let (app, app_waker) = counted();
+        route.set_task(&task_waker);
+        let waker = Waker::from(route.clone());
+        waker.wake_by_ref();
+        assert_eq!(task.0.load(Ordering::SeqCst), 1);
+        route.app_drives(&app_waker);
+        waker.wake_by_ref();
+        waker.wake_by_ref();
+        assert_eq!(
+            app.0.load(Ordering::SeqCst),
+            1,
+            "woken once until it polls again"
+        );
+        assert_eq!(task.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_call_that_leaves_after_a_wake_hands_it_to_the_task() {
+        let route = Arc::new(Route::default());
+        let (task, task_waker) = counted();
+        let (_app, app_waker) = counted();
+        route.set_task(&task_waker);
+        route.app_drives(&app_waker);
+        route.app_leaves();
+        assert_eq!(task.0.load(Ordering::SeqCst), 0, "nothing owed");
+        route.app_drives(&app_waker);
+        Waker::from(route.clone()).wake_by_ref();
+        route.app_leaves();
+        assert_eq!(task.0.load(Ordering::SeqCst), 1, "the wake-up is handed on");
+    }
+}
