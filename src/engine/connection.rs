@@ -248,7 +248,13 @@ impl<P: Pattern> Help for Cell<P> {
         let mut driver = match self.driver.try_lock() {
             Ok(driver) => driver,
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(TryLockError::WouldBlock) => return false,
+            Err(TryLockError::WouldBlock) => {
+                // The task is polling it. A wake-up routed to this call may be one the task
+                // counts on (its own yield, tokio's budget running out in its poll): hand it
+                // over, and leave the driver to the task.
+                self.route.app_leaves();
+                return false;
+            }
         };
         if driver.finished.is_some() {
             return false;

@@ -1756,14 +1756,17 @@ impl Helping {
                     .and_then(|(_, p)| p.helper.as_ref()?.upgrade())
             }
         };
-        let Some(helper) = helper else {
-            return false;
-        };
-        if let Some(old) = self.0.replace(helper.clone())
-            && !Arc::ptr_eq(&old, &helper)
+        // A connection this call polled before and no longer may (a second peer came, or it
+        // ended) gets back any wake-up meant for it.
+        if let Some(old) = self.0.take()
+            && !helper.as_ref().is_some_and(|h| Arc::ptr_eq(h, &old))
         {
             old.stop();
         }
+        let Some(helper) = helper else {
+            return false;
+        };
+        self.0 = Some(helper.clone());
         helper.help(cx.waker())
     }
 }

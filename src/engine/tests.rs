@@ -540,6 +540,26 @@ async fn a_receive_cancelled_while_it_reads_for_the_connection_hands_reading_bac
     assert!(!app_reads(&socket));
 }
 
+/// A waiting `recv` reads only for a socket's only connection. Once a second peer arrives,
+/// a wake-up that reached the call for the first connection goes on to that connection's
+/// task, which reads the bytes.
+#[tokio::test(start_paused = true)]
+async fn a_receive_that_may_no_longer_read_for_its_connection_hands_it_back() {
+    let socket = socket(SocketOptions::default());
+    let first = connect_mock(&socket);
+    handshake(&first).await;
+    let mut waiting = std::pin::pin!(recv(&socket));
+    assert!(futures::poll!(&mut waiting).is_pending());
+    assert!(app_reads(&socket), "the waiting call polled the connection");
+    let second = connect_mock(&socket);
+    handshake(&second).await;
+    first.send(b"\x00\x05hello");
+    let message = tokio::time::timeout(TEST_LIMIT, waiting)
+        .await
+        .expect("the wake-up for the first connection was kept by the call");
+    assert_eq!(message.frames(), ["hello"]);
+}
+
 /// A receiving call that read a batch larger than the inbox leaves the rest for itself, so
 /// the room it frees does not wake the connection task. If it does not come back for it,
 /// the task takes reading up again within `APP_LEASE`.
