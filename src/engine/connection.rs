@@ -166,6 +166,7 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, stream: Stream, link
         by_app: false,
         lease: None,
         finished: None,
+        parked: false,
     };
     let cell = Arc::new_cyclic(|me| {
         let route = Arc::new(Route::default());
@@ -234,7 +235,9 @@ impl<P: Pattern> Cell<P> {
         if let Some(result) = driver.finished.take() {
             return Poll::Ready(result);
         }
+        self.route.poll_begins();
         let result = driver.poll(&mut Context::from_waker(&self.waker), false);
+        self.route.poll_ended(driver.parked);
         if result.is_ready() {
             // Nobody polls it again: a receiving call that gets here finds it finished.
             driver.finished = Some(Ok(()));
@@ -245,6 +248,10 @@ impl<P: Pattern> Cell<P> {
 
 impl<P: Pattern> Help for Cell<P> {
     fn help(&self, app: &Waker) -> bool {
+        let owed = self.route.app_drives(app);
+        if !owed && self.route.driver_idle() {
+            return false;
+        }
         let mut driver = match self.driver.try_lock() {
             Ok(driver) => driver,
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
@@ -253,15 +260,20 @@ impl<P: Pattern> Help for Cell<P> {
                 // counts on (its own yield, tokio's budget running out in its poll): hand it
                 // over, and leave the driver to the task.
                 self.route.app_leaves();
+                if owed {
+                    self.route.wake_task();
+                }
                 return false;
             }
         };
         if driver.finished.is_some() {
             return false;
         }
-        self.route.app_drives(app);
         let _runtime = self.runtime.enter();
-        if let Poll::Ready(result) = driver.poll(&mut Context::from_waker(&self.waker), true) {
+        self.route.poll_begins();
+        let result = driver.poll(&mut Context::from_waker(&self.waker), true);
+        self.route.poll_ended(driver.parked);
+        if let Poll::Ready(result) = result {
             driver.finished = Some(result);
             drop(driver);
             self.route.wake_task();
@@ -375,12 +387,15 @@ struct Driver<P: Pattern> {
     /// The result, once a poll returned it: for the task when a receiving call's poll ended
     /// the connection, and so that nobody polls it again.
     finished: Option<Result<(), Error>>,
+    /// The last poll ended waiting for a wake-up with nothing decoded left to hand over.
+    parked: bool,
 }
 
 impl<P: Pattern> Driver<P> {
     /// One poll: `by_app` when a receiving call polls it instead of the task.
     fn poll(&mut self, cx: &mut Context<'_>, by_app: bool) -> Poll<Result<(), Error>> {
         self.by_app = by_app;
+        self.parked = false;
         self.read_this_wake = 0;
         for _ in 0..MAX_ROUNDS_PER_WAKE {
             let now = now();
@@ -440,6 +455,7 @@ impl<P: Pattern> Driver<P> {
                     self.out.shrink_if_empty();
                     self.sealing.shrink_if_empty();
                 }
+                self.parked = self.stash.is_none();
                 self.arm_lease(cx);
                 return Poll::Pending;
             }

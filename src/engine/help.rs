@@ -14,7 +14,7 @@
 //! woken for the driver and without polling it again hands the wake-up on to the task, so
 //! no readiness is lost between the two.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Wake, Waker};
 
@@ -44,18 +44,45 @@ pub(crate) struct Route {
     state: AtomicU8,
     app: Mutex<Option<Waker>>,
     task: Mutex<Option<Waker>>,
+    /// No wake-up since the driver's last poll began.
+    quiet: AtomicBool,
+    /// The driver's last poll ended waiting for a wake-up, with nothing left to hand over.
+    parked: AtomicBool,
 }
 
 impl Route {
+    /// A poll of the driver begins.
+    pub fn poll_begins(&self) {
+        self.quiet.store(true, Ordering::SeqCst);
+    }
+
+    /// A poll of the driver ended; `parked` when it waits for a wake-up with nothing left to
+    /// hand over.
+    pub fn poll_ended(&self, parked: bool) {
+        self.parked.store(parked, Ordering::SeqCst);
+    }
+
+    /// Whether the driver has nothing to do until a wake-up comes: its last poll parked and
+    /// nothing woke it since. A receiving call that routed wake-ups to itself
+    /// ([`Route::app_drives`]) then waits without polling it (a request–reply `recv`
+    /// otherwise polled an idle connection once per reply for nothing). Checked after the
+    /// route changed, a wake-up either comes after the change, and so to the call, or before
+    /// the check, which then fails.
+    pub fn driver_idle(&self) -> bool {
+        self.parked.load(Ordering::SeqCst) && self.quiet.load(Ordering::SeqCst)
+    }
+
     /// Records the connection task's waker (called on each of its polls).
     pub fn set_task(&self, waker: &Waker) {
         set(&self.task, waker);
     }
 
-    /// A receiving call is about to poll the driver: route wake-ups to `app` from now on.
-    pub fn app_drives(&self, app: &Waker) {
+    /// A receiving call takes the driver over: wake-ups go to `app` from now on. True when
+    /// one reached the call since it last polled the driver: the call owes the driver a poll,
+    /// or the task a wake-up if it cannot poll.
+    pub fn app_drives(&self, app: &Waker) -> bool {
         set(&self.app, app);
-        self.state.store(APP, Ordering::SeqCst);
+        self.state.swap(APP, Ordering::SeqCst) == APP_WOKEN
     }
 
     /// The receiving call is done: wake-ups go to the task again, and one that reached the
@@ -80,6 +107,7 @@ impl Wake for Route {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
+        self.quiet.store(false, Ordering::SeqCst);
         match self
             .state
             .compare_exchange(APP, APP_WOKEN, Ordering::SeqCst, Ordering::SeqCst)
@@ -144,6 +172,30 @@ mod tests {
             "woken once until it polls again"
         );
         assert_eq!(task.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_call_waits_without_polling_only_while_nothing_woke_a_parked_driver() {
+        let route = Arc::new(Route::default());
+        let (_app, app_waker) = counted();
+        let waker = Waker::from(route.clone());
+        route.poll_begins();
+        route.poll_ended(true);
+        assert!(!route.app_drives(&app_waker));
+        assert!(route.driver_idle());
+        waker.wake_by_ref();
+        assert!(
+            route.app_drives(&app_waker),
+            "the wake-up is owed to the driver"
+        );
+        assert!(!route.driver_idle(), "woken since it parked");
+        route.poll_begins();
+        waker.wake_by_ref();
+        route.poll_ended(true);
+        assert!(!route.driver_idle(), "woken during its poll");
+        route.poll_begins();
+        route.poll_ended(false);
+        assert!(!route.driver_idle(), "it did not park");
     }
 
     #[test]

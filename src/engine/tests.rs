@@ -499,8 +499,8 @@ async fn inbox_not_empty(socket: &SocketCore<TestPattern>) {
 
 const TEST_LIMIT: Duration = Duration::from_secs(10);
 
-/// A `recv` that finds nothing queued polls the socket's only connection itself, and the
-/// stream's readiness then wakes that call, not the connection task: the bytes are read and
+/// A `recv` that finds nothing queued takes the socket's only connection over: the stream's
+/// readiness then wakes that call, not the connection task, and the bytes are read and
 /// delivered by the waiting call.
 #[tokio::test(start_paused = true)]
 async fn a_waiting_receive_reads_for_its_connection() {
@@ -509,7 +509,6 @@ async fn a_waiting_receive_reads_for_its_connection() {
     handshake(&peer).await;
     let mut waiting = std::pin::pin!(recv(&socket));
     assert!(futures::poll!(&mut waiting).is_pending());
-    assert!(app_reads(&socket), "the waiting call polled the connection");
     peer.send(b"\x00\x05hello");
     for _ in 0..8 {
         tokio::task::yield_now().await;
@@ -550,7 +549,6 @@ async fn a_receive_that_may_no_longer_read_for_its_connection_hands_it_back() {
     handshake(&first).await;
     let mut waiting = std::pin::pin!(recv(&socket));
     assert!(futures::poll!(&mut waiting).is_pending());
-    assert!(app_reads(&socket), "the waiting call polled the connection");
     let second = connect_mock(&socket);
     handshake(&second).await;
     first.send(b"\x00\x05hello");
