@@ -435,18 +435,23 @@ async fn a_direct_write_never_overtakes_the_rest_the_connection_task_holds() {
     assert_eq!(peer.read_exact(13).await, b"\x00\x05hello\x00\x04next");
 }
 
+/// A socket with `rcvhwm` and a connection to a scripted peer whose handshake completed.
+async fn connected_with_rcvhwm(rcvhwm: usize) -> (SocketCore<TestPattern>, MockPeer) {
+    let socket = socket(SocketOptions {
+        rcvhwm,
+        ..SocketOptions::default()
+    });
+    let peer = connect_mock(&socket);
+    handshake(&peer).await;
+    (socket, peer)
+}
+
 /// A connection that stopped reading at the RCVHWM resumes once half of the inbox is free,
 /// not as soon as one message was read: a slow reader would otherwise wake its connection
 /// task for every message, to hand over one message each time.
 #[tokio::test(start_paused = true)]
 async fn a_full_inbox_resumes_reading_once_half_of_it_is_free() {
-    let options = SocketOptions {
-        rcvhwm: 4,
-        ..SocketOptions::default()
-    };
-    let socket = socket(options);
-    let peer = connect_mock(&socket);
-    handshake(&peer).await;
+    let (socket, peer) = connected_with_rcvhwm(4).await;
     peer.send(&b"\x00\x01a".repeat(10));
     let queued = || socket.lock().core.inbox.total_queued();
     while queued() < 4 {
@@ -563,13 +568,7 @@ async fn a_receive_that_may_no_longer_read_for_its_connection_hands_it_back() {
 /// the task takes reading up again within `APP_LEASE`.
 #[tokio::test(start_paused = true)]
 async fn a_receiver_that_left_the_inbox_full_and_went_away_has_the_rest_read_for_it() {
-    let options = SocketOptions {
-        rcvhwm: 4,
-        ..SocketOptions::default()
-    };
-    let socket = socket(options);
-    let peer = connect_mock(&socket);
-    handshake(&peer).await;
+    let (socket, peer) = connected_with_rcvhwm(4).await;
     // The bytes arrive while the call waits, so they wake it and not the task.
     let mut waiting = std::pin::pin!(recv(&socket));
     assert!(futures::poll!(&mut waiting).is_pending());
