@@ -235,13 +235,20 @@ impl<P: Pattern> Cell<P> {
         if let Some(result) = driver.finished.take() {
             return Poll::Ready(result);
         }
-        self.route.poll_begins();
-        let result = driver.poll(&mut Context::from_waker(&self.waker), false);
-        self.route.poll_ended(driver.parked);
+        let result = self.poll_driver(&mut driver, false);
         if result.is_ready() {
             // Nobody polls it again: a receiving call that gets here finds it finished.
             driver.finished = Some(Ok(()));
         }
+        result
+    }
+
+    /// One poll of `driver` (this cell's, locked), by a receiving call when `by_app`, with
+    /// the route told when it began and whether it parked.
+    fn poll_driver(&self, driver: &mut Driver<P>, by_app: bool) -> Poll<Result<(), Error>> {
+        self.route.poll_begins();
+        let result = driver.poll(&mut Context::from_waker(&self.waker), by_app);
+        self.route.poll_ended(driver.parked);
         result
     }
 }
@@ -270,10 +277,7 @@ impl<P: Pattern> Help for Cell<P> {
             return false;
         }
         let _runtime = self.runtime.enter();
-        self.route.poll_begins();
-        let result = driver.poll(&mut Context::from_waker(&self.waker), true);
-        self.route.poll_ended(driver.parked);
-        if let Poll::Ready(result) = result {
+        if let Poll::Ready(result) = self.poll_driver(&mut driver, true) {
             driver.finished = Some(result);
             drop(driver);
             self.route.wake_task();

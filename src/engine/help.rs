@@ -21,9 +21,10 @@ use std::task::{Wake, Waker};
 /// What the application calls on a connection it may drive (the connection's driver is
 /// generic over the socket's pattern; the peer table is not).
 pub(crate) trait Help: Send + Sync {
-    /// Polls the connection's driver from a receiving call whose task `app` is woken for the
-    /// driver until [`Help::stop`]. Returns false when it could not (the connection task
-    /// holds the driver, or the connection ended).
+    /// Takes the connection over for a receiving call whose task `app` is woken for the
+    /// driver until [`Help::stop`], and polls the driver unless it is idle (see
+    /// [`Route::driver_idle`]). True when it polled; false when the driver is idle (the
+    /// call waits for its wake-up), the connection task holds it, or the connection ended.
     fn help(&self, app: &Waker) -> bool;
 
     /// The receiving call is done (it received, failed or was dropped): wake-ups go to the
@@ -33,7 +34,7 @@ pub(crate) trait Help: Send + Sync {
 
 /// Nobody helps: wake the connection task.
 const TASK: u8 = 0;
-/// A receiving call polled the driver and waits in `recv`: wake it.
+/// A receiving call took the driver over and waits in `recv`: wake it.
 const APP: u8 = 1;
 /// The waiting call was woken for the driver and has not polled it since.
 const APP_WOKEN: u8 = 2;
@@ -154,12 +155,18 @@ mod tests {
         (count.clone(), Waker::from(count))
     }
 
-    #[test]
-    fn a_wake_goes_to_the_task_unless_a_receiving_call_drives() {
+    /// A route with a counted connection task.
+    fn route() -> (Arc<Route>, Arc<Count>) {
         let route = Arc::new(Route::default());
         let (task, task_waker) = counted();
-        let (app, app_waker) = counted();
         route.set_task(&task_waker);
+        (route, task)
+    }
+
+    #[test]
+    fn a_wake_goes_to_the_task_unless_a_receiving_call_drives() {
+        let (route, task) = route();
+        let (app, app_waker) = counted();
         let waker = Waker::from(route.clone());
         waker.wake_by_ref();
         assert_eq!(task.0.load(Ordering::SeqCst), 1);
@@ -200,10 +207,8 @@ mod tests {
 
     #[test]
     fn a_call_that_leaves_after_a_wake_hands_it_to_the_task() {
-        let route = Arc::new(Route::default());
-        let (task, task_waker) = counted();
+        let (route, task) = route();
         let (_app, app_waker) = counted();
-        route.set_task(&task_waker);
         route.app_drives(&app_waker);
         route.app_leaves();
         assert_eq!(task.0.load(Ordering::SeqCst), 0, "nothing owed");

@@ -1741,8 +1741,9 @@ impl<P: Pattern> Drop for Waiting<'_, P> {
 struct Helping(Option<Arc<dyn help::Help>>);
 
 impl Helping {
-    /// Polls the socket's only connection for the waiting call of `cx`. False when there is
-    /// none to poll (several peers, inproc, a handshake under way, or its task is polling it).
+    /// Takes the socket's only connection over for the waiting call of `cx` (see
+    /// [`help::Help::help`]). False when it did not poll it: there is none (several peers,
+    /// inproc, a handshake under way), it is idle, or its task is polling it.
     fn help<P: Pattern>(&mut self, socket: &SocketCore<P>, cx: &Context<'_>) -> bool {
         let helper = {
             let state = socket.lock();

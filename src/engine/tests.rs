@@ -435,15 +435,21 @@ async fn a_direct_write_never_overtakes_the_rest_the_connection_task_holds() {
     assert_eq!(peer.read_exact(13).await, b"\x00\x05hello\x00\x04next");
 }
 
-/// A socket with `rcvhwm` and a connection to a scripted peer whose handshake completed.
-async fn connected_with_rcvhwm(rcvhwm: usize) -> (SocketCore<TestPattern>, MockPeer) {
-    let socket = socket(SocketOptions {
-        rcvhwm,
-        ..SocketOptions::default()
-    });
+/// A socket with `options` and a connection to a scripted peer whose handshake completed.
+async fn connected(options: SocketOptions) -> (SocketCore<TestPattern>, MockPeer) {
+    let socket = socket(options);
     let peer = connect_mock(&socket);
     handshake(&peer).await;
     (socket, peer)
+}
+
+/// [`connected`] with `rcvhwm`.
+async fn connected_with_rcvhwm(rcvhwm: usize) -> (SocketCore<TestPattern>, MockPeer) {
+    connected(SocketOptions {
+        rcvhwm,
+        ..SocketOptions::default()
+    })
+    .await
 }
 
 /// A connection that stopped reading at the RCVHWM resumes once half of the inbox is free,
@@ -509,9 +515,7 @@ const TEST_LIMIT: Duration = Duration::from_secs(10);
 /// delivered by the waiting call.
 #[tokio::test(start_paused = true)]
 async fn a_waiting_receive_reads_for_its_connection() {
-    let socket = socket(SocketOptions::default());
-    let peer = connect_mock(&socket);
-    handshake(&peer).await;
+    let (socket, peer) = connected(SocketOptions::default()).await;
     let mut waiting = std::pin::pin!(recv(&socket));
     assert!(futures::poll!(&mut waiting).is_pending());
     peer.send(b"\x00\x05hello");
@@ -532,9 +536,7 @@ async fn a_waiting_receive_reads_for_its_connection() {
 /// connection back to its task: what arrives next is read for a poller that does not read.
 #[tokio::test(start_paused = true)]
 async fn a_receive_cancelled_while_it_reads_for_the_connection_hands_reading_back() {
-    let socket = socket(SocketOptions::default());
-    let peer = connect_mock(&socket);
-    handshake(&peer).await;
+    let (socket, peer) = connected(SocketOptions::default()).await;
     let cancelled = tokio::time::timeout(Duration::from_millis(5), recv(&socket)).await;
     assert!(cancelled.is_err());
     peer.send(b"\x00\x05hello");
@@ -549,9 +551,7 @@ async fn a_receive_cancelled_while_it_reads_for_the_connection_hands_reading_bac
 /// task, which reads the bytes.
 #[tokio::test(start_paused = true)]
 async fn a_receive_that_may_no_longer_read_for_its_connection_hands_it_back() {
-    let socket = socket(SocketOptions::default());
-    let first = connect_mock(&socket);
-    handshake(&first).await;
+    let (socket, first) = connected(SocketOptions::default()).await;
     let mut waiting = std::pin::pin!(recv(&socket));
     assert!(futures::poll!(&mut waiting).is_pending());
     let second = connect_mock(&socket);
