@@ -3,7 +3,8 @@
 //! messages, (d) sends PINGs, SUBSCRIBEs or CANCELs without end, or (e) opens 1,000
 //! connections and stalls in the handshake cannot push the heap past budget × peers, for
 //! PULL, SUB, XPUB, ROUTER and REP. Also: a READY's metadata costs what it weighs, and an
-//! oversized READY is refused from its header.
+//! oversized READY is refused from its header; a stream of large messages keeps its read
+//! buffers across pauses and returns them once idle.
 //!
 //! A counting global allocator measures live and peak heap bytes, so this binary holds these
 //! tests alone, and they run one at a time (they share the allocator's counters).
@@ -32,6 +33,10 @@ struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
+/// Allocations of [`LARGE_ALLOC_BYTES`] or more: the read buffers of large frames.
+static LARGE_ALLOCS: AtomicUsize = AtomicUsize::new(0);
+/// A large-frame read buffer's size (`LARGE_READ_BUF_BYTES` in src/engine/connection.rs).
+const LARGE_ALLOC_BYTES: usize = 512 * 1024;
 
 // SAFETY: every call is forwarded to the system allocator unchanged; only counters are added.
 unsafe impl GlobalAlloc for Counting {
@@ -41,6 +46,9 @@ unsafe impl GlobalAlloc for Counting {
         if !p.is_null() {
             let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
             PEAK.fetch_max(live, Ordering::Relaxed);
+            if layout.size() >= LARGE_ALLOC_BYTES {
+                LARGE_ALLOCS.fetch_add(1, Ordering::Relaxed);
+            }
         }
         p
     }
@@ -743,5 +751,100 @@ fn a_thousand_idle_inproc_connections_stay_within_budget() {
             INPROC_CONNECTIONS,
             INPROC_CONNECTION_BUDGET_BYTES,
         );
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Large messages that stream with pauses: the read buffers stay while they flow and go once
+// the connection is idle (spec/sockets.md, "Idle connections pin no buffers").
+
+/// A PULL with room for one message, its address, and a PUSH peer that completed the
+/// handshake.
+async fn pull_with_room_for_one() -> (Pull, RawPeer) {
+    let options = SocketOptions::builder().rcvhwm(1).build().unwrap();
+    let pull = Pull::with_options(options).unwrap();
+    let bound = pull.bind("tcp://127.0.0.1:0").unwrap();
+    let addr: SocketAddr = bound.to_string()["tcp://".len()..].parse().unwrap();
+    let peer = RawPeer::connect(addr, &raw_peer::handshake("PUSH")).await;
+    while pull.peer_count() < 1 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    (pull, peer)
+}
+
+/// Sends `rounds` pairs of 64 KiB messages, each pair received (and dropped) before the next
+/// is sent. With room for one message, the second of each pair waits in the connection, and
+/// the poll that hands it over finds nothing more to read.
+async fn stream_large_pairs(pull: &Pull, peer: &mut RawPeer, rounds: usize) {
+    let body = vec![7u8; 64 * KIB];
+    let pair = raw_peer::message(&Message::from(body.clone())).repeat(2);
+    for _ in 0..rounds {
+        peer.send(&pair).await.unwrap();
+        for _ in 0..2 {
+            assert_eq!(
+                pull.recv().await.unwrap().first().unwrap().len(),
+                body.len()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_large_message_stream_keeps_its_read_buffers_across_pauses() {
+    run(async || {
+        let (pull, mut peer) = pull_with_room_for_one().await;
+        let before = LARGE_ALLOCS.load(Ordering::SeqCst);
+        stream_large_pairs(&pull, &mut peer, 20).await;
+        let allocated = LARGE_ALLOCS.load(Ordering::SeqCst) - before;
+        println!("20 pairs of 64 KiB messages: {allocated} read buffers of 512 KiB allocated");
+        // 40 messages fill five 512 KiB buffers; two, taken in turn, are all it needs. A
+        // connection that released its buffers whenever a poll read nothing allocated one
+        // per pair.
+        assert!(
+            allocated <= 3,
+            "{allocated} large read buffers allocated for 20 pairs of messages"
+        );
+    });
+}
+
+#[test]
+fn a_large_message_stream_returns_its_read_buffers_once_idle() {
+    run(async || {
+        let pull = Pull::new();
+        let bound = pull.bind("tcp://127.0.0.1:0").unwrap();
+        let addr: SocketAddr = bound.to_string()["tcp://".len()..].parse().unwrap();
+        let mut peer = RawPeer::connect(addr, &raw_peer::handshake("PUSH")).await;
+        while pull.peer_count() < 1 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        // One write of eight 64 KiB messages: the last reads are long, as a stream's are.
+        let body = vec![7u8; 64 * KIB];
+        let burst = raw_peer::message(&Message::from(body.clone())).repeat(8);
+        let heap = Heap::start();
+        peer.send(&burst).await.unwrap();
+        for _ in 0..8 {
+            assert_eq!(
+                pull.recv().await.unwrap().first().unwrap().len(),
+                body.len()
+            );
+        }
+        let after_burst = heap.live();
+        // Released `READ_BUF_IDLE` (100 ms) after the last read; 20 times that is the bound.
+        let since = Instant::now();
+        while heap.live() >= LARGE_ALLOC_BYTES && since.elapsed() < Duration::from_secs(2) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        println!(
+            "after the burst: {} KiB live, {} KiB {} ms later",
+            after_burst / KIB,
+            heap.live() / KIB,
+            since.elapsed().as_millis()
+        );
+        assert!(
+            heap.live() < LARGE_ALLOC_BYTES,
+            "an idle connection still holds {} KiB after a burst of large messages",
+            heap.live() / KIB
+        );
+        drop(peer);
     });
 }

@@ -31,6 +31,15 @@ use tokio::time::Sleep;
 /// Read buffer allocation. One read carries thousands of small messages, and several 64 KiB
 /// frames share one allocation, so the partial frame at a buffer's end is copied rarely.
 const READ_BUF_BYTES: usize = 120 * 1024;
+/// How long a connection holding read buffers that a trickle would not have released keeps
+/// them without reading anything: a stream's buffers, and any large-frame buffers. A
+/// stream's reads can be short (a fast reader takes a 64 KiB message in pieces as the
+/// sender's write lands) or none at all (a wake-up for room in the inbox finds the kernel
+/// empty for the moment), so one short read does not tell a pause from the end; releasing
+/// on it freed and faulted in 4 MiB of 512 KiB buffers again every few messages of a 64 KiB
+/// stream. 100 ms keeps them across the gaps of a stream of ten messages a second and
+/// more, and returns them soon after it ends.
+const READ_BUF_IDLE: Duration = Duration::from_millis(100);
 /// A frame body at least this large that does not fit the read buffer moves to a buffer of
 /// [`LARGE_READ_BUF_BYTES`] (or its own size, if larger) and is read into it directly, so
 /// most of a large body is never copied in user space; the frames after it follow it there.
@@ -160,7 +169,10 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, stream: Stream, link
         stash: None,
         sleep: None,
         ready: false,
-        read_this_wake: 0,
+        last_wake_read: 0,
+        read_this_poll: false,
+        last_read: now(),
+        release_at: None,
         last_batch: 0,
         failure: None,
         by_app: false,
@@ -376,9 +388,19 @@ struct Driver<P: Pattern> {
     stash: Option<Event>,
     sleep: Option<Pin<Box<Sleep>>>,
     ready: bool,
-    /// Bytes read since this wake-up began: a stream reads far more than a trickle, even
-    /// when its last read before going idle was short.
-    read_this_wake: usize,
+    /// Bytes read by the last poll that read anything: a stream reads far more than a
+    /// trickle, even when its last read before going idle was short. A poll that reads
+    /// nothing (woken for room in the inbox, a timer, a write) leaves it as it was: the
+    /// stream is not idle because the kernel had nothing more at that instant.
+    last_wake_read: usize,
+    /// This poll has read something (the next read starts a new [`Self::last_wake_read`]
+    /// otherwise).
+    read_this_poll: bool,
+    /// When the last read returned bytes.
+    last_read: Instant,
+    /// When the read buffers are released if nothing is read until then (see
+    /// [`READ_BUF_IDLE`]).
+    release_at: Option<Instant>,
     /// Size of the last batch taken for writing.
     last_batch: usize,
     /// A fatal fault waiting for its ERROR command to be flushed.
@@ -400,7 +422,7 @@ impl<P: Pattern> Driver<P> {
     fn poll(&mut self, cx: &mut Context<'_>, by_app: bool) -> Poll<Result<(), Error>> {
         self.by_app = by_app;
         self.parked = false;
-        self.read_this_wake = 0;
+        self.read_this_poll = false;
         for _ in 0..MAX_ROUNDS_PER_WAKE {
             let now = now();
             if self.failure.is_none() {
@@ -445,15 +467,14 @@ impl<P: Pattern> Driver<P> {
                 }
             }
             if !progressed {
-                if self.read_buf.len() < TRICKLE_BYTES && self.read_this_wake < TRICKLE_BYTES {
-                    // Idle connections pin no read buffer: a partial frame waits in a buffer
-                    // of its own size (a stalled handshake holds what it sent, not 120 KiB).
-                    self.read_buf = match self.read_buf.is_empty() {
-                        true => BytesMut::new(),
-                        false => BytesMut::from(&self.read_buf[..]),
-                    };
-                    self.retired_read_bufs = VecDeque::new();
-                    self.read_buf_size = READ_BUF_BYTES;
+                if self.read_buf.len() < TRICKLE_BYTES
+                    && self.last_wake_read < TRICKLE_BYTES
+                    && self.read_buf_size < LARGE_READ_BUF_BYTES
+                {
+                    // Messages trickle: the buffers go now.
+                    self.release_read_bufs();
+                } else {
+                    self.arm_read_buf_release(cx, now);
                 }
                 if self.out.is_empty() && self.last_batch < TRICKLE_BYTES {
                     self.out.shrink_if_empty();
@@ -467,6 +488,47 @@ impl<P: Pattern> Driver<P> {
         cx.waker().wake_by_ref();
         self.arm_lease(cx);
         Poll::Pending
+    }
+
+    /// Idle connections pin no read buffer: a partial frame waits in a buffer of its own size
+    /// (a stalled handshake holds what it sent, not 120 KiB).
+    fn release_read_bufs(&mut self) {
+        self.read_buf = match self.read_buf.is_empty() {
+            true => BytesMut::new(),
+            false => BytesMut::from(&self.read_buf[..]),
+        };
+        self.retired_read_bufs = VecDeque::new();
+        self.read_buf_size = READ_BUF_BYTES;
+        self.release_at = None;
+    }
+
+    /// On going idle holding read buffers that a trickle would not have released (a stream,
+    /// or large frames): makes sure a timer releases them once nothing was read for
+    /// [`READ_BUF_IDLE`] (see [`Self::release_if_idle`]). Armed once per idle period, not per
+    /// wake-up.
+    fn arm_read_buf_release(&mut self, cx: &mut Context<'_>, now: Instant) {
+        let holds = self.read_buf.capacity() > 0 || !self.retired_read_bufs.is_empty();
+        if !holds || self.release_at.is_some() {
+            return;
+        }
+        self.release_at = Some(self.last_read + READ_BUF_IDLE);
+        if let Err(e) = self.poll_timers(cx, now) {
+            self.failure = Some(e);
+            cx.waker().wake_by_ref();
+        }
+    }
+
+    /// The read-buffer timer ran out: releases them if nothing was read for
+    /// [`READ_BUF_IDLE`] and no partial frame of a trickle's size or more waits, else waits
+    /// again from the last read.
+    fn release_if_idle(&mut self, now: Instant) {
+        self.release_at = None;
+        let since_read = self.last_read + READ_BUF_IDLE;
+        if since_read > now {
+            self.release_at = Some(since_read);
+        } else if self.read_buf.len() < TRICKLE_BYTES {
+            self.release_read_bufs();
+        }
     }
 
     /// After a receiving call's poll that left an event it could not deliver (the inbox is
@@ -505,10 +567,18 @@ impl<P: Pattern> Driver<P> {
         loop {
             // A lease that ran out has done its work: this poll is the task's.
             self.lease = self.lease.filter(|&l| l > now);
-            let deadline = [self.conn.poll_timeout(), linger, self.lease]
-                .into_iter()
-                .flatten()
-                .min();
+            if self.release_at.is_some_and(|at| at <= now) {
+                self.release_if_idle(now);
+            }
+            let deadline = [
+                self.conn.poll_timeout(),
+                linger,
+                self.lease,
+                self.release_at,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let Some(deadline) = deadline else {
                 return Ok(());
             };
@@ -637,7 +707,11 @@ impl<P: Pattern> Driver<P> {
             match self.stream.try_read_buf(&mut self.read_buf) {
                 Ok(0) => return Poll::Ready(Ok(ReadOutcome::Eof)),
                 Ok(n) => {
-                    self.read_this_wake += n;
+                    if !std::mem::replace(&mut self.read_this_poll, true) {
+                        self.last_wake_read = 0;
+                    }
+                    self.last_wake_read += n;
+                    self.last_read = now;
                     self.decode(now)?;
                     if let Some(rtt) = self.conn.take_heartbeat_rtt() {
                         self.record_heartbeat_rtt(rtt);
