@@ -172,6 +172,7 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, stream: Stream, link
         last_wake_read: 0,
         read_this_poll: false,
         last_read: now(),
+        closing: None,
         release_at: None,
         last_batch: 0,
         failure: None,
@@ -398,6 +399,10 @@ struct Driver<P: Pattern> {
     read_this_poll: bool,
     /// When the last read returned bytes.
     last_read: Instant,
+    /// Whether this connection must finish, and by when, as [`Self::gather_output`] last saw
+    /// it under the socket lock: the timers read it from here rather than take the lock
+    /// again each round, which the sender, on another thread, holds for every message.
+    closing: Option<Option<Instant>>,
     /// When the read buffers are released if nothing is read until then (see
     /// [`READ_BUF_IDLE`]).
     release_at: Option<Instant>,
@@ -444,6 +449,14 @@ impl<P: Pattern> Driver<P> {
                 }
             }
             let closing = self.gather_output(cx);
+            if closing != self.closing {
+                // Closing began (the socket's, or this endpoint's removal, which wakes this
+                // task): the sleep takes its linger deadline from now on.
+                self.closing = closing;
+                if let Err(e) = self.poll_timers(cx, now) {
+                    self.failure = Some(e);
+                }
+            }
             match self.write(cx) {
                 Poll::Ready(Ok(wrote)) => progressed |= wrote,
                 // A peer that sent ERROR and closed makes our last write fail too; the fault
@@ -547,9 +560,9 @@ impl<P: Pattern> Driver<P> {
     }
 
     /// When this connection must be gone once the socket closes or its endpoint is removed
-    /// (`None`: not closing, or lingering forever).
+    /// (`None`: not closing, or lingering forever), as the last batch taken saw it.
     fn linger_deadline(&self) -> Option<Instant> {
-        self.shared.lock().core.closing_for(self.id).flatten()
+        self.closing.flatten()
     }
 
     fn peer_queue_empty(&self) -> bool {
