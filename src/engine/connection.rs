@@ -453,9 +453,7 @@ impl<P: Pattern> Driver<P> {
                 // Closing began (the socket's, or this endpoint's removal, which wakes this
                 // task): the sleep takes its linger deadline from now on.
                 self.closing = closing;
-                if let Err(e) = self.poll_timers(cx, now) {
-                    self.failure = Some(e);
-                }
+                self.rearm_timers(cx, now);
             }
             match self.write(cx) {
                 Poll::Ready(Ok(wrote)) => progressed |= wrote,
@@ -525,6 +523,13 @@ impl<P: Pattern> Driver<P> {
             return;
         }
         self.release_at = Some(self.last_read + READ_BUF_IDLE);
+        self.rearm_timers(cx, now);
+    }
+
+    /// Re-arms the sleep after a deadline changed outside the round's own timer pass. A
+    /// timer that fails (a handshake or heartbeat timeout) ends the connection: at this
+    /// round's fault check, or at the poll its wake-up brings.
+    fn rearm_timers(&mut self, cx: &mut Context<'_>, now: Instant) {
         if let Err(e) = self.poll_timers(cx, now) {
             self.failure = Some(e);
             cx.waker().wake_by_ref();
@@ -553,10 +558,7 @@ impl<P: Pattern> Driver<P> {
         }
         let now = now();
         self.lease = Some(now + APP_LEASE);
-        if let Err(e) = self.poll_timers(cx, now) {
-            self.failure = Some(e);
-            cx.waker().wake_by_ref();
-        }
+        self.rearm_timers(cx, now);
     }
 
     /// When this connection must be gone once the socket closes or its endpoint is removed
