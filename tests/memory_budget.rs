@@ -4,7 +4,7 @@
 //! connections and stalls in the handshake cannot push the heap past budget × peers, for
 //! PULL, SUB, XPUB, ROUTER and REP. Also: a READY's metadata costs what it weighs, and an
 //! oversized READY is refused from its header; a stream of large messages keeps its read
-//! buffers across pauses and returns them once idle.
+//! buffers across pauses, and a stream of large or small messages returns them once idle.
 //!
 //! A counting global allocator measures live and peak heap bytes, so this binary holds these
 //! tests alone, and they run one at a time (they share the allocator's counters).
@@ -843,6 +843,47 @@ fn a_large_message_stream_returns_its_read_buffers_once_idle() {
         assert!(
             heap.live() < LARGE_ALLOC_BYTES,
             "an idle connection still holds {} KiB after a burst of large messages",
+            heap.live() / KIB
+        );
+        drop(peer);
+    });
+}
+
+#[test]
+fn a_small_message_stream_returns_its_read_buffer_once_idle() {
+    run(async || {
+        let pull = Pull::new();
+        let bound = pull.bind("tcp://127.0.0.1:0").unwrap();
+        let addr: SocketAddr = bound.to_string()["tcp://".len()..].parse().unwrap();
+        let mut peer = RawPeer::connect(addr, &raw_peer::handshake("PUSH")).await;
+        while pull.peer_count() < 1 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        // One write of 2,000 64-byte messages: reads of a stream, far over the 4 KiB of a
+        // trickle, which releases its buffer at once.
+        let burst = raw_peer::message(&Message::from(vec![7u8; 64])).repeat(2000);
+        let heap = Heap::start();
+        peer.send(&burst).await.unwrap();
+        for _ in 0..2000 {
+            pull.recv().await.unwrap();
+        }
+        let after_burst = heap.live();
+        // The 120 KiB read buffer goes `READ_BUF_IDLE` (100 ms) after the last read; 20 times
+        // that is the bound. What stays is the inbox's and the event queue's own capacity
+        // (95 KiB here).
+        let since = Instant::now();
+        while heap.live() >= 160 * KIB && since.elapsed() < Duration::from_secs(2) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        println!(
+            "after the stream: {} KiB live, {} KiB {} ms later",
+            after_burst / KIB,
+            heap.live() / KIB,
+            since.elapsed().as_millis()
+        );
+        assert!(
+            heap.live() < 160 * KIB,
+            "an idle connection still holds {} KiB after a stream of small messages",
             heap.live() / KIB
         );
         drop(peer);
