@@ -758,10 +758,8 @@ fn a_thousand_idle_inproc_connections_stay_within_budget() {
 // Large messages that stream with pauses: the read buffers stay while they flow and go once
 // the connection is idle (spec/sockets.md, "Idle connections pin no buffers").
 
-/// A PULL with room for one message, its address, and a PUSH peer that completed the
-/// handshake.
-async fn pull_with_room_for_one() -> (Pull, RawPeer) {
-    let options = SocketOptions::builder().rcvhwm(1).build().unwrap();
+/// A PULL bound with `options` and a PUSH peer that completed the handshake with it.
+async fn pull_with_peer(options: SocketOptions) -> (Pull, RawPeer) {
     let pull = Pull::with_options(options).unwrap();
     let bound = pull.bind("tcp://127.0.0.1:0").unwrap();
     let addr: SocketAddr = bound.to_string()["tcp://".len()..].parse().unwrap();
@@ -770,6 +768,32 @@ async fn pull_with_room_for_one() -> (Pull, RawPeer) {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     (pull, peer)
+}
+
+/// A PULL with room for one message and a connected PUSH peer.
+async fn pull_with_room_for_one() -> (Pull, RawPeer) {
+    pull_with_peer(SocketOptions::builder().rcvhwm(1).build().unwrap()).await
+}
+
+/// Waits until the live heap is under `below` bytes, for at most 2 s: the read buffers go
+/// `READ_BUF_IDLE` (100 ms) after the last read, and 20 times that is the bound. Then checks
+/// it, with `after` (the live heap when the traffic ended) in the report.
+async fn expect_released(heap: &Heap, after: usize, below: usize, what: &str) {
+    let since = Instant::now();
+    while heap.live() >= below && since.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!(
+        "after {what}: {} KiB live, {} KiB {} ms later",
+        after / KIB,
+        heap.live() / KIB,
+        since.elapsed().as_millis()
+    );
+    assert!(
+        heap.live() < below,
+        "an idle connection still holds {} KiB after {what}",
+        heap.live() / KIB
+    );
 }
 
 /// Sends `rounds` pairs of 64 KiB messages, each pair received (and dropped) before the next
@@ -810,13 +834,7 @@ fn a_large_message_stream_keeps_its_read_buffers_across_pauses() {
 #[test]
 fn a_large_message_stream_returns_its_read_buffers_once_idle() {
     run(async || {
-        let pull = Pull::new();
-        let bound = pull.bind("tcp://127.0.0.1:0").unwrap();
-        let addr: SocketAddr = bound.to_string()["tcp://".len()..].parse().unwrap();
-        let mut peer = RawPeer::connect(addr, &raw_peer::handshake("PUSH")).await;
-        while pull.peer_count() < 1 {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        let (pull, mut peer) = pull_with_peer(SocketOptions::default()).await;
         // One write of eight 64 KiB messages: the last reads are long, as a stream's are.
         let body = vec![7u8; 64 * KIB];
         let burst = raw_peer::message(&Message::from(body.clone())).repeat(8);
@@ -828,23 +846,8 @@ fn a_large_message_stream_returns_its_read_buffers_once_idle() {
                 body.len()
             );
         }
-        let after_burst = heap.live();
-        // Released `READ_BUF_IDLE` (100 ms) after the last read; 20 times that is the bound.
-        let since = Instant::now();
-        while heap.live() >= LARGE_ALLOC_BYTES && since.elapsed() < Duration::from_secs(2) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        println!(
-            "after the burst: {} KiB live, {} KiB {} ms later",
-            after_burst / KIB,
-            heap.live() / KIB,
-            since.elapsed().as_millis()
-        );
-        assert!(
-            heap.live() < LARGE_ALLOC_BYTES,
-            "an idle connection still holds {} KiB after a burst of large messages",
-            heap.live() / KIB
-        );
+        let after = heap.live();
+        expect_released(&heap, after, LARGE_ALLOC_BYTES, "a burst of large messages").await;
         drop(peer);
     });
 }
@@ -852,13 +855,7 @@ fn a_large_message_stream_returns_its_read_buffers_once_idle() {
 #[test]
 fn a_small_message_stream_returns_its_read_buffer_once_idle() {
     run(async || {
-        let pull = Pull::new();
-        let bound = pull.bind("tcp://127.0.0.1:0").unwrap();
-        let addr: SocketAddr = bound.to_string()["tcp://".len()..].parse().unwrap();
-        let mut peer = RawPeer::connect(addr, &raw_peer::handshake("PUSH")).await;
-        while pull.peer_count() < 1 {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        let (pull, mut peer) = pull_with_peer(SocketOptions::default()).await;
         // One write of 2,000 64-byte messages: reads of a stream, far over the 4 KiB of a
         // trickle, which releases its buffer at once.
         let burst = raw_peer::message(&Message::from(vec![7u8; 64])).repeat(2000);
@@ -867,25 +864,10 @@ fn a_small_message_stream_returns_its_read_buffer_once_idle() {
         for _ in 0..2000 {
             pull.recv().await.unwrap();
         }
-        let after_burst = heap.live();
-        // The 120 KiB read buffer goes `READ_BUF_IDLE` (100 ms) after the last read; 20 times
-        // that is the bound. What stays is the inbox's and the event queue's own capacity
-        // (95 KiB here).
-        let since = Instant::now();
-        while heap.live() >= 160 * KIB && since.elapsed() < Duration::from_secs(2) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        println!(
-            "after the stream: {} KiB live, {} KiB {} ms later",
-            after_burst / KIB,
-            heap.live() / KIB,
-            since.elapsed().as_millis()
-        );
-        assert!(
-            heap.live() < 160 * KIB,
-            "an idle connection still holds {} KiB after a stream of small messages",
-            heap.live() / KIB
-        );
+        let after = heap.live();
+        // The 120 KiB read buffer goes; what stays is the inbox's and the event queue's own
+        // capacity (95 KiB here).
+        expect_released(&heap, after, 160 * KIB, "a stream of small messages").await;
         drop(peer);
     });
 }
