@@ -536,9 +536,9 @@ impl<P: Pattern> Driver<P> {
         }
     }
 
-    /// The read-buffer timer ran out: releases them if nothing was read for
-    /// [`READ_BUF_IDLE`] and no partial frame of a trickle's size or more waits, else waits
-    /// again from the last read.
+    /// The read-buffer timer ran out: if something was read since it was armed, waits again
+    /// from the last read; else releases the buffers, unless a partial frame of a trickle's
+    /// size or more waits in them (the next park arms the timer again).
     fn release_if_idle(&mut self, now: Instant) {
         self.release_at = None;
         let since_read = self.last_read + READ_BUF_IDLE;
