@@ -14,8 +14,9 @@
 //! woken for the driver and without polling it again hands the wake-up on to the task, so
 //! no readiness is lost between the two.
 
+use futures::task::AtomicWaker;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Wake, Waker};
 
 /// What the application calls on a connection it may drive (the connection's driver is
@@ -40,11 +41,18 @@ const APP: u8 = 1;
 const APP_WOKEN: u8 = 2;
 
 /// The waker a connection's driver registers: routes each wake-up to whoever drives it now.
+///
+/// The two wakers sit in [`AtomicWaker`]s, not behind locks: a sender on another thread wakes
+/// the connection task for every batch it starts, while the task registers its waker on every
+/// poll, and with a lock the two met often enough that each meeting cost a `futex` wait and a
+/// `futex` wake (spec/performance.md). A wake-up takes the waker out; the woken side registers
+/// it again when it polls (the task on each poll, a receiving call each time it takes the
+/// driver over), so the wake-ups that find none are ones already owed to a pending poll.
 #[derive(Debug, Default)]
 pub(crate) struct Route {
     state: AtomicU8,
-    app: Mutex<Option<Waker>>,
-    task: Mutex<Option<Waker>>,
+    app: AtomicWaker,
+    task: AtomicWaker,
     /// No wake-up since the driver's last poll began.
     quiet: AtomicBool,
     /// The driver's last poll ended waiting for a wake-up, with nothing left to hand over.
@@ -75,14 +83,14 @@ impl Route {
 
     /// Records the connection task's waker (called on each of its polls).
     pub fn set_task(&self, waker: &Waker) {
-        set(&self.task, waker);
+        self.task.register(waker);
     }
 
     /// A receiving call takes the driver over: wake-ups go to `app` from now on. True when
     /// one reached the call since it last polled the driver: the call owes the driver a poll,
     /// or the task a wake-up if it cannot poll.
     pub fn app_drives(&self, app: &Waker) -> bool {
-        set(&self.app, app);
+        self.app.register(app);
         self.state.swap(APP, Ordering::SeqCst) == APP_WOKEN
     }
 
@@ -96,9 +104,7 @@ impl Route {
 
     /// Wakes the connection task itself (the driver finished under a receiving call).
     pub fn wake_task(&self) {
-        if let Some(w) = lock(&self.task).as_ref() {
-            w.wake_by_ref();
-        }
+        self.task.wake();
     }
 }
 
@@ -113,27 +119,12 @@ impl Wake for Route {
             .state
             .compare_exchange(APP, APP_WOKEN, Ordering::SeqCst, Ordering::SeqCst)
         {
-            Ok(_) => {
-                if let Some(w) = lock(&self.app).as_ref() {
-                    w.wake_by_ref();
-                }
-            }
+            Ok(_) => self.app.wake(),
             // Already woken: it polls the driver (or hands the wake-up on) when it runs.
             Err(APP_WOKEN) => {}
             Err(_) => self.wake_task(),
         }
     }
-}
-
-fn set(slot: &Mutex<Option<Waker>>, waker: &Waker) {
-    let mut slot = lock(slot);
-    if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
-        *slot = Some(waker.clone());
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
