@@ -256,8 +256,9 @@ impl<P: Pattern> Cell<P> {
         result
     }
 
-    /// One poll of `driver` (this cell's, locked), by a receiving call when `by_app`, with
-    /// the route told when it began and whether it parked.
+    /// One poll of `driver` (this cell's, locked), by a receiving call when `by_app` (a send
+    /// that writes for the connection polls as the task does), with the route told when it
+    /// began and whether it parked.
     fn poll_driver(&self, driver: &mut Driver<P>, by_app: bool) -> Poll<Result<(), Error>> {
         self.route.poll_begins();
         let result = driver.poll(&mut Context::from_waker(&self.waker), by_app);
@@ -267,7 +268,7 @@ impl<P: Pattern> Cell<P> {
 }
 
 impl<P: Pattern> Help for Cell<P> {
-    fn help(&self, app: &Waker) -> bool {
+    fn help(&self, app: &Waker, receiving: bool) -> bool {
         let owed = self.route.app_drives(app);
         if !owed && self.route.driver_idle() {
             return false;
@@ -290,7 +291,7 @@ impl<P: Pattern> Help for Cell<P> {
             return false;
         }
         let _runtime = self.runtime.enter();
-        if let Poll::Ready(result) = self.poll_driver(&mut driver, true) {
+        if let Poll::Ready(result) = self.poll_driver(&mut driver, receiving) {
             driver.finished = Some(result);
             drop(driver);
             self.route.wake_task();

@@ -1,4 +1,4 @@
-//! A receiving call that drives its connection itself while it waits.
+//! A waiting call that drives its connection itself.
 //!
 //! On the multi-thread runtime a connection task runs on a worker thread while the
 //! application receives on another, so each batch the task reads is handed across threads,
@@ -6,13 +6,15 @@
 //! `recv` that finds nothing queued from a socket's only connection therefore polls that
 //! connection's driver itself (reading, decoding, delivering into the inbox) instead of
 //! waiting for the task: while the stream is busier than the application, one thread does
-//! the whole receive path, as on a current-thread runtime.
+//! the whole receive path, as on a current-thread runtime. A `send` that finds the
+//! connection's queue at the SNDHWM does the same to write it out, rather than park until
+//! the task has been scheduled, written and woken it.
 //!
 //! The driver registers one waker, a [`Route`], wherever it waits (stream readiness, timers,
-//! queue room). A route wakes the receiving call while that call waits in `recv` having
-//! polled the driver, and the connection task otherwise. A call that leaves after being
-//! woken for the driver and without polling it again hands the wake-up on to the task, so
-//! no readiness is lost between the two.
+//! queue room). A route wakes the waiting call while that call waits having polled the
+//! driver, and the connection task otherwise. A call that leaves after being woken for the
+//! driver and without polling it again hands the wake-up on to the task, so no readiness is
+//! lost between the two.
 
 use futures::task::AtomicWaker;
 use std::sync::Arc;
@@ -22,20 +24,22 @@ use std::task::{Wake, Waker};
 /// What the application calls on a connection it may drive (the connection's driver is
 /// generic over the socket's pattern; the peer table is not).
 pub(crate) trait Help: Send + Sync {
-    /// Takes the connection over for a receiving call whose task `app` is woken for the
-    /// driver until [`Help::stop`], and polls the driver unless it is idle (see
-    /// [`Route::driver_idle`]). True when it polled; false when the driver is idle (the
-    /// call waits for its wake-up), the connection task holds it, or the connection ended.
-    fn help(&self, app: &Waker) -> bool;
+    /// Takes the connection over for a call whose task `app` is woken for the driver until
+    /// [`Help::stop`], and polls the driver unless it is idle (see [`Route::driver_idle`]).
+    /// `receiving` when the call is a receive (it then reads for the connection from now on,
+    /// see `app_reads` in the peer slot); a send stopped at the HWM polls it to write.
+    /// True when it polled; false when the driver is idle (the call waits for its wake-up),
+    /// the connection task holds it, or the connection ended.
+    fn help(&self, app: &Waker, receiving: bool) -> bool;
 
-    /// The receiving call is done (it received, failed or was dropped): wake-ups go to the
-    /// connection task again.
+    /// The waiting call is done (it received or sent, failed or was dropped): wake-ups go to
+    /// the connection task again.
     fn stop(&self);
 }
 
 /// Nobody helps: wake the connection task.
 const TASK: u8 = 0;
-/// A receiving call took the driver over and waits in `recv`: wake it.
+/// A waiting call (a `recv`, or a `send` at the SNDHWM) took the driver over: wake it.
 const APP: u8 = 1;
 /// The waiting call was woken for the driver and has not polled it since.
 const APP_WOKEN: u8 = 2;
@@ -46,7 +50,7 @@ const APP_WOKEN: u8 = 2;
 /// the connection task for every batch it starts, while the task registers its waker on every
 /// poll, and with a lock the two met often enough that each meeting cost a `futex` wait and a
 /// `futex` wake (spec/performance.md). A wake-up takes the waker out; the woken side registers
-/// it again when it polls (the task on each poll, a receiving call each time it takes the
+/// it again when it polls (the task on each poll, a waiting call each time it takes the
 /// driver over), so the wake-ups that find none are ones already owed to a pending poll.
 #[derive(Debug, Default)]
 pub(crate) struct Route {
@@ -86,7 +90,7 @@ impl Route {
         self.task.register(waker);
     }
 
-    /// A receiving call takes the driver over: wake-ups go to `app` from now on. True when
+    /// A waiting call takes the driver over: wake-ups go to `app` from now on. True when
     /// one reached the call since it last polled the driver: the call owes the driver a poll,
     /// or the task a wake-up if it cannot poll.
     pub fn app_drives(&self, app: &Waker) -> bool {
@@ -94,7 +98,7 @@ impl Route {
         self.state.swap(APP, Ordering::SeqCst) == APP_WOKEN
     }
 
-    /// The receiving call is done: wake-ups go to the task again, and one that reached the
+    /// The waiting call is done: wake-ups go to the task again, and one that reached the
     /// call since it last polled the driver is handed on.
     pub fn app_leaves(&self) {
         if self.state.swap(TASK, Ordering::SeqCst) == APP_WOKEN {
@@ -102,7 +106,7 @@ impl Route {
         }
     }
 
-    /// Wakes the connection task itself (the driver finished under a receiving call).
+    /// Wakes the connection task itself (the driver finished under a waiting call).
     pub fn wake_task(&self) {
         self.task.wake();
     }

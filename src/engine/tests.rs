@@ -532,6 +532,59 @@ async fn a_waiting_receive_reads_for_its_connection() {
     assert!(app_reads(&socket), "the connection task read it instead");
 }
 
+/// A socket whose sends stop at `sndhwm` queued messages and always go through the queue,
+/// with a connection to a scripted peer.
+async fn queueing_sends(sndhwm: usize) -> (SocketCore<TestPattern>, MockPeer) {
+    let (socket, peer) = connected(SocketOptions {
+        sndhwm,
+        ..SocketOptions::default()
+    })
+    .await;
+    socket.lock().core.direct_write = DirectWrite::Never;
+    (socket, peer)
+}
+
+/// A `send` that finds its connection's queue at the SNDHWM writes the queue out itself
+/// instead of parking until the connection task has run: here the task has not run since
+/// the first message woke it, and the send completes on its first poll.
+#[tokio::test(start_paused = true)]
+async fn a_send_at_the_hwm_writes_for_its_connection() {
+    let (socket, peer) = queueing_sends(2).await;
+    send(&socket, "a").await;
+    send(&socket, "b").await;
+    let mut sending = std::pin::pin!(send(&socket, "c"));
+    assert!(
+        futures::poll!(&mut sending).is_ready(),
+        "the send waited for the connection task"
+    );
+    assert_eq!(peer.take_written(), b"\x00\x01a\x00\x01b");
+    let rest = tokio::time::timeout(TEST_LIMIT, peer.read_exact(3)).await;
+    assert_eq!(
+        rest.expect("the last message was never written"),
+        b"\x00\x01c"
+    );
+}
+
+/// A send that took its connection over at the SNDHWM and found the peer not reading, then
+/// was dropped (a timeout here), hands writing back: once the peer reads again, the
+/// connection task writes what the send had taken and what was queued after it.
+#[tokio::test(start_paused = true)]
+async fn a_send_cancelled_while_it_writes_for_the_connection_hands_writing_back() {
+    let (socket, peer) = queueing_sends(1).await;
+    peer.set_write_room(Some(0));
+    send(&socket, "a").await;
+    // Takes "a" out of the queue for the stream, which has no room, and queues "b".
+    send(&socket, "b").await;
+    let cancelled = tokio::time::timeout(Duration::from_millis(5), send(&socket, "c")).await;
+    assert!(cancelled.is_err(), "the queue had room for a third message");
+    peer.set_write_room(None);
+    let written = tokio::time::timeout(TEST_LIMIT, peer.read_exact(6)).await;
+    assert_eq!(
+        written.expect("nobody wrote once the peer read again"),
+        b"\x00\x01a\x00\x01b"
+    );
+}
+
 /// A receiving call dropped while it waits for the connection it polled hands the
 /// connection back to its task: what arrives next is read for a poller that does not read.
 #[tokio::test(start_paused = true)]
