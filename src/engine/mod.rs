@@ -1467,27 +1467,13 @@ impl<P: Pattern> SocketCore<P> {
         {
             return result.map_err(|error| SendError::new(error, slot.take().unwrap_or_default()));
         }
-        let mut timer = Timer::default();
-        let mut waiting = Waiting::new(self);
-        let mut helping = Helping::default();
-        poll_fn(|cx| {
-            let mut helped = false;
-            loop {
-                match waiting.poll(cx, |state, cx| {
-                    Self::attempt_send(state, &mut slot, cx, &mut attempt)
-                }) {
-                    Poll::Pending => {}
-                    ready => return ready,
-                }
-                // No room (the SNDHWM): write for the connection rather than wait for its
-                // task to be scheduled and wake this call, then try once more.
-                if helped || !helping.help(self, cx, false) {
-                    break;
-                }
-                helped = true;
-            }
-            timer.poll(|| self.shared.options().send_timeout, cx)
-        })
+        // No room (the SNDHWM): write for the connection rather than wait for its task to be
+        // scheduled and wake this call.
+        self.wait_helping(
+            false,
+            |options| options.send_timeout,
+            |state, cx| Self::attempt_send(state, &mut slot, cx, &mut attempt),
+        )
         .await
         .map_err(|error| SendError::new(error, slot.take().unwrap_or_default()))
     }
@@ -1521,6 +1507,21 @@ impl<P: Pattern> SocketCore<P> {
         if let Poll::Ready(result) = self.attempt_now(&mut attempt) {
             return result;
         }
+        // Nothing queued: read for the connection rather than wait for its task.
+        self.wait_helping(true, |options| options.recv_timeout, attempt)
+            .await
+    }
+
+    /// Polls `attempt` until it is ready or `timeout` (read from the options when the call
+    /// first waits) passes. Each time an attempt is not ready, the call polls its socket's
+    /// only connection once, to read when `receiving` and to write otherwise (see [`help`]),
+    /// and tries once more before it waits.
+    async fn wait_helping<T>(
+        &self,
+        receiving: bool,
+        timeout: impl Fn(&SocketOptions) -> Option<Duration>,
+        mut attempt: impl FnMut(&mut State<P>, &mut Context<'_>) -> Poll<Result<T>>,
+    ) -> Result<T> {
         let mut timer = Timer::default();
         let mut waiting = Waiting::new(self);
         let mut helping = Helping::default();
@@ -1531,14 +1532,12 @@ impl<P: Pattern> SocketCore<P> {
                     Poll::Pending => {}
                     ready => return ready,
                 }
-                // Nothing queued: read for the connection rather than wait for its task,
-                // then try once more.
-                if helped || !helping.help(self, cx, true) {
+                if helped || !helping.help(self, cx, receiving) {
                     break;
                 }
                 helped = true;
             }
-            timer.poll(|| self.shared.options().recv_timeout, cx)
+            timer.poll(|| timeout(&self.shared.options()), cx)
         })
         .await
     }
