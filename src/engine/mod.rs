@@ -1528,11 +1528,20 @@ impl<P: Pattern> SocketCore<P> {
         poll_fn(|cx| {
             let mut helped = false;
             loop {
-                match waiting.poll(cx, &mut attempt) {
+                // The connection to help is looked up under the lock the attempt holds.
+                let mut helper = None;
+                let polled = waiting.poll(cx, |state, cx| {
+                    let result = attempt(state, cx);
+                    if result.is_pending() && !helped {
+                        helper = Helping::candidate(&state.core, receiving);
+                    }
+                    result
+                });
+                match polled {
                     Poll::Pending => {}
                     ready => return ready,
                 }
-                if helped || !helping.help(self, cx, receiving) {
+                if helped || !helping.help(helper, cx, receiving) {
                     break;
                 }
                 helped = true;
@@ -1759,28 +1768,30 @@ impl<P: Pattern> Drop for Waiting<'_, P> {
 struct Helping(Option<Arc<dyn help::Help>>);
 
 impl Helping {
-    /// Takes the socket's only connection over for the waiting call of `cx`, a receive when
-    /// `receiving` (see [`help::Help::help`]). False when it did not poll it: there is none
-    /// (several peers, inproc, a handshake under way), it is idle, or its task is polling it.
-    fn help<P: Pattern>(
+    /// The connection a call that found nothing to do in `core` may poll: the socket's only
+    /// peer's, once its handshake completed, and for a send only while its queue holds at
+    /// most [`SEND_HELP_MAX_BYTES`].
+    fn candidate(core: &Core, receiving: bool) -> Option<Arc<dyn help::Help>> {
+        if core.peers.len() != 1 {
+            return None;
+        }
+        let (_, peer) = core.peers.iter().next()?;
+        if !receiving && peer.out.len() > SEND_HELP_MAX_BYTES {
+            return None;
+        }
+        peer.helper.as_ref()?.upgrade()
+    }
+
+    /// Takes `helper`, the [`Helping::candidate`] found now, over for the waiting call of
+    /// `cx`, a receive when `receiving` (see [`help::Help::help`]). False when it did not poll
+    /// it: there is none (several peers, inproc, a handshake under way, a send's queue too
+    /// large), it is idle, or its task is polling it.
+    fn help(
         &mut self,
-        socket: &SocketCore<P>,
+        helper: Option<Arc<dyn help::Help>>,
         cx: &Context<'_>,
         receiving: bool,
     ) -> bool {
-        let helper = {
-            let state = socket.lock();
-            let peers = &state.core.peers;
-            if peers.len() != 1 {
-                None
-            } else {
-                peers
-                    .iter()
-                    .next()
-                    .filter(|(_, p)| receiving || p.out.len() <= SEND_HELP_MAX_BYTES)
-                    .and_then(|(_, p)| p.helper.as_ref()?.upgrade())
-            }
-        };
         // A connection this call polled before and no longer may (a second peer came, or it
         // ended) gets back any wake-up meant for it.
         if let Some(old) = self.0.take()
