@@ -401,10 +401,13 @@ async fn disconnect_detaches_at_once_and_the_connection_ends_after_flushing() {
     assert_eq!(peer.take_written(), b"\x00\x06queued");
 }
 
-/// A socket whose senders write to the stream as `direct_write` says, with a connection to a
-/// scripted peer whose handshake completed.
-async fn writing_directly(direct_write: DirectWrite) -> (SocketCore<TestPattern>, MockPeer) {
-    let socket = socket(SocketOptions::default());
+/// A socket with `options` whose senders write to the stream as `direct_write` says, with a
+/// connection to a scripted peer whose handshake completed.
+async fn with_direct_write(
+    options: SocketOptions,
+    direct_write: DirectWrite,
+) -> (SocketCore<TestPattern>, MockPeer) {
+    let socket = socket(options);
     socket.lock().core.direct_write = direct_write;
     let peer = connect_mock(&socket);
     handshake(&peer).await;
@@ -417,7 +420,7 @@ async fn writing_directly(direct_write: DirectWrite) -> (SocketCore<TestPattern>
 /// requests to a REP gets the next reply at exactly that moment.
 #[tokio::test(start_paused = true)]
 async fn a_direct_write_never_overtakes_the_rest_the_connection_task_holds() {
-    let (socket, peer) = writing_directly(DirectWrite::Always).await;
+    let (socket, peer) = with_direct_write(SocketOptions::default(), DirectWrite::Always).await;
     peer.set_write_room(Some(3));
     send(&socket, "hello").await;
     while socket
@@ -532,24 +535,19 @@ async fn a_waiting_receive_reads_for_its_connection() {
     assert!(app_reads(&socket), "the connection task read it instead");
 }
 
-/// A socket whose sends stop at `sndhwm` queued messages and always go through the queue,
-/// with a connection to a scripted peer.
-async fn queueing_sends(sndhwm: usize) -> (SocketCore<TestPattern>, MockPeer) {
-    let (socket, peer) = connected(SocketOptions {
-        sndhwm,
-        ..SocketOptions::default()
-    })
-    .await;
-    socket.lock().core.direct_write = DirectWrite::Never;
-    (socket, peer)
-}
-
 /// A `send` that finds its connection's queue at the SNDHWM writes the queue out itself
 /// instead of parking until the connection task has run: here the task has not run since
 /// the first message woke it, and the send completes on its first poll.
 #[tokio::test(start_paused = true)]
 async fn a_send_at_the_hwm_writes_for_its_connection() {
-    let (socket, peer) = queueing_sends(2).await;
+    let (socket, peer) = with_direct_write(
+        SocketOptions {
+            sndhwm: 2,
+            ..SocketOptions::default()
+        },
+        DirectWrite::Never,
+    )
+    .await;
     send(&socket, "a").await;
     send(&socket, "b").await;
     let mut sending = std::pin::pin!(send(&socket, "c"));
@@ -570,7 +568,14 @@ async fn a_send_at_the_hwm_writes_for_its_connection() {
 /// connection task writes what the send had taken and what was queued after it.
 #[tokio::test(start_paused = true)]
 async fn a_send_cancelled_while_it_writes_for_the_connection_hands_writing_back() {
-    let (socket, peer) = queueing_sends(1).await;
+    let (socket, peer) = with_direct_write(
+        SocketOptions {
+            sndhwm: 1,
+            ..SocketOptions::default()
+        },
+        DirectWrite::Never,
+    )
+    .await;
     peer.set_write_room(Some(0));
     send(&socket, "a").await;
     // Takes "a" out of the queue for the stream, which has no room, and queues "b".
@@ -651,7 +656,7 @@ async fn a_receiver_that_left_the_inbox_full_and_went_away_has_the_rest_read_for
 /// which writes them as a batch.
 #[tokio::test(start_paused = true)]
 async fn on_a_current_thread_runtime_a_sparse_message_leaves_within_the_send_call() {
-    let (socket, peer) = writing_directly(DirectWrite::Sparse).await;
+    let (socket, peer) = with_direct_write(SocketOptions::default(), DirectWrite::Sparse).await;
     send(&socket, "a").await;
     assert_eq!(
         peer.take_written(),
@@ -738,7 +743,7 @@ proptest::proptest! {
     ) {
         let runtime = paused_runtime();
         let (written, expected) = runtime.block_on(async {
-            let (socket, peer) = writing_directly(DirectWrite::Always).await;
+            let (socket, peer) = with_direct_write(SocketOptions::default(), DirectWrite::Always).await;
             let mut expected = Vec::new();
             for (i, step) in steps.into_iter().enumerate() {
                 match step {
