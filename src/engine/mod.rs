@@ -799,6 +799,28 @@ impl Core {
         }
     }
 
+    /// [`Core::recv_fair`] without the peer (PULL, PAIR, DEALER, SUB): the next message that
+    /// `keep` accepts, discarding the others. The result is built once, here: mapping
+    /// `recv_fair`'s result into this one copied the message through a differently laid-out
+    /// enum, with stores and loads that do not line up, on every receive.
+    #[inline]
+    pub fn recv_fair_message(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut keep: impl FnMut(&Message) -> bool,
+    ) -> Poll<Result<Message>> {
+        if self.is_closing() {
+            return Poll::Ready(Err(Error::Closed));
+        }
+        while let Some((_, message)) = self.pop_inbox() {
+            if keep(&message) {
+                return Poll::Ready(Ok(message));
+            }
+        }
+        self.park_recv(cx);
+        Poll::Pending
+    }
+
     /// Queues a message from `peer` for the application; gives it back when the peer is at
     /// its RCVHWM or has [`INBOX_SOFT_LIMIT_BYTES`] queued (its connection then stops reading).
     #[inline]

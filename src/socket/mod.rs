@@ -64,7 +64,7 @@ pub(crate) fn round_robin_attempt<P>(
 
 /// One attempt of a fair-queued receive, dropping the peer id (PULL, PAIR, DEALER).
 pub(crate) fn fair_attempt<P>(state: &mut State<P>, cx: &mut Context<'_>) -> Poll<Result<Message>> {
-    state.core.recv_fair(cx).map(|r| r.map(|(_, m)| m))
+    state.core.recv_fair_message(cx, |_| true)
 }
 
 /// Readiness for `blocking::Poller`: whether a receive would not wait.

@@ -679,17 +679,11 @@ impl SubPattern {
 
     /// The next queued message that matches a current subscription; others are discarded.
     fn poll_recv(&mut self, core: &mut Core, cx: &mut Context<'_>) -> Poll<Result<Message>> {
-        loop {
-            match core.recv_fair(cx) {
-                Poll::Ready(Ok((_, message))) => {
-                    let topic = message.first().map_or(&[][..], |f| &f[..]);
-                    if self.subscriber.subscriptions.matches(topic) != self.invert {
-                        return Poll::Ready(Ok(message));
-                    }
-                }
-                other => return other.map(|r| r.map(|(_, m)| m)),
-            }
-        }
+        let subscriptions = &self.subscriber.subscriptions;
+        core.recv_fair_message(cx, |message| {
+            let topic = message.first().map_or(&[][..], |f| &f[..]);
+            subscriptions.matches(topic) != self.invert
+        })
     }
 }
 
