@@ -264,17 +264,17 @@ impl Peer {
     }
 
     /// After a message was queued: if the queue was empty, either write it to the stream right
-    /// here (direct-write sockets, when the connection task has nothing in flight) or wake
-    /// the connection task to write it.
+    /// here (direct-write sockets, when the connection task has nothing in flight) or return
+    /// the connection task, for the caller to wake.
     #[inline]
-    fn kick(&mut self, was_empty: bool, direct_write: DirectWrite) {
+    fn kick(&mut self, was_empty: bool, direct_write: DirectWrite) -> Option<Waker> {
         if !was_empty {
-            return;
+            return None;
         }
         if self.may_write_now(direct_write) && self.write_now() {
-            return;
+            return None;
         }
-        self.wake_task();
+        self.task.take()
     }
 
     /// Whether the sender may write the queue to the stream itself (see [`DirectWrite`]).
@@ -423,6 +423,9 @@ pub(crate) struct Core {
     /// `conflate`: each peer's queues, in and out, keep only the newest message (the HWMs
     /// are then unlimited: nothing ever waits for room).
     conflate: bool,
+    /// Connection tasks to wake once the socket lock is released, while a fan-out defers
+    /// them (see [`Core::defer_task_wakes`]).
+    deferred_wakes: Option<Vec<Waker>>,
 }
 
 /// How a completed handshake went for a peer slot (see [`Core::handshake_completed`]).
@@ -524,6 +527,7 @@ impl Core {
             direct_write: DirectWrite::Never,
             fanout: EncodedMessage::new(),
             conflate: options.conflate,
+            deferred_wakes: None,
         }
         .with_hwms(options)
     }
@@ -687,7 +691,29 @@ impl Core {
             p.traffic.messages_out += 1;
             p.traffic.bytes_out += p.out.payload_queued() - payload_before;
         }
-        p.kick(was_empty, direct_write);
+        if let Some(task) = p.kick(was_empty, direct_write) {
+            match &mut self.deferred_wakes {
+                Some(wakes) => wakes.push(task),
+                None => task.wake(),
+            }
+        }
+    }
+
+    /// From now until [`Core::take_deferred_wakes`], a connection task that a queued message
+    /// should wake is set aside instead, for the caller to wake once it has released the
+    /// socket lock. A fan-out queues for many peers under one lock: a task woken in the middle
+    /// ran on another worker at once, found the lock still held, and slept on it, and every
+    /// unlock then had to wake it (at 100 subscribers, nine in ten of the publisher's
+    /// `futex` calls were on the socket lock; spec/performance.md).
+    pub fn defer_task_wakes(&mut self) {
+        self.deferred_wakes.get_or_insert_with(Vec::new);
+    }
+
+    /// The connection tasks set aside since [`Core::defer_task_wakes`]; wakes are immediate
+    /// again from here on. Wake them after releasing the lock.
+    #[must_use]
+    pub fn take_deferred_wakes(&mut self) -> Vec<Waker> {
+        self.deferred_wakes.take().unwrap_or_default()
     }
 
     /// Queues `message` for `peer`, handing it on if the queue was empty.

@@ -563,6 +563,32 @@ async fn a_send_at_the_hwm_writes_for_its_connection() {
     );
 }
 
+/// A fan-out sets aside the connection tasks it gives work to, to wake them once it has
+/// released the socket lock: the task does not run before it is woken, and runs then.
+#[tokio::test(start_paused = true)]
+async fn a_deferred_wake_reaches_the_connection_task_only_when_woken() {
+    let (socket, peer) = with_direct_write(SocketOptions::default(), DirectWrite::Never).await;
+    let wakes = {
+        let mut state = socket.shared.lock();
+        let core = &mut state.core;
+        let id = core.peers.iter().next().map(|(id, _)| id).expect("a peer");
+        core.defer_task_wakes();
+        core.enqueue(id, Message::from("a"));
+        core.take_deferred_wakes()
+    };
+    assert_eq!(wakes.len(), 1, "the connection task was not set aside");
+    for _ in 0..16 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        peer.take_written().is_empty(),
+        "the connection task ran before it was woken"
+    );
+    wakes.into_iter().for_each(std::task::Waker::wake);
+    let written = tokio::time::timeout(TEST_LIMIT, peer.read_exact(3)).await;
+    assert_eq!(written.expect("the woken task did not write"), b"\x00\x01a");
+}
+
 /// A send that took its connection over at the SNDHWM and found the peer not reading, then
 /// was dropped (a timeout here), hands writing back: once the peer reads again, the
 /// connection task writes what the send had taken and what was queued after it.

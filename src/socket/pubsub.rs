@@ -275,19 +275,20 @@ async fn publish<P: Pattern>(
     message: Message,
     publisher: impl Fn(&mut P) -> &mut Publisher,
 ) -> Result<(), SendError> {
-    let message = super::non_empty(message)?;
-    let nodrop = publisher(&mut core.lock().pattern).nodrop;
-    if nodrop {
-        return core
-            .send_with(message, |state, slot, cx| {
+    match publish_now(core, message, &publisher, true)? {
+        Published::Sent { congested } => {
+            if congested {
+                tokio::task::yield_now().await;
+            }
+            Ok(())
+        }
+        Published::MustWait(message) => {
+            core.send_with(message, |state, slot, cx| {
                 nodrop_attempt(state, slot, cx, &publisher)
             })
-            .await;
+            .await
+        }
     }
-    if publish_now(core, message, publisher)? {
-        tokio::task::yield_now().await;
-    }
-    Ok(())
 }
 
 /// One attempt of an `xpub_nodrop` send: fan out once every receiver has room.
@@ -323,26 +324,46 @@ fn try_publish<P: Pattern>(
     })
 }
 
-/// Sends `message` to matching subscribers; returns whether some subscriber's queue is long
-/// (see [`publish`]).
+/// What [`publish_now`] did with a message.
+enum Published {
+    /// Fanned out; `congested` when some subscriber's queue is long (see [`publish`]).
+    Sent { congested: bool },
+    /// Not sent: an `xpub_nodrop` socket's send, which waits for room (asked for by
+    /// `nodrop_waits`).
+    MustWait(Message),
+}
+
+/// Sends `message` to matching subscribers under one hold of the socket lock, and wakes the
+/// connection tasks it gave work to once the lock is released (see
+/// [`Core::defer_task_wakes`](crate::engine::Core::defer_task_wakes)). With `xpub_nodrop`,
+/// hands the message back when `nodrop_waits` (an async send, which waits for room) and fails
+/// with `WouldBlock` when a receiver is at its HWM otherwise (a sink's send, which cannot
+/// wait here).
 fn publish_now<P: Pattern>(
     core: &SocketCore<P>,
     message: Message,
     publisher: impl FnOnce(&mut P) -> &mut Publisher,
-) -> Result<bool, SendError> {
+    nodrop_waits: bool,
+) -> Result<Published, SendError> {
     let message = super::non_empty(message)?;
     let mut state = core.lock();
     let State { core, pattern } = &mut *state;
     let publisher = publisher(pattern);
     if publisher.nodrop {
-        // A sink or proxy send of an `xpub_nodrop` socket: it cannot wait here, so a receiver
-        // at its HWM fails it.
+        if nodrop_waits {
+            return Ok(Published::MustWait(message));
+        }
         let cx = Context::from_waker(std::task::Waker::noop());
         if !publisher.ready_for(core, &message, &cx) {
             return Err(SendError::new(Error::WouldBlock, message));
         }
     }
-    Ok(publisher.distribute(core, &message))
+    core.defer_task_wakes();
+    let congested = publisher.distribute(core, &message);
+    let wakes = core.take_deferred_wakes();
+    drop(state);
+    wakes.into_iter().for_each(std::task::Waker::wake);
+    Ok(Published::Sent { congested })
 }
 
 /// The proxy's send for PUB and XPUB: fans the message out and never waits; reports a long
@@ -606,7 +627,7 @@ impl Pattern for PubPattern {
 super::socket_common!(Pub, PubPattern, SocketType::Pub, {});
 super::socket_readiness!(Pub, PubPattern, readable: super::never, writable: super::always);
 super::immediate_sink!(Pub, |publisher, message| {
-    publish_now(&publisher.core, message, |p| &mut p.publisher).map(drop)
+    publish_now(&publisher.core, message, |p| &mut p.publisher, false).map(drop)
 });
 crate::proxy::proxied!(Pub, SocketType::Pub, send: |state, slot, _| {
     let State { core, pattern } = state;
@@ -979,7 +1000,7 @@ super::socket_readiness!(
     writable: super::always
 );
 super::immediate_sink!(XPub, |publisher, message| {
-    publish_now(&publisher.core, message, |p| &mut p.publisher).map(drop)
+    publish_now(&publisher.core, message, |p| &mut p.publisher, false).map(drop)
 });
 super::socket_stream!(XPub, |state, cx| state
     .pattern
