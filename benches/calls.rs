@@ -7,7 +7,10 @@
 //!
 //! Run: `cargo bench --bench calls -- --warm-up-time 1 --measurement-time 3`.
 
-use criterion::{Criterion, Throughput, black_box, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BenchmarkGroup, Criterion, Throughput, black_box, criterion_group, criterion_main,
+};
 use ferromq::{Message, Pub, Pull, Push, Sub};
 use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
@@ -49,6 +52,35 @@ async fn timed(calls: impl Future<Output = ()>) -> Duration {
     start.elapsed()
 }
 
+/// Benchmarks `name`: each round queues [`ROUND_MSGS`] messages with `send`, untimed, then
+/// times as many `recv` calls taking them.
+fn queued_recv<S, R>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    rt: &Runtime,
+    name: &str,
+    send: impl Fn() -> S,
+    recv: impl Fn() -> R,
+) where
+    S: Future<Output = ()>,
+    R: Future<Output = ()>,
+{
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            rounds(rt, iters, || async {
+                for _ in 0..ROUND_MSGS {
+                    send().await;
+                }
+                timed(async {
+                    for _ in 0..ROUND_MSGS {
+                        recv().await;
+                    }
+                })
+                .await
+            })
+        })
+    });
+}
+
 fn calls(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("calls");
@@ -65,21 +97,15 @@ fn calls(c: &mut Criterion) {
         publisher.wait_for_subscribers(1).await.expect("subscriber");
         (publisher, subscriber)
     });
-    group.bench_function("sub_recv_queued/64B", |b| {
-        b.iter_custom(|iters| {
-            rounds(&rt, iters, || async {
-                for _ in 0..ROUND_MSGS {
-                    publisher.send(&BODY[..]).await.expect("send");
-                }
-                timed(async {
-                    for _ in 0..ROUND_MSGS {
-                        black_box(subscriber.recv().await.expect("recv"));
-                    }
-                })
-                .await
-            })
-        })
-    });
+    queued_recv(
+        &mut group,
+        &rt,
+        "sub_recv_queued/64B",
+        || async { publisher.send(&BODY[..]).await.expect("send") },
+        || async {
+            black_box(subscriber.recv().await.expect("recv"));
+        },
+    );
 
     let (push, pull) = rt.block_on(async {
         let push = Push::new();
@@ -88,21 +114,15 @@ fn calls(c: &mut Criterion) {
         pull.connect("inproc://bench-calls-push").expect("connect");
         (push, pull)
     });
-    group.bench_function("pull_recv_queued/64B", |b| {
-        b.iter_custom(|iters| {
-            rounds(&rt, iters, || async {
-                for _ in 0..ROUND_MSGS {
-                    push.send(&BODY[..]).await.expect("send");
-                }
-                timed(async {
-                    for _ in 0..ROUND_MSGS {
-                        black_box(pull.recv().await.expect("recv"));
-                    }
-                })
-                .await
-            })
-        })
-    });
+    queued_recv(
+        &mut group,
+        &rt,
+        "pull_recv_queued/64B",
+        || async { push.send(&BODY[..]).await.expect("send") },
+        || async {
+            black_box(pull.recv().await.expect("recv"));
+        },
+    );
 
     let (push, pull) = rt.block_on(async {
         let push = Push::new();
