@@ -825,7 +825,7 @@ impl Core {
         }
     }
 
-    /// [`Core::recv_fair`] without the peer (PULL, PAIR, DEALER, SUB): the next message that
+    /// [`Core::recv_fair`] without the peer (PULL, PAIR, DEALER, SUB, XPUB): the next message that
     /// `keep` accepts, discarding the others. The result is built once, here: mapping
     /// `recv_fair`'s result into this one copied the message through a differently laid-out
     /// enum, with stores and loads that do not line up, on every receive.

@@ -112,7 +112,7 @@ async fn send(socket: &SocketCore<TestPattern>, text: &str) {
 async fn recv(socket: &SocketCore<TestPattern>) -> Message {
     socket
         .recv_with(|state: &mut State<TestPattern>, cx: &mut Context<'_>| {
-            state.core.recv_fair(cx).map(|r| r.map(|(_, m)| m))
+            state.core.recv_fair_message(cx, |_| true)
         })
         .await
         .unwrap()
@@ -884,7 +884,7 @@ proptest::proptest! {
             let mut received = Vec::new();
             let try_recv = |socket: &SocketCore<TestPattern>| {
                 socket.try_recv_with(|state: &mut State<TestPattern>, cx: &mut Context<'_>| {
-                    state.core.recv_fair(cx).map(|r| r.map(|(_, m)| m))
+                    state.core.recv_fair_message(cx, |_| true)
                 })
             };
             for step in steps {

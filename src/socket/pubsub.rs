@@ -891,7 +891,7 @@ impl XPubPattern {
             }
             return Poll::Ready(Ok(message));
         }
-        core.recv_fair(cx).map(|r| r.map(|(_, m)| m))
+        core.recv_fair_message(cx, |_| true)
     }
 
     /// Subscribes or unsubscribes the last notifying peer (manual mode only).
