@@ -385,6 +385,24 @@ fn poller_skips_sub_messages_no_longer_subscribed() {
     assert!(matches!(sub.try_recv(), Err(Error::WouldBlock)));
 }
 
+#[test]
+fn poller_reports_what_an_inverted_sub_would_receive() {
+    let mut options = bounded();
+    options.invert_matching = true;
+    let publisher = Pub::with_options(options.clone()).unwrap();
+    let sub = Sub::with_options(options).unwrap();
+    sub.subscribe("a");
+    sub.connect(publisher.bind(LOCAL).unwrap()).unwrap();
+    publisher.wait_for_subscriptions(1, Some(WAIT)).unwrap();
+    // The inverted PUB sends only what does not match "a"; the inverted SUB receives it.
+    publisher.send("a1").unwrap();
+    publisher.send("b1").unwrap();
+    let mut poller = Poller::new();
+    poller.add(&sub, Interest::READABLE);
+    assert_eq!(poller.poll(Some(WAIT)).unwrap().len(), 1);
+    assert_eq!(text(&sub.recv().unwrap()), "b1");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Inside a tokio runtime
 

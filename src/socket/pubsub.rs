@@ -698,13 +698,16 @@ impl SubPattern {
         }
     }
 
-    /// The next queued message that matches a current subscription; others are discarded.
+    /// Whether `recv` returns `message`: its topic matches a current subscription (with
+    /// `invert_matching`: matches none).
+    fn wants(&self, message: &Message) -> bool {
+        let topic = message.first().map_or(&[][..], |f| &f[..]);
+        self.subscriber.subscriptions.matches(topic) != self.invert
+    }
+
+    /// The next queued message that [`SubPattern::wants`]; others are discarded.
     fn poll_recv(&mut self, core: &mut Core, cx: &mut Context<'_>) -> Poll<Result<Message>> {
-        let subscriptions = &self.subscriber.subscriptions;
-        core.recv_fair_message(cx, |message| {
-            let topic = message.first().map_or(&[][..], |f| &f[..]);
-            subscriptions.matches(topic) != self.invert
-        })
+        core.recv_fair_message(cx, |message| self.wants(message))
     }
 }
 
@@ -724,15 +727,14 @@ impl Pattern for SubPattern {
 }
 
 super::socket_common!(Sub, SubPattern, SocketType::Sub);
-// Readable once a message matching a current subscription is queued; those that do not
-// match any more, which `recv` would discard, are discarded here.
+// Readable once a message `recv` would return is queued; those it would discard (they match
+// no current subscription, or with `invert_matching` match one) are discarded here.
 super::socket_readiness!(
     Sub,
     SubPattern,
     readable: |state| {
         while let Some((_, message)) = state.core.inbox.peek() {
-            let topic = message.first().map_or(&[][..], |f| &f[..]);
-            if state.pattern.subscriber.subscriptions.matches(topic) {
+            if state.pattern.wants(message) {
                 return true;
             }
             state.core.pop_inbox();
