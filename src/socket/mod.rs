@@ -88,7 +88,7 @@ pub(crate) fn never<P>(_: &mut State<P>) -> bool {
     false
 }
 
-/// See [`never`].
+/// See [`never()`].
 pub(crate) fn always<P>(_: &mut State<P>) -> bool {
     true
 }

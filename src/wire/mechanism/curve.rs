@@ -28,7 +28,7 @@ const HELLO_DATA_BYTES: usize = 2 + HELLO_PADDING_BYTES + 32 + 8 + 80;
 const HELLO_PADDING_BYTES: usize = 72;
 /// WELCOME's data: long nonce and Box[S' + cookie].
 const WELCOME_DATA_BYTES: usize = 16 + 16 + 32 + COOKIE_BYTES;
-/// The cookie: long nonce and Box[C' + s'](K).
+/// The cookie: long nonce and Box\[C' + s'\](K).
 const COOKIE_BYTES: usize = 16 + 16 + 64;
 /// INITIATE's data before its box's metadata: cookie, short nonce, tag, C, vouch nonce, vouch.
 const INITIATE_MIN_DATA_BYTES: usize = COOKIE_BYTES + 8 + 16 + 32 + 16 + 80;

@@ -260,7 +260,7 @@ pub(super) fn random<const N: usize>() -> [u8; N] {
     bytes
 }
 
-/// Box[plaintext] as the wire carries it: tag, then ciphertext.
+/// Box\[plaintext\] as the wire carries it: tag, then ciphertext.
 pub(super) fn seal(key: &BoxKey, nonce: &Nonce, plaintext: &[u8]) -> Vec<u8> {
     let mut out = vec![0u8; 16 + plaintext.len()];
     out[16..].copy_from_slice(plaintext);
