@@ -695,7 +695,7 @@ async fn on_a_current_thread_runtime_a_sparse_message_leaves_within_the_send_cal
         "a dense message was written directly"
     );
     assert_eq!(peer.read_exact(3).await, b"\x00\x01b");
-    tokio::time::advance(super::SPARSE_GAP).await;
+    tokio::time::advance(super::peer::SPARSE_GAP).await;
     send(&socket, "c").await;
     assert_eq!(
         peer.take_written(),

@@ -6,8 +6,8 @@
 
 use std::task::Waker;
 
-/// Identifies one waiting socket call (see [`super::Waiting`]). 0 is "nobody": calls that never
-/// wait (`try_*`, polled with a no-op waker) register nothing.
+/// Identifies one waiting socket call (see [`super::SocketCore::poll_with`]). 0 is "nobody":
+/// calls that never wait (`try_*`, polled with a no-op waker) register nothing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct WaitKey(pub(super) u64);
 
