@@ -397,16 +397,7 @@ async fn invert_matching_pub_sends_what_does_not_match_to_libzmq_and_ferromq_sub
         // libzmq SUB with the option set, as libzmq requires of an inverted PUB's subscribers.
         let ctx = zmq::Context::new();
         let mut libzmq_sub = ctx.socket(zmq::SUB).unwrap();
-        let one: std::ffi::c_int = 1;
-        let rc = unsafe {
-            zmq_setsockopt(
-                libzmq_sub.as_mut_ptr(),
-                ZMQ_INVERT_MATCHING,
-                (&one as *const std::ffi::c_int).cast(),
-                std::mem::size_of::<std::ffi::c_int>(),
-            )
-        };
-        assert_eq!(rc, 0);
+        libzmq_invert_matching(&mut libzmq_sub);
         libzmq_sub.set_rcvtimeo(10_000).unwrap();
         libzmq_sub.set_linger(0).unwrap();
         libzmq_sub.set_subscribe(b"a").unwrap();
@@ -448,6 +439,89 @@ async fn invert_matching_pub_sends_what_does_not_match_to_libzmq_and_ferromq_sub
         .await
         .unwrap();
         assert_eq!(received, [b"b1".to_vec(), b"c1".to_vec()]);
+    })
+    .await
+    .unwrap();
+}
+
+/// Sets ZMQ_INVERT_MATCHING on a libzmq socket.
+fn libzmq_invert_matching(socket: &mut zmq::Socket) {
+    let one: std::ffi::c_int = 1;
+    let rc = unsafe {
+        zmq_setsockopt(
+            socket.as_mut_ptr(),
+            ZMQ_INVERT_MATCHING,
+            (&one as *const std::ffi::c_int).cast(),
+            std::mem::size_of::<std::ffi::c_int>(),
+        )
+    };
+    assert_eq!(rc, 0);
+}
+
+#[tokio::test]
+async fn invert_matching_sub_receives_what_does_not_match_from_a_libzmq_pub() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    timeout(TEST_TIMEOUT, async {
+        for ferromq_binds in [false, true] {
+            let sub = Sub::with_options(
+                SocketOptions::builder()
+                    .invert_matching(true)
+                    .build()
+                    .unwrap(),
+            )
+            .unwrap();
+            sub.subscribe("a");
+            let bound = ferromq_binds.then(|| sub.bind("tcp://127.0.0.1:0").unwrap().to_string());
+            let heard = Arc::new(AtomicBool::new(false));
+            let libzmq_heard = heard.clone();
+            let (endpoint_tx, endpoint_rx) = tokio::sync::oneshot::channel();
+            let libzmq = std::thread::spawn(move || {
+                let ctx = zmq::Context::new();
+                let mut publisher = common::libzmq_socket(&ctx, zmq::PUB);
+                libzmq_invert_matching(&mut publisher);
+                let endpoint = match bound {
+                    Some(endpoint) => {
+                        publisher.connect(&endpoint).unwrap();
+                        None
+                    }
+                    None => {
+                        publisher.bind("tcp://127.0.0.1:*").unwrap();
+                        publisher.get_last_endpoint().unwrap().ok()
+                    }
+                };
+                endpoint_tx.send(endpoint).unwrap();
+                // libzmq's PUB cannot tell when its subscriber is there: probe until heard.
+                while !libzmq_heard.load(Ordering::SeqCst) {
+                    publisher.send("sync", 0).unwrap();
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                for topic in ["a1", "b1", "ab", "c1", "END"] {
+                    publisher.send(topic, 0).unwrap();
+                }
+            });
+            if let Some(endpoint) = endpoint_rx.await.unwrap() {
+                sub.connect(endpoint.as_str()).unwrap();
+            }
+            // "sync" matches no subscription, so an inverted SUB receives it.
+            while sub.recv().await.unwrap().frames()[0] != "sync" {}
+            heard.store(true, Ordering::SeqCst);
+            let mut got = Vec::new();
+            loop {
+                let message = sub.recv().await.unwrap();
+                match &message.frames()[0][..] {
+                    b"sync" => continue,
+                    b"END" => break,
+                    topic => got.push(String::from_utf8_lossy(topic).into_owned()),
+                }
+            }
+            // Whether libzmq's PUB had its subscription yet or not, "a1" and "ab" match "a":
+            // the inverted SUB keeps only the rest.
+            assert_eq!(got, ["b1", "c1"], "ferromq binds: {ferromq_binds}");
+            tokio::task::spawn_blocking(move || libzmq.join().unwrap())
+                .await
+                .unwrap();
+        }
     })
     .await
     .unwrap();
