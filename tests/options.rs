@@ -403,14 +403,7 @@ async fn invert_matching_pub_sends_what_does_not_match_to_libzmq_and_ferromq_sub
         libzmq_sub.set_subscribe(b"a").unwrap();
         libzmq_sub.connect(&endpoint.to_string()).unwrap();
 
-        let sub = Sub::with_options(
-            SocketOptions::builder()
-                .invert_matching(true)
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
-        sub.subscribe("a");
+        let sub = inverted_sub_of("a");
         sub.connect(&endpoint).unwrap();
         // XSUB filters nothing itself: what it gets is what the PUB chose to send.
         let xsub = XSub::new();
@@ -444,6 +437,17 @@ async fn invert_matching_pub_sends_what_does_not_match_to_libzmq_and_ferromq_sub
     .unwrap();
 }
 
+/// A SUB with `invert_matching`, subscribed to `prefix`.
+fn inverted_sub_of(prefix: &str) -> Sub {
+    let options = SocketOptions::builder()
+        .invert_matching(true)
+        .build()
+        .unwrap();
+    let sub = Sub::with_options(options).unwrap();
+    sub.subscribe(prefix);
+    sub
+}
+
 /// Sets ZMQ_INVERT_MATCHING on a libzmq socket.
 fn libzmq_invert_matching(socket: &mut zmq::Socket) {
     let one: std::ffi::c_int = 1;
@@ -464,14 +468,7 @@ async fn invert_matching_sub_receives_what_does_not_match_from_a_libzmq_pub() {
     use std::sync::atomic::{AtomicBool, Ordering};
     timeout(TEST_TIMEOUT, async {
         for ferromq_binds in [false, true] {
-            let sub = Sub::with_options(
-                SocketOptions::builder()
-                    .invert_matching(true)
-                    .build()
-                    .unwrap(),
-            )
-            .unwrap();
-            sub.subscribe("a");
+            let sub = inverted_sub_of("a");
             let bound = ferromq_binds.then(|| sub.bind("tcp://127.0.0.1:0").unwrap().to_string());
             let heard = Arc::new(AtomicBool::new(false));
             let libzmq_heard = heard.clone();
