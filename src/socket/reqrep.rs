@@ -79,8 +79,8 @@ impl ReqPattern {
         // Replies to earlier requests are stale now (libzmq drains them the same way).
         while core.pop_inbox().is_some() {}
         let envelope = pattern.state.request_sent(peer);
-        if let Some(message) = slot.take() {
-            core.enqueue_parts(peer, envelope.frames(), message.frames());
+        if let Some(mut message) = slot.take() {
+            core.enqueue_parts(peer, envelope.frames(), message.shared_frames());
         }
         Poll::Ready(Ok(()))
     }
@@ -244,7 +244,7 @@ impl RepPattern {
             Ok(target) => target,
             Err(e) => return Poll::Ready(Err(wrong_state(SocketType::Rep, e))),
         };
-        let Some(message) = slot.take() else {
+        let Some(mut message) = slot.take() else {
             return Poll::Ready(Ok(()));
         };
         if let Some(peer) = to {
@@ -259,7 +259,7 @@ impl RepPattern {
                 return Poll::Ready(Err(error));
             }
             if core.peers.get(peer).is_some_and(|p| p.has_room(hwm)) {
-                core.enqueue_parts(peer, envelope, message.frames());
+                core.enqueue_parts(peer, envelope, message.shared_frames());
             } else {
                 core.count_drop(peer);
             }

@@ -86,12 +86,12 @@ impl RouterPattern {
         let Some(message) = slot.as_ref() else {
             return Poll::Ready(Ok(()));
         };
-        let frames = message.frames();
-        if frames.len() < 2 {
+        if message.len() < 2 {
             return Poll::Ready(Err(Error::MalformedMessage(
                 "a ROUTER message needs a routing-id frame and at least one more frame",
             )));
         }
+        let frames = message.frames();
         let Some(peer) = pattern.routes.lookup(&frames[0]) else {
             if pattern.mandatory {
                 return Poll::Ready(Err(Error::HostUnreachable(frames[0].clone())));

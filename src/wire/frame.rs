@@ -10,6 +10,7 @@
 use super::ProtocolError;
 use super::command::Command;
 use crate::Message;
+use crate::message::SMALL_FRAME_MAX_BYTES;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -316,6 +317,12 @@ impl EncodedMessage {
     /// otherwise leaves the encoding empty, and [`WriteBuf::push_encoded`] then declines it.
     pub fn encode(&mut self, message: &Message) {
         self.bytes.clear();
+        if let Some(body) = message.small_frame() {
+            encode_header(&mut self.bytes, 0, body.len());
+            self.bytes.extend_from_slice(body);
+            self.payload = body.len() as u64;
+            return;
+        }
         if message
             .iter()
             .any(|frame| frame.len() >= WRITE_FLATTEN_THRESHOLD_BYTES)
@@ -383,6 +390,10 @@ impl WriteBuf {
     /// Encodes every frame of `message` (MORE on all but the last).
     #[inline]
     pub fn push_message(&mut self, message: &Message) {
+        if let Some(body) = message.small_frame() {
+            self.push_small_frame(0, body);
+            return;
+        }
         let frames = message.frames();
         let last = frames.len().saturating_sub(1);
         for (i, frame) in frames.iter().enumerate() {
@@ -397,6 +408,17 @@ impl WriteBuf {
             self.tail
                 .reserve(MAX_HEADER_BYTES.max(WRITE_FLATTEN_THRESHOLD_BYTES));
         }
+    }
+
+    /// Encodes a frame of at most [`SMALL_FRAME_MAX_BYTES`] (a short frame, copied in).
+    #[inline]
+    fn push_small_frame(&mut self, flags: u8, body: &[u8]) {
+        debug_assert!(body.len() <= SMALL_FRAME_MAX_BYTES);
+        self.payload_queued += body.len() as u64;
+        self.reserve_header();
+        encode_header(&mut self.tail, flags, body.len());
+        self.tail.extend_from_slice(body);
+        self.len += 2 + body.len();
     }
 
     /// Encodes one frame with the given flags (LONG is added when needed).
@@ -730,6 +752,25 @@ mod tests {
         let mut out = WriteBuf::new();
         out.push_message(&Message::from("Hello"));
         assert_eq!(&out.to_bytes()[..], b"\x00\x05Hello");
+    }
+
+    #[test]
+    fn a_frame_stored_in_its_message_encodes_as_the_same_frame_in_bytes() {
+        for size in [0, 1, SMALL_FRAME_MAX_BYTES] {
+            let body = vec![5u8; size];
+            let small = Message::from(&body[..]);
+            assert!(small.small_frame().is_some());
+            let shared = Message::from(Bytes::from(body));
+            let (mut a, mut b) = (WriteBuf::new(), WriteBuf::new());
+            a.push_message(&small);
+            b.push_message(&shared);
+            assert_eq!(a.to_bytes(), b.to_bytes(), "{size} bytes");
+            assert_eq!((a.len, a.payload_queued), (b.len, b.payload_queued));
+            let (mut a, mut b) = (EncodedMessage::default(), EncodedMessage::default());
+            a.encode(&small);
+            b.encode(&shared);
+            assert_eq!((a.bytes, a.payload), (b.bytes, b.payload), "{size} bytes");
+        }
     }
 
     #[test]
