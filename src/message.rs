@@ -247,15 +247,19 @@ impl Message {
         }
     }
 
-    /// The frames, a frame stored in the message moved into a `Bytes` of its own first (one
-    /// allocation, where [`Message::frames`] would box that `Bytes` too): for the owner of a
-    /// message it is about to queue behind an envelope.
+    /// The message with a frame it stores inside itself moved into a `Bytes` of its own (one
+    /// allocation, where [`Message::frames`] would box that `Bytes` too): for a message about
+    /// to be queued behind an envelope, or handed to an inproc receiver, which will borrow
+    /// its frames as `Bytes`.
     #[inline]
-    pub(crate) fn shared_frames(&mut self) -> &[Bytes] {
-        if let Frames::Small(small) = &mut self.frames {
-            self.frames = Frames::One(std::mem::take(small).into_bytes());
+    pub(crate) fn into_shared(self) -> Message {
+        match self.frames {
+            Frames::Small(small) => Message {
+                frames: Frames::One(small.into_bytes()),
+                properties: self.properties,
+            },
+            _ => self,
         }
-        self.frames()
     }
 
     /// Frame `index` as bytes, without making a `Bytes` of a frame stored in the message.
@@ -588,9 +592,9 @@ mod tests {
         assert!(m.is_empty());
         assert_eq!(Message::from("x").pop_back(), Some(Bytes::from("x")));
         assert_eq!(Message::from("x").into_frames(), vec![Bytes::from("x")]);
-        let mut owned = Message::from("own");
-        assert_eq!(owned.shared_frames(), &[Bytes::from("own")]);
+        let owned = Message::from("own").into_shared();
         assert!(owned.small_frame().is_none());
+        assert_eq!(owned, Message::from("own"));
         assert_eq!(format!("{:?}", Message::from("dbg")), r#"[b"dbg"]"#);
     }
 

@@ -88,10 +88,15 @@ pub(super) enum Outgoing<'a> {
 
 impl Outgoing<'_> {
     /// What an inproc peer queues: the message itself, without the properties of the
-    /// connection it may have arrived on.
+    /// connection it may have arrived on. A frame stored in the message becomes a `Bytes`
+    /// here, as it would have been when the message was made, so the receiver borrowing it
+    /// as one pays no allocation of its own; a fan-out's copies stay small (the receiver's
+    /// filter reads them in place).
     fn into_item(self) -> inproc::Item {
         match self {
-            Outgoing::Message(message) => inproc::Item::Message(message.without_properties()),
+            Outgoing::Message(message) => {
+                inproc::Item::Message(message.into_shared().without_properties())
+            }
             Outgoing::Parts { head, body } => {
                 inproc::Item::Message(head.iter().chain(body).cloned().collect())
             }

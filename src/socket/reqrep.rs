@@ -79,8 +79,9 @@ impl ReqPattern {
         // Replies to earlier requests are stale now (libzmq drains them the same way).
         while core.pop_inbox().is_some() {}
         let envelope = pattern.state.request_sent(peer);
-        if let Some(mut message) = slot.take() {
-            core.enqueue_parts(peer, envelope.frames(), message.shared_frames());
+        if let Some(message) = slot.take() {
+            let message = message.into_shared();
+            core.enqueue_parts(peer, envelope.frames(), message.frames());
         }
         Poll::Ready(Ok(()))
     }
@@ -244,7 +245,7 @@ impl RepPattern {
             Ok(target) => target,
             Err(e) => return Poll::Ready(Err(wrong_state(SocketType::Rep, e))),
         };
-        let Some(mut message) = slot.take() else {
+        let Some(message) = slot.take() else {
             return Poll::Ready(Ok(()));
         };
         if let Some(peer) = to {
@@ -259,7 +260,7 @@ impl RepPattern {
                 return Poll::Ready(Err(error));
             }
             if core.peers.get(peer).is_some_and(|p| p.has_room(hwm)) {
-                core.enqueue_parts(peer, envelope, message.shared_frames());
+                core.enqueue_parts(peer, envelope, message.into_shared().frames());
             } else {
                 core.count_drop(peer);
             }
