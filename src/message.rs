@@ -1,6 +1,7 @@
 //! [`Message`]: one ZeroMQ message, made of one or more frames.
 
 use crate::wire::Metadata;
+use crate::wire::frame::WRITE_FLATTEN_THRESHOLD_BYTES;
 use bytes::Bytes;
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -10,9 +11,12 @@ use std::sync::{Arc, OnceLock};
 ///
 /// Frames are [`Bytes`], so cloning a message, splitting it or queueing it for several peers
 /// never copies a payload. A single-frame message, the common case, is stored without a `Vec`
-/// (no heap allocation besides the payload itself), and one copied from a slice of at most
-/// 23 bytes (`Message::from(&[u8])`, `&str`, `&[u8; N]`) is stored inside the message, with
-/// no heap allocation at all, until something asks for it as [`Bytes`].
+/// (no heap allocation besides the payload itself). A frame copied from a slice
+/// (`Message::from(&[u8])`, `&str`, `&[u8; N]`) is kept in the form a send encodes cheapest:
+/// up to 23 bytes inside the message (no heap allocation at all), under 4 KiB in a plain
+/// allocation. It becomes a `Bytes` the first time something borrows it as one
+/// ([`Message::frames`] and its kin) or clones it; clones of one kept inside the message copy
+/// its few bytes instead.
 ///
 /// ```
 /// use ferromq::Message;
@@ -52,7 +56,7 @@ pub(crate) struct Properties {
 
 impl PartialEq for Message {
     fn eq(&self, other: &Self) -> bool {
-        // By content: a frame stored inside the message equals the same bytes in a `Bytes`.
+        // By content: a copied frame equals the same bytes in a `Bytes`.
         self.len() == other.len()
             && (0..self.len()).all(|i| self.frame_slice(i) == other.frame_slice(i))
     }
@@ -69,12 +73,13 @@ impl Hash for Message {
     }
 }
 
-#[derive(Clone, Default)]
+#[derive(Default)]
 enum Frames {
     #[default]
     Empty,
     One(Bytes),
-    Small(SmallFrame),
+    Inline(InlineFrame),
+    Boxed(BoxedFrame),
     Many(Vec<Bytes>),
 }
 
@@ -83,45 +88,42 @@ enum Frames {
 /// 16-byte send cost 678 instructions with its allocation and free, about 130 of them the
 /// allocator's); libzmq stores bodies up to 33 bytes in its messages for the same reason.
 /// 23 is what fits beside the lazily made `Bytes` without growing `Message` past 56 bytes.
-pub(crate) const SMALL_FRAME_MAX_BYTES: usize = 23;
+pub(crate) const INLINE_FRAME_MAX_BYTES: usize = 23;
 
-/// A frame of at most [`SMALL_FRAME_MAX_BYTES`] stored inside the message.
-#[derive(Default)]
-struct SmallFrame {
+/// The one frame of a message, copied from a slice of at most [`INLINE_FRAME_MAX_BYTES`]
+/// into the message itself: no allocation.
+struct InlineFrame {
     len: u8,
-    data: [u8; SMALL_FRAME_MAX_BYTES],
+    data: [u8; INLINE_FRAME_MAX_BYTES],
     /// The frame as `Bytes`, made (and boxed, to keep the message small) the first time a
     /// caller borrows it as one: [`Message::frames`] and its kin return `&Bytes`.
     shared: OnceLock<Box<Bytes>>,
 }
 
-impl SmallFrame {
-    #[inline]
-    fn new(bytes: &[u8]) -> Option<SmallFrame> {
-        if bytes.len() > SMALL_FRAME_MAX_BYTES {
-            return None;
-        }
-        let mut data = [0; SMALL_FRAME_MAX_BYTES];
-        data[..bytes.len()].copy_from_slice(bytes);
-        Some(SmallFrame {
-            len: bytes.len() as u8,
-            data,
-            shared: OnceLock::new(),
-        })
-    }
+/// The one frame of a message, copied from a slice shorter than
+/// [`WRITE_FLATTEN_THRESHOLD_BYTES`] (which the encoder copies again rather than queueing
+/// by reference) into an allocation the caller's own build makes and frees: a stock build
+/// does not inline `Bytes::from(Vec<u8>)` (30 instructions and a call per send, and a
+/// vtable call to drop it).
+struct BoxedFrame {
+    data: Box<[u8]>,
+    /// As [`InlineFrame::shared`].
+    shared: OnceLock<Box<Bytes>>,
+}
 
+/// The `Bytes` a copied frame lends out, made from `bytes` on first use.
+fn lent<'a>(shared: &'a OnceLock<Box<Bytes>>, bytes: &[u8]) -> &'a Bytes {
+    shared.get_or_init(|| Box::new(Bytes::copy_from_slice(bytes)))
+}
+
+impl InlineFrame {
     #[inline]
     fn as_slice(&self) -> &[u8] {
         &self.data[..usize::from(self.len)]
     }
 
-    fn shared(&self) -> &Bytes {
-        self.shared
-            .get_or_init(|| Box::new(Bytes::copy_from_slice(self.as_slice())))
-    }
-
     fn into_bytes(self) -> Bytes {
-        let SmallFrame { len, data, shared } = self;
+        let InlineFrame { len, data, shared } = self;
         match shared.into_inner() {
             Some(shared) => *shared,
             None => Bytes::copy_from_slice(&data[..usize::from(len)]),
@@ -129,13 +131,75 @@ impl SmallFrame {
     }
 }
 
-impl Clone for SmallFrame {
-    /// Copies the bytes; the copy makes its own `Bytes` if it is asked for one.
+impl BoxedFrame {
+    fn into_bytes(self) -> Bytes {
+        match self.shared.into_inner() {
+            Some(shared) => *shared,
+            None => Bytes::from(self.data),
+        }
+    }
+}
+
+impl Frames {
+    /// A single frame copied from `bytes`, in the form that fits its size: built in place,
+    /// with no `Option` around it to move it through (20 instructions per send).
+    #[inline]
+    fn copied(bytes: &[u8]) -> Frames {
+        if bytes.len() <= INLINE_FRAME_MAX_BYTES {
+            let mut data = [0; INLINE_FRAME_MAX_BYTES];
+            data[..bytes.len()].copy_from_slice(bytes);
+            Frames::Inline(InlineFrame {
+                len: bytes.len() as u8,
+                data,
+                shared: OnceLock::new(),
+            })
+        } else if bytes.len() < WRITE_FLATTEN_THRESHOLD_BYTES {
+            Frames::Boxed(BoxedFrame {
+                data: bytes.into(),
+                shared: OnceLock::new(),
+            })
+        } else {
+            // Queued by reference when sent: a `Bytes` from the start.
+            Frames::One(Bytes::from(bytes.to_vec()))
+        }
+    }
+
+    /// The bytes of a copied frame.
+    #[inline]
+    fn copied_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Frames::Inline(frame) => Some(frame.as_slice()),
+            Frames::Boxed(frame) => Some(&frame.data),
+            _ => None,
+        }
+    }
+
+    /// A single frame as one `Bytes` (a copied frame's moved or lent one); other forms are
+    /// handed back.
+    fn into_one(self) -> Result<Bytes, Frames> {
+        match self {
+            Frames::One(frame) => Ok(frame),
+            Frames::Inline(frame) => Ok(frame.into_bytes()),
+            Frames::Boxed(frame) => Ok(frame.into_bytes()),
+            other => Err(other),
+        }
+    }
+}
+
+impl Clone for Frames {
+    /// Shares `Bytes` frames. A frame copied into the message is copied again; a boxed copy
+    /// is made a `Bytes` once instead, which this clone and every later one share.
     fn clone(&self) -> Self {
-        SmallFrame {
-            len: self.len,
-            data: self.data,
-            shared: OnceLock::new(),
+        match self {
+            Frames::Empty => Frames::Empty,
+            Frames::One(frame) => Frames::One(frame.clone()),
+            Frames::Inline(frame) => Frames::Inline(InlineFrame {
+                len: frame.len,
+                data: frame.data,
+                shared: OnceLock::new(),
+            }),
+            Frames::Boxed(frame) => Frames::One(lent(&frame.shared, &frame.data).clone()),
+            Frames::Many(frames) => Frames::Many(frames.clone()),
         }
     }
 }
@@ -215,7 +279,7 @@ impl Message {
     pub fn len(&self) -> usize {
         match &self.frames {
             Frames::Empty => 0,
-            Frames::One(_) | Frames::Small(_) => 1,
+            Frames::One(_) | Frames::Inline(_) | Frames::Boxed(_) => 1,
             Frames::Many(v) => v.len(),
         }
     }
@@ -232,42 +296,55 @@ impl Message {
         match &self.frames {
             Frames::Empty => &[],
             Frames::One(b) => std::slice::from_ref(b),
-            Frames::Small(small) => std::slice::from_ref(small.shared()),
+            Frames::Inline(frame) => std::slice::from_ref(lent(&frame.shared, frame.as_slice())),
+            Frames::Boxed(frame) => std::slice::from_ref(lent(&frame.shared, &frame.data)),
             Frames::Many(v) => v,
         }
     }
 
-    /// The one frame of a message that stores it inside itself (see
-    /// [`SMALL_FRAME_MAX_BYTES`]), without making a `Bytes` of it: what encoding it takes.
+    /// The one frame of a message copied from a slice (see [`InlineFrame`] and
+    /// [`BoxedFrame`]), without making a `Bytes` of it: what encoding it takes.
     #[inline]
-    pub(crate) fn small_frame(&self) -> Option<&[u8]> {
-        match &self.frames {
-            Frames::Small(small) => Some(small.as_slice()),
-            _ => None,
-        }
+    pub(crate) fn copied_frame(&self) -> Option<&[u8]> {
+        self.frames.copied_bytes()
     }
 
-    /// The message with a frame it stores inside itself moved into a `Bytes` of its own (one
+    /// The message with a copied frame moved into a `Bytes` of its own (at most one
     /// allocation, where [`Message::frames`] would box that `Bytes` too): for a message about
     /// to be queued behind an envelope, or handed to an inproc receiver, which will borrow
     /// its frames as `Bytes`.
     #[inline]
     pub(crate) fn into_shared(self) -> Message {
-        match self.frames {
-            Frames::Small(small) => Message {
-                frames: Frames::One(small.into_bytes()),
+        match self.frames.into_one() {
+            Ok(frame) => Message {
+                frames: Frames::One(frame),
                 properties: self.properties,
             },
-            _ => self,
+            Err(frames) => Message {
+                frames,
+                properties: self.properties,
+            },
         }
     }
 
-    /// Frame `index` as bytes, without making a `Bytes` of a frame stored in the message.
+    /// A clone whose frames are all `Bytes`: a copied frame is made one once, and every such
+    /// clone shares it. For a fan-out's inproc receivers, which borrow frames as `Bytes`.
+    pub(crate) fn shared_clone(&self) -> Message {
+        match &self.frames {
+            Frames::Inline(_) | Frames::Boxed(_) => Message {
+                frames: Frames::One(self.frames()[0].clone()),
+                properties: self.properties.clone(),
+            },
+            _ => self.clone(),
+        }
+    }
+
+    /// Frame `index` as bytes, without making a `Bytes` of a copied frame.
     #[inline]
     pub(crate) fn frame_slice(&self, index: usize) -> Option<&[u8]> {
-        match &self.frames {
-            Frames::Small(small) => (index == 0).then(|| small.as_slice()),
-            _ => self.frames().get(index).map(|frame| &frame[..]),
+        match self.frames.copied_bytes() {
+            Some(bytes) => (index == 0).then_some(bytes),
+            None => self.frames().get(index).map(|frame| &frame[..]),
         }
     }
 
@@ -297,11 +374,12 @@ impl Message {
     /// Sum of the frame sizes in bytes.
     #[inline]
     pub fn byte_len(&self) -> usize {
-        // The one-frame case without a loop: the engine asks once or twice per message.
+        // The one-frame cases without a loop: the engine asks two or three times per message.
         match &self.frames {
             Frames::Empty => 0,
             Frames::One(frame) => frame.len(),
-            Frames::Small(small) => usize::from(small.len),
+            Frames::Inline(frame) => usize::from(frame.len),
+            Frames::Boxed(frame) => frame.data.len(),
             Frames::Many(frames) => frames.iter().map(Bytes::len).sum(),
         }
     }
@@ -309,38 +387,34 @@ impl Message {
     /// Appends a frame at the end.
     pub fn push_back(&mut self, frame: impl Into<Bytes>) {
         let frame = frame.into();
-        self.frames = match std::mem::take(&mut self.frames) {
-            Frames::Empty => Frames::One(frame),
-            Frames::One(first) => Frames::Many(vec![first, frame]),
-            Frames::Small(first) => Frames::Many(vec![first.into_bytes(), frame]),
-            Frames::Many(mut v) => {
+        self.frames = match std::mem::take(&mut self.frames).into_one() {
+            Ok(first) => Frames::Many(vec![first, frame]),
+            Err(Frames::Many(mut v)) => {
                 v.push(frame);
                 Frames::Many(v)
             }
+            Err(_empty) => Frames::One(frame),
         };
     }
 
     /// Inserts a frame at the front (used for routing envelopes).
     pub fn push_front(&mut self, frame: impl Into<Bytes>) {
         let frame = frame.into();
-        self.frames = match std::mem::take(&mut self.frames) {
-            Frames::Empty => Frames::One(frame),
-            Frames::One(only) => Frames::Many(vec![frame, only]),
-            Frames::Small(only) => Frames::Many(vec![frame, only.into_bytes()]),
-            Frames::Many(mut v) => {
+        self.frames = match std::mem::take(&mut self.frames).into_one() {
+            Ok(only) => Frames::Many(vec![frame, only]),
+            Err(Frames::Many(mut v)) => {
                 v.insert(0, frame);
                 Frames::Many(v)
             }
+            Err(_empty) => Frames::One(frame),
         };
     }
 
     /// Removes and returns the first frame.
     pub fn pop_front(&mut self) -> Option<Bytes> {
-        match std::mem::take(&mut self.frames) {
-            Frames::Empty => None,
-            Frames::One(only) => Some(only),
-            Frames::Small(only) => Some(only.into_bytes()),
-            Frames::Many(mut v) => {
+        match std::mem::take(&mut self.frames).into_one() {
+            Ok(only) => Some(only),
+            Err(Frames::Many(mut v)) => {
                 let first = if v.is_empty() {
                     None
                 } else {
@@ -349,20 +423,20 @@ impl Message {
                 self.frames = Self::from_vec(v).frames;
                 first
             }
+            Err(_empty) => None,
         }
     }
 
     /// Removes and returns the last frame.
     pub fn pop_back(&mut self) -> Option<Bytes> {
-        match std::mem::take(&mut self.frames) {
-            Frames::Empty => None,
-            Frames::One(only) => Some(only),
-            Frames::Small(only) => Some(only.into_bytes()),
-            Frames::Many(mut v) => {
+        match std::mem::take(&mut self.frames).into_one() {
+            Ok(only) => Some(only),
+            Err(Frames::Many(mut v)) => {
                 let last = v.pop();
                 self.frames = Self::from_vec(v).frames;
                 last
             }
+            Err(_empty) => None,
         }
     }
 
@@ -384,11 +458,10 @@ impl Message {
 
     /// Consumes the message and returns its frames.
     pub fn into_frames(self) -> Vec<Bytes> {
-        match self.frames {
-            Frames::Empty => Vec::new(),
-            Frames::One(b) => vec![b],
-            Frames::Small(small) => vec![small.into_bytes()],
-            Frames::Many(v) => v,
+        match self.frames.into_one() {
+            Ok(only) => vec![only],
+            Err(Frames::Many(v)) => v,
+            Err(_empty) => Vec::new(),
         }
     }
 
@@ -423,18 +496,15 @@ impl From<Vec<u8>> for Message {
 }
 
 impl From<&[u8]> for Message {
-    /// Copies the bytes: into the message itself up to 23 bytes, else into an allocation of
-    /// their own. Written as `to_vec` rather than `Bytes::copy_from_slice`,
-    /// which is the same copy behind a call that a dependent crate's stock build does not
-    /// inline.
+    /// Copies the bytes: into the message itself up to 23 bytes, under 4 KiB into a plain
+    /// allocation, else into a `Bytes` (written as `to_vec` rather than
+    /// `Bytes::copy_from_slice`, which is the same copy behind a call that a dependent
+    /// crate's stock build does not inline).
     #[inline]
     fn from(frame: &[u8]) -> Self {
-        match SmallFrame::new(frame) {
-            Some(small) => Message {
-                frames: Frames::Small(small),
-                properties: None,
-            },
-            None => Bytes::from(frame.to_vec()).into(),
+        Message {
+            frames: Frames::copied(frame),
+            properties: None,
         }
     }
 }
@@ -549,27 +619,36 @@ mod tests {
     }
 
     #[test]
-    fn a_small_copy_lives_in_the_message_and_equals_the_same_bytes_as_a_frame() {
-        let bytes = [7u8; SMALL_FRAME_MAX_BYTES + 1];
-        assert!(
-            Message::from(&bytes[..SMALL_FRAME_MAX_BYTES])
-                .small_frame()
-                .is_some()
-        );
-        assert!(Message::from(&bytes[..]).small_frame().is_none());
-        for size in [0, 1, SMALL_FRAME_MAX_BYTES] {
-            let small = Message::from(&bytes[..size]);
+    fn a_copied_frame_equals_the_same_bytes_as_a_frame_whatever_its_form() {
+        let bytes: Vec<u8> = (0..=255u8)
+            .cycle()
+            .take(WRITE_FLATTEN_THRESHOLD_BYTES)
+            .collect();
+        assert!(Message::from(&bytes[..]).copied_frame().is_none());
+        let sizes = [
+            0,
+            1,
+            INLINE_FRAME_MAX_BYTES,
+            INLINE_FRAME_MAX_BYTES + 1,
+            300,
+        ];
+        for size in sizes.into_iter().chain([WRITE_FLATTEN_THRESHOLD_BYTES - 1]) {
+            let copied = Message::from(&bytes[..size]);
             let shared = Message::from(Bytes::copy_from_slice(&bytes[..size]));
-            assert_eq!(small, shared, "{size} bytes");
-            assert_eq!(hash_of(&small), hash_of(&shared), "{size} bytes");
-            assert_eq!((small.len(), small.byte_len()), (1, size));
-            assert_eq!(small.frame_slice(0), Some(&bytes[..size]));
-            assert_eq!(small.frame_slice(1), None);
-            assert_eq!(small.clone(), shared);
+            assert_eq!(copied.copied_frame(), Some(&bytes[..size]), "{size} bytes");
+            assert_eq!(copied, shared, "{size} bytes");
+            assert_eq!(hash_of(&copied), hash_of(&shared), "{size} bytes");
+            assert_eq!((copied.len(), copied.byte_len()), (1, size));
+            assert_eq!(copied.frame_slice(0), Some(&bytes[..size]));
+            assert_eq!(copied.frame_slice(1), None);
+            let clone = copied.clone();
+            assert_eq!(clone, shared, "{size} bytes");
+            assert_eq!(clone.clone(), shared, "{size} bytes");
             // Borrowed as `Bytes`, it is the same frame, and stays one.
-            assert_eq!(small.frames(), shared.frames());
-            assert_eq!(small.first(), shared.first());
-            assert_eq!(small.small_frame(), Some(&bytes[..size]));
+            assert_eq!(copied.frames(), shared.frames());
+            assert_eq!(copied.first(), shared.first());
+            assert_eq!(copied.copied_frame(), Some(&bytes[..size]));
+            assert_eq!(copied.into_shared().into_frames(), shared.into_frames());
         }
         assert_ne!(Message::from("ab"), Message::from("abc"));
         assert_ne!(
@@ -579,7 +658,15 @@ mod tests {
     }
 
     #[test]
-    fn a_small_frame_keeps_its_bytes_through_every_change_of_shape() {
+    fn clones_of_a_boxed_copy_share_one_bytes() {
+        let copied = Message::from(&[3u8; 100][..]);
+        let (a, b) = (copied.clone(), copied.clone());
+        assert_eq!(a.frames()[0].as_ptr(), b.frames()[0].as_ptr());
+        assert_eq!(a.frames()[0].as_ptr(), copied.frames()[0].as_ptr());
+    }
+
+    #[test]
+    fn a_copied_frame_keeps_its_bytes_through_every_change_of_shape() {
         let mut m = Message::from("mid");
         m.push_front("head");
         assert_eq!(m.frames(), &[Bytes::from("head"), Bytes::from("mid")]);
@@ -593,8 +680,14 @@ mod tests {
         assert_eq!(Message::from("x").pop_back(), Some(Bytes::from("x")));
         assert_eq!(Message::from("x").into_frames(), vec![Bytes::from("x")]);
         let owned = Message::from("own").into_shared();
-        assert!(owned.small_frame().is_none());
+        assert!(owned.copied_frame().is_none());
         assert_eq!(owned, Message::from("own"));
+        let mut boxed = Message::from(&[9u8; 40][..]);
+        boxed.push_back("more");
+        assert_eq!(
+            boxed.frames(),
+            &[Bytes::from(vec![9u8; 40]), Bytes::from("more")]
+        );
         assert_eq!(format!("{:?}", Message::from("dbg")), r#"[b"dbg"]"#);
     }
 

@@ -88,10 +88,9 @@ pub(super) enum Outgoing<'a> {
 
 impl Outgoing<'_> {
     /// What an inproc peer queues: the message itself, without the properties of the
-    /// connection it may have arrived on. A frame stored in the message becomes a `Bytes`
-    /// here, as it would have been when the message was made, so the receiver borrowing it
-    /// as one pays no allocation of its own; a fan-out's copies stay small (the receiver's
-    /// filter reads them in place).
+    /// connection it may have arrived on. A frame copied from a slice becomes a `Bytes` here
+    /// (once per fan-out), as it would have been when the message was made, so a receiver
+    /// borrowing it as one pays no allocation of its own.
     fn into_item(self) -> inproc::Item {
         match self {
             Outgoing::Message(message) => {
@@ -101,7 +100,7 @@ impl Outgoing<'_> {
                 inproc::Item::Message(head.iter().chain(body).cloned().collect())
             }
             Outgoing::Fanout(message) => {
-                inproc::Item::Message(message.clone().without_properties())
+                inproc::Item::Message(message.shared_clone().without_properties())
             }
             Outgoing::Subscription { subscribe, prefix } => {
                 inproc::Item::subscription(subscribe, prefix)

@@ -10,7 +10,6 @@
 use super::ProtocolError;
 use super::command::Command;
 use crate::Message;
-use crate::message::SMALL_FRAME_MAX_BYTES;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -317,7 +316,8 @@ impl EncodedMessage {
     /// otherwise leaves the encoding empty, and [`WriteBuf::push_encoded`] then declines it.
     pub fn encode(&mut self, message: &Message) {
         self.bytes.clear();
-        if let Some(body) = message.small_frame() {
+        if let Some(body) = message.copied_frame() {
+            // Always below the threshold: see `Message::copied_frame`.
             encode_header(&mut self.bytes, 0, body.len());
             self.bytes.extend_from_slice(body);
             self.payload = body.len() as u64;
@@ -390,8 +390,8 @@ impl WriteBuf {
     /// Encodes every frame of `message` (MORE on all but the last).
     #[inline]
     pub fn push_message(&mut self, message: &Message) {
-        if let Some(body) = message.small_frame() {
-            self.push_small_frame(0, body);
+        if let Some(body) = message.copied_frame() {
+            self.push_copied_frame(0, body);
             return;
         }
         let frames = message.frames();
@@ -410,20 +410,10 @@ impl WriteBuf {
         }
     }
 
-    /// Encodes a frame of at most [`SMALL_FRAME_MAX_BYTES`] (a short frame, copied in).
+    /// Encodes a frame below [`WRITE_FLATTEN_THRESHOLD_BYTES`], copying its body in.
     #[inline]
-    fn push_small_frame(&mut self, flags: u8, body: &[u8]) {
-        debug_assert!(body.len() <= SMALL_FRAME_MAX_BYTES);
-        self.payload_queued += body.len() as u64;
-        self.reserve_header();
-        encode_header(&mut self.tail, flags, body.len());
-        self.tail.extend_from_slice(body);
-        self.len += 2 + body.len();
-    }
-
-    /// Encodes one frame with the given flags (LONG is added when needed).
-    #[inline]
-    pub fn push_frame(&mut self, flags: u8, body: &Bytes) {
+    fn push_copied_frame(&mut self, flags: u8, body: &[u8]) {
+        debug_assert!(body.len() < WRITE_FLATTEN_THRESHOLD_BYTES);
         self.payload_queued += body.len() as u64;
         self.reserve_header();
         encode_header(&mut self.tail, flags, body.len());
@@ -432,13 +422,24 @@ impl WriteBuf {
         } else {
             MAX_HEADER_BYTES
         };
-        if body.len() < WRITE_FLATTEN_THRESHOLD_BYTES {
-            self.tail.extend_from_slice(body);
-        } else {
-            self.seal_tail();
-            self.chunks.push_back(body.clone());
-        }
+        self.tail.extend_from_slice(body);
         self.len += body.len();
+    }
+
+    /// Encodes one frame with the given flags (LONG is added when needed): copied in below
+    /// [`WRITE_FLATTEN_THRESHOLD_BYTES`], else queued by reference.
+    #[inline]
+    pub fn push_frame(&mut self, flags: u8, body: &Bytes) {
+        if body.len() < WRITE_FLATTEN_THRESHOLD_BYTES {
+            self.push_copied_frame(flags, body);
+            return;
+        }
+        self.payload_queued += body.len() as u64;
+        self.reserve_header();
+        encode_header(&mut self.tail, flags, body.len());
+        self.len += MAX_HEADER_BYTES + body.len();
+        self.seal_tail();
+        self.chunks.push_back(body.clone());
     }
 
     /// Encodes `head` then `body` as one message (an envelope before a body: REQ's
@@ -755,19 +756,19 @@ mod tests {
     }
 
     #[test]
-    fn a_frame_stored_in_its_message_encodes_as_the_same_frame_in_bytes() {
-        for size in [0, 1, SMALL_FRAME_MAX_BYTES] {
+    fn a_frame_copied_from_a_slice_encodes_as_the_same_frame_in_bytes() {
+        for size in [0, 1, 22, 23, 255, 256, WRITE_FLATTEN_THRESHOLD_BYTES - 1] {
             let body = vec![5u8; size];
-            let small = Message::from(&body[..]);
-            assert!(small.small_frame().is_some());
+            let copied = Message::from(&body[..]);
+            assert!(copied.copied_frame().is_some());
             let shared = Message::from(Bytes::from(body));
             let (mut a, mut b) = (WriteBuf::new(), WriteBuf::new());
-            a.push_message(&small);
+            a.push_message(&copied);
             b.push_message(&shared);
             assert_eq!(a.to_bytes(), b.to_bytes(), "{size} bytes");
             assert_eq!((a.len, a.payload_queued), (b.len, b.payload_queued));
             let (mut a, mut b) = (EncodedMessage::default(), EncodedMessage::default());
-            a.encode(&small);
+            a.encode(&copied);
             b.encode(&shared);
             assert_eq!((a.bytes, a.payload), (b.bytes, b.payload), "{size} bytes");
         }
