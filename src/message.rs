@@ -314,17 +314,15 @@ impl Message {
     /// to be queued behind an envelope, or handed to an inproc receiver, which will borrow
     /// its frames as `Bytes`.
     #[inline]
-    pub(crate) fn into_shared(self) -> Message {
-        match self.frames.into_one() {
-            Ok(frame) => Message {
-                frames: Frames::One(frame),
-                properties: self.properties,
-            },
-            Err(frames) => Message {
-                frames,
-                properties: self.properties,
-            },
+    pub(crate) fn into_shared(mut self) -> Message {
+        // Every message passes here on its way to an inproc peer: the others leave untouched
+        // (moved through `into_one`, a `Bytes` frame cost an inproc send 68 instructions).
+        if let Frames::Inline(_) | Frames::Boxed(_) = self.frames
+            && let Ok(frame) = std::mem::take(&mut self.frames).into_one()
+        {
+            self.frames = Frames::One(frame);
         }
+        self
     }
 
     /// A clone whose frames are all `Bytes`: a copied frame is made one once, and every such
