@@ -88,7 +88,7 @@ enum Frames {
 /// 16-byte send cost 678 instructions with its allocation and free, about 130 of them the
 /// allocator's); libzmq stores bodies up to 33 bytes in its messages for the same reason.
 /// 23 is what fits beside the lazily made `Bytes` without growing `Message` past 56 bytes.
-pub(crate) const INLINE_FRAME_MAX_BYTES: usize = 23;
+const INLINE_FRAME_MAX_BYTES: usize = 23;
 
 /// The one frame of a message, copied from a slice of at most [`INLINE_FRAME_MAX_BYTES`]
 /// into the message itself: no allocation.
