@@ -57,8 +57,7 @@ pub(crate) struct Properties {
 impl PartialEq for Message {
     fn eq(&self, other: &Self) -> bool {
         // By content: a copied frame equals the same bytes in a `Bytes`.
-        self.len() == other.len()
-            && (0..self.len()).all(|i| self.frame_slice(i) == other.frame_slice(i))
+        self.frame_slices().eq(other.frame_slices())
     }
 }
 
@@ -67,8 +66,8 @@ impl Eq for Message {}
 impl Hash for Message {
     fn hash<H: Hasher>(&self, state: &mut H) {
         state.write_usize(self.len());
-        for i in 0..self.len() {
-            self.frame_slice(i).hash(state);
+        for frame in self.frame_slices() {
+            frame.hash(state);
         }
     }
 }
@@ -337,12 +336,23 @@ impl Message {
         }
     }
 
-    /// Frame `index` as bytes, without making a `Bytes` of a copied frame.
+    /// The frames as bytes, in order, without making a `Bytes` of a copied frame.
     #[inline]
-    pub(crate) fn frame_slice(&self, index: usize) -> Option<&[u8]> {
+    pub(crate) fn frame_slices(&self) -> impl Iterator<Item = &[u8]> {
+        let copied = self.frames.copied_bytes();
+        let shared = if copied.is_some() { &[] } else { self.frames() };
+        copied
+            .into_iter()
+            .chain(shared.iter().map(|frame| &frame[..]))
+    }
+
+    /// The first frame as bytes (a topic, a subscription), without making a `Bytes` of a
+    /// copied frame.
+    #[inline]
+    pub(crate) fn first_slice(&self) -> Option<&[u8]> {
         match self.frames.copied_bytes() {
-            Some(bytes) => (index == 0).then_some(bytes),
-            None => self.frames().get(index).map(|frame| &frame[..]),
+            Some(bytes) => Some(bytes),
+            None => self.frames().first().map(|frame| &frame[..]),
         }
     }
 
@@ -637,8 +647,8 @@ mod tests {
             assert_eq!(copied, shared, "{size} bytes");
             assert_eq!(hash_of(&copied), hash_of(&shared), "{size} bytes");
             assert_eq!((copied.len(), copied.byte_len()), (1, size));
-            assert_eq!(copied.frame_slice(0), Some(&bytes[..size]));
-            assert_eq!(copied.frame_slice(1), None);
+            assert_eq!(copied.first_slice(), Some(&bytes[..size]));
+            assert_eq!(copied.frame_slices().count(), 1);
             let clone = copied.clone();
             assert_eq!(clone, shared, "{size} bytes");
             assert_eq!(clone.clone(), shared, "{size} bytes");

@@ -169,7 +169,7 @@ impl Publisher {
     /// subscription, or with `invert_matching` every other attached peer. False when the
     /// message has no frames.
     fn find_receivers(&mut self, message: &Message) -> bool {
-        let Some(topic) = message.frame_slice(0) else {
+        let Some(topic) = message.first_slice() else {
             return false;
         };
         self.trie.matching_peers(topic, &mut self.matched);
@@ -514,7 +514,7 @@ fn as_subscription(message: &Message) -> Option<(bool, &[u8])> {
     if message.len() != 1 {
         return None;
     }
-    let frame = message.frame_slice(0)?;
+    let frame = message.first_slice()?;
     match frame.first() {
         Some(&SUBSCRIBE_BYTE) => Some((true, &frame[1..])),
         Some(&CANCEL_BYTE) => Some((false, &frame[1..])),
@@ -701,7 +701,7 @@ impl SubPattern {
     /// Whether `recv` returns `message`: its topic matches a current subscription (with
     /// `invert_matching`: matches none).
     fn wants(&self, message: &Message) -> bool {
-        let topic = message.frame_slice(0).unwrap_or_default();
+        let topic = message.first_slice().unwrap_or_default();
         self.subscriber.subscriptions.matches(topic) != self.invert
     }
 

@@ -316,21 +316,14 @@ impl EncodedMessage {
     /// otherwise leaves the encoding empty, and [`WriteBuf::push_encoded`] then declines it.
     pub fn encode(&mut self, message: &Message) {
         self.bytes.clear();
-        if let Some(body) = message.copied_frame() {
-            // Always below the threshold: see `Message::copied_frame`.
-            encode_header(&mut self.bytes, 0, body.len());
-            self.bytes.extend_from_slice(body);
-            self.payload = body.len() as u64;
-            return;
-        }
         if message
-            .iter()
+            .frame_slices()
             .any(|frame| frame.len() >= WRITE_FLATTEN_THRESHOLD_BYTES)
         {
             return;
         }
         let last = message.len().saturating_sub(1);
-        for (i, frame) in message.iter().enumerate() {
+        for (i, frame) in message.frame_slices().enumerate() {
             let flags = if i < last { FLAG_MORE } else { 0 };
             encode_header(&mut self.bytes, flags, frame.len());
             self.bytes.extend_from_slice(frame);
