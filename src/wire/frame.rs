@@ -403,23 +403,30 @@ impl WriteBuf {
         }
     }
 
-    /// Encodes a frame below [`WRITE_FLATTEN_THRESHOLD_BYTES`], copying its body in.
+    /// Encodes the header of a frame of `len` body bytes (LONG is added when needed) and
+    /// counts the whole frame; its body follows, copied or by reference.
     #[inline]
-    fn push_copied_frame(&mut self, flags: u8, body: &[u8]) {
-        debug_assert!(body.len() < WRITE_FLATTEN_THRESHOLD_BYTES);
-        self.payload_queued += body.len() as u64;
+    fn push_header(&mut self, flags: u8, len: usize) {
+        self.payload_queued += len as u64;
         self.reserve_header();
-        encode_header(&mut self.tail, flags, body.len());
-        self.len += if body.len() <= SHORT_FRAME_MAX_BYTES {
+        encode_header(&mut self.tail, flags, len);
+        let header = if len <= SHORT_FRAME_MAX_BYTES {
             2
         } else {
             MAX_HEADER_BYTES
         };
-        self.tail.extend_from_slice(body);
-        self.len += body.len();
+        self.len += header + len;
     }
 
-    /// Encodes one frame with the given flags (LONG is added when needed): copied in below
+    /// Encodes a frame below [`WRITE_FLATTEN_THRESHOLD_BYTES`], copying its body in.
+    #[inline]
+    fn push_copied_frame(&mut self, flags: u8, body: &[u8]) {
+        debug_assert!(body.len() < WRITE_FLATTEN_THRESHOLD_BYTES);
+        self.push_header(flags, body.len());
+        self.tail.extend_from_slice(body);
+    }
+
+    /// Encodes one frame with the given flags: copied in below
     /// [`WRITE_FLATTEN_THRESHOLD_BYTES`], else queued by reference.
     #[inline]
     pub fn push_frame(&mut self, flags: u8, body: &Bytes) {
@@ -427,10 +434,7 @@ impl WriteBuf {
             self.push_copied_frame(flags, body);
             return;
         }
-        self.payload_queued += body.len() as u64;
-        self.reserve_header();
-        encode_header(&mut self.tail, flags, body.len());
-        self.len += MAX_HEADER_BYTES + body.len();
+        self.push_header(flags, body.len());
         self.seal_tail();
         self.chunks.push_back(body.clone());
     }
