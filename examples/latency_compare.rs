@@ -3,12 +3,18 @@
 //! and on a current-thread runtime (`ct`), libzmq (the `zmq` crate) and the raw TCP floor,
 //! alternating, 64-byte messages over TCP loopback, each server in its own process. Reports
 //! one-way p50/p99 (half a round trip) per repetition, the medians over repetitions, and the
-//! ratios to libzmq and to the raw floor. omq is skipped, with a note, when `tools/omq-peer`
+//! ratios to libzmq and to the raw floor. The same ping-pong written on tokio (`tokio-mt`,
+//! `tokio-ct`: a `TcpStream` read and written from the loop in `block_on`) is the floor of
+//! each runtime's shape: what any tokio program pays for a round trip before any library
+//! work. omq is skipped, with a note, when `tools/omq-peer`
 //! is not built (`cargo build --release --manifest-path tools/omq-peer/Cargo.toml`).
 //!
 //! ```text
-//! latency_compare [roundtrips] [repetitions]        (defaults 20000, 3)
+//! latency_compare [roundtrips] [repetitions] [kinds]   (defaults 20000, 3, all)
 //! ```
+//!
+//! `kinds` picks some of the kinds, comma-separated (`ferromq-mt,tokio-mt`); libzmq and raw
+//! always run, as the ratios' references.
 //!
 //! The measuring client runs in this process; each server is this same binary re-invoked
 //! as `latency_compare serve <kind> <roundtrips>`, which prints its endpoint on its first
@@ -37,16 +43,20 @@ enum Kind {
     OmqCt,
     Libzmq,
     Raw,
+    TokioMt,
+    TokioCt,
 }
 
 impl Kind {
-    const ALL: [Kind; 6] = [
+    const ALL: [Kind; 8] = [
         Kind::FerromqMt,
         Kind::FerromqCt,
         Kind::OmqMt,
         Kind::OmqCt,
         Kind::Libzmq,
         Kind::Raw,
+        Kind::TokioMt,
+        Kind::TokioCt,
     ];
 
     fn name(self) -> &'static str {
@@ -57,6 +67,8 @@ impl Kind {
             Kind::OmqCt => "omq-ct",
             Kind::Libzmq => "libzmq",
             Kind::Raw => "raw",
+            Kind::TokioMt => "tokio-mt",
+            Kind::TokioCt => "tokio-ct",
         }
     }
 
@@ -72,6 +84,20 @@ impl Kind {
     fn parse(name: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.name() == name)
     }
+
+    /// Comma-separated names, with libzmq and raw added (the ratios need them).
+    fn parse_list(names: &str) -> Option<Vec<Kind>> {
+        let mut kinds = names
+            .split(',')
+            .map(Kind::parse)
+            .collect::<Option<Vec<_>>>()?;
+        for reference in [Kind::Libzmq, Kind::Raw] {
+            if !kinds.contains(&reference) {
+                kinds.push(reference);
+            }
+        }
+        Some(kinds)
+    }
 }
 
 type BoxError = Box<dyn std::error::Error>;
@@ -84,16 +110,19 @@ fn main() -> ExitCode {
                 Ok(n) => serve(kind, n),
                 Err(e) => Err(e.into()),
             },
-            _ => Err(
-                "usage: latency_compare serve <ferromq-mt|ferromq-ct|libzmq|raw> <roundtrips>"
-                    .into(),
-            ),
+            _ => Err("usage: latency_compare serve \
+                 <ferromq-mt|ferromq-ct|libzmq|raw|tokio-mt|tokio-ct> <roundtrips>"
+                .into()),
         },
         _ => {
             let arg = |i: usize, default: usize| {
                 args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default)
             };
-            compare(arg(1, 20_000).max(1), arg(2, 3).max(1))
+            match args.get(3).map(|names| Kind::parse_list(names)) {
+                Some(None) => Err(format!("unknown kind in {}", args[3]).into()),
+                Some(Some(kinds)) => compare(arg(1, 20_000).max(1), arg(2, 3).max(1), &kinds),
+                None => compare(arg(1, 20_000).max(1), arg(2, 3).max(1), &Kind::ALL),
+            }
         }
     };
     match result {
@@ -127,7 +156,7 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-fn compare(roundtrips: usize, repetitions: usize) -> Result<(), BoxError> {
+fn compare(roundtrips: usize, repetitions: usize, kinds: &[Kind]) -> Result<(), BoxError> {
     println!(
         "REQ/REP one-way latency, {MESSAGE_BYTES} B over TCP loopback, {roundtrips} round trips \
          x {repetitions} repetitions (after {WARMUP_ROUNDTRIPS} warm-up)"
@@ -140,7 +169,7 @@ fn compare(roundtrips: usize, repetitions: usize) -> Result<(), BoxError> {
             omq.display()
         );
     }
-    let mut results: Vec<(Kind, Vec<Figures>)> = Kind::ALL
+    let mut results: Vec<(Kind, Vec<Figures>)> = kinds
         .iter()
         .filter(|kind| kind.omq_runtime().is_none() || omq.is_file())
         .map(|&k| (k, Vec::new()))
@@ -185,6 +214,8 @@ fn compare(roundtrips: usize, repetitions: usize) -> Result<(), BoxError> {
     for (ours, theirs) in [
         (Kind::FerromqMt, Kind::OmqMt),
         (Kind::FerromqCt, Kind::OmqCt),
+        (Kind::FerromqMt, Kind::TokioMt),
+        (Kind::FerromqCt, Kind::TokioCt),
     ] {
         if let (Some(a), Some(b)) = (of(ours), of(theirs)) {
             println!(
@@ -229,6 +260,8 @@ fn run_once(kind: Kind, roundtrips: usize) -> Result<Vec<f64>, BoxError> {
         Kind::OmqMt | Kind::OmqCt => omq_client(kind, endpoint, roundtrips),
         Kind::Libzmq => libzmq_client(endpoint, roundtrips),
         Kind::Raw => raw_client(endpoint, roundtrips),
+        Kind::TokioMt => tokio_client(runtime(true)?, endpoint, roundtrips),
+        Kind::TokioCt => tokio_client(runtime(false)?, endpoint, roundtrips),
     };
     let status = server.wait()?;
     let samples = samples?;
@@ -352,6 +385,32 @@ fn raw_client(endpoint: &str, roundtrips: usize) -> Result<Vec<f64>, BoxError> {
     })
 }
 
+/// The raw ping-pong on tokio, the loop in `block_on` as `ferromq_client`'s.
+fn tokio_client(
+    runtime: tokio::runtime::Runtime,
+    endpoint: &str,
+    roundtrips: usize,
+) -> Result<Vec<f64>, BoxError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    runtime.block_on(async {
+        let mut stream =
+            tokio::net::TcpStream::connect(endpoint.trim_start_matches("tcp://")).await?;
+        stream.set_nodelay(true)?;
+        let request = framed_request();
+        let mut reply = vec![0; request.len()];
+        let mut one_way_us = Vec::with_capacity(roundtrips);
+        for i in 0..WARMUP_ROUNDTRIPS + roundtrips {
+            let sent = Instant::now();
+            stream.write_all(&request).await?;
+            stream.read_exact(&mut reply).await?;
+            if i >= WARMUP_ROUNDTRIPS {
+                one_way_us.push(sent.elapsed().as_secs_f64() * 1e6 / 2.0);
+            }
+        }
+        Ok(one_way_us)
+    })
+}
+
 /// Server role: prints the bound endpoint, echoes `total` round trips, exits.
 fn serve(kind: Kind, total: usize) -> Result<(), BoxError> {
     match kind {
@@ -380,6 +439,19 @@ fn serve(kind: Kind, total: usize) -> Result<(), BoxError> {
             Ok(())
         }
         Kind::OmqMt | Kind::OmqCt => Err("omq servers run as omq-peer lat-serve".into()),
+        Kind::TokioMt | Kind::TokioCt => runtime(kind == Kind::TokioMt)?.block_on(async {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            announce(&format!("tcp://{}", listener.local_addr()?))?;
+            let (mut stream, _) = listener.accept().await?;
+            stream.set_nodelay(true)?;
+            let mut buf = framed_request();
+            for _ in 0..total {
+                stream.read_exact(&mut buf).await?;
+                stream.write_all(&buf).await?;
+            }
+            Ok(())
+        }),
         Kind::Raw => {
             let listener = TcpListener::bind("127.0.0.1:0")?;
             announce(&format!("tcp://{}", listener.local_addr()?))?;
