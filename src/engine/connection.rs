@@ -22,10 +22,12 @@ use bytes::BytesMut;
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError, TryLockError, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
+use tokio::io::ReadBuf;
 use tokio::time::Sleep;
 
 /// Read buffer allocation. One read carries thousands of small messages, and several 64 KiB
@@ -719,8 +721,26 @@ impl<P: Pattern> Driver<P> {
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
                 Poll::Ready(Ok(())) => {}
             }
-            self.make_read_room();
-            match self.stream.try_read_buf(&mut self.read_buf) {
+            let unbuffered = self.read_buf.capacity() == 0
+                && self
+                    .conn
+                    .pending_frame_len()
+                    .is_none_or(|len| len < LARGE_FRAME_BYTES);
+            let read = match unbuffered {
+                // No buffer held (a trickle, or nothing read yet): read onto the stack, so a
+                // request or a heartbeat allocates and frees no read buffer; a full read
+                // starts a stream, which gets one. A large frame's body is read in place
+                // ([`Self::make_read_room`]).
+                true => self.read_unbuffered(now),
+                false => {
+                    self.make_read_room();
+                    self.stream
+                        .try_read_buf(&mut self.read_buf)
+                        .map_err(Error::from)
+                        .and_then(|n| self.decode(now).map(|()| n))
+                }
+            };
+            match read {
                 Ok(0) => return Poll::Ready(Ok(ReadOutcome::Eof)),
                 Ok(n) => {
                     if !std::mem::replace(&mut self.read_this_poll, true) {
@@ -728,16 +748,44 @@ impl<P: Pattern> Driver<P> {
                     }
                     self.last_wake_read += n;
                     self.last_read = now;
-                    self.decode(now)?;
                     if let Some(rtt) = self.conn.take_heartbeat_rtt() {
                         self.record_heartbeat_rtt(rtt);
                     }
                     return Poll::Ready(Ok(ReadOutcome::Data));
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e.into())),
+                Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
             }
         }
+    }
+
+    /// One read into a stack buffer of [`TRICKLE_BYTES`] and its decode, for a connection
+    /// that holds no read buffer: a short read is a trickle, decoded from an exact-size copy
+    /// as [`Self::decode`] decodes one; a full one moves into a read buffer of its own, which
+    /// takes what else the kernel holds before the decode. The bytes read, 0 at the end of
+    /// the stream.
+    fn read_unbuffered(&mut self, now: Instant) -> Result<usize, Error> {
+        let mut storage = [MaybeUninit::<u8>::uninit(); TRICKLE_BYTES];
+        let mut first = ReadBuf::uninit(&mut storage);
+        let n = self.stream.try_read_into(&mut first)?;
+        if n < TRICKLE_BYTES {
+            if n > 0 {
+                self.decode_exact(BytesMut::from(first.filled()), now)?;
+            }
+            return Ok(n);
+        }
+        // The rest is read before anything is decoded, as if the buffer had been there: a
+        // large frame that arrived whole is then decoded whole, not taken for a large-frame
+        // stream from its first 4 KiB.
+        self.read_buf = self.reusable_read_buf(self.read_buf_size);
+        self.read_buf.extend_from_slice(first.filled());
+        let more = match self.stream.try_read_buf(&mut self.read_buf) {
+            Ok(more) => more,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(e) => return Err(e.into()),
+        };
+        self.decode(now)?;
+        Ok(n + more)
     }
 
     /// Keeps the last heartbeat round trip for the socket's stats.
@@ -756,10 +804,15 @@ impl<P: Pattern> Driver<P> {
             self.conn.handle_input(&mut self.read_buf, now)?;
             return Ok(());
         }
-        let mut exact = BytesMut::from(&self.read_buf[..]);
+        let exact = BytesMut::from(&self.read_buf[..]);
         self.read_buf.clear();
+        self.decode_exact(exact, now)
+    }
+
+    /// Decodes a trickle's exact-size copy; a partial frame at its end goes back to the read
+    /// buffer to wait for its rest.
+    fn decode_exact(&mut self, mut exact: BytesMut, now: Instant) -> Result<(), Error> {
         self.conn.handle_input(&mut exact, now)?;
-        // A partial frame goes back to wait for its rest.
         self.read_buf.extend_from_slice(&exact);
         Ok(())
     }

@@ -70,6 +70,20 @@ impl MockIo {
         Ok(n)
     }
 
+    pub(crate) fn try_read_into(&self, buf: &mut tokio::io::ReadBuf<'_>) -> io::Result<usize> {
+        let mut s = lock(&self.0);
+        if s.inbound.is_empty() {
+            return if s.eof {
+                Ok(0)
+            } else {
+                Err(io::ErrorKind::WouldBlock.into())
+            };
+        }
+        let n = s.inbound.len().min(buf.remaining());
+        buf.put_slice(&s.inbound.split_to(n));
+        Ok(n)
+    }
+
     pub(crate) fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut s = lock(&self.0);
         if s.write_room == Some(0) {

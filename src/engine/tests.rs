@@ -920,3 +920,59 @@ proptest::proptest! {
         proptest::prop_assert_eq!(received, expected);
     }
 }
+
+/// One ZMTP data frame holding `body`, the last of its message.
+fn data_frame(body: &[u8]) -> Vec<u8> {
+    let mut frame = match u8::try_from(body.len()) {
+        Ok(len) => vec![0x00, len],
+        Err(_) => [&[0x02][..], &(body.len() as u64).to_be_bytes()].concat(),
+    };
+    frame.extend_from_slice(body);
+    frame
+}
+
+/// An idle connection holds no read buffer and reads onto the stack: whatever arrives next,
+/// one small message, a message far larger than the stack buffer in one piece, a frame
+/// split across two arrivals either side of that buffer's size, or many messages at once,
+/// comes out whole and in order.
+#[tokio::test(start_paused = true)]
+async fn after_a_trickle_every_arrival_is_read_whole_whatever_its_size_or_split() {
+    let (socket, peer) = connected(SocketOptions::default()).await;
+    let bodies: Vec<Vec<u8>> = [3, 40_000, 5_000, 300, 4_087]
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| vec![b'a' + i as u8; len])
+        .collect();
+    // One small message: a trickle, read onto the stack.
+    let next = async || {
+        tokio::time::timeout(TEST_LIMIT, recv(&socket))
+            .await
+            .unwrap()
+    };
+    peer.send(&data_frame(&bodies[0]));
+    assert_eq!(next().await.frames(), [&bodies[0][..]]);
+    // A 40,000-byte message in one piece, after the idle connection released its buffer.
+    peer.send(&data_frame(&bodies[1]));
+    assert_eq!(next().await.frames(), [&bodies[1][..]]);
+    // Frames split across arrivals: the first part fills the stack buffer exactly, then
+    // the first part is shorter than it.
+    for (body, split) in [(&bodies[2], 4_096), (&bodies[3], 3)] {
+        let frame = data_frame(body);
+        let mut waiting = std::pin::pin!(recv(&socket));
+        peer.send(&frame[..split]);
+        assert!(futures::poll!(&mut waiting).is_pending());
+        peer.send(&frame[split..]);
+        let message = tokio::time::timeout(TEST_LIMIT, waiting).await.unwrap();
+        assert_eq!(message.frames(), [&body[..]]);
+    }
+    // A frame that ends exactly at the stack buffer's size, and the messages behind it.
+    let mut burst = data_frame(&bodies[4]);
+    assert_eq!(burst.len(), 4_096);
+    for body in &bodies[..4] {
+        burst.extend_from_slice(&data_frame(body));
+    }
+    peer.send(&burst);
+    for body in [&bodies[4], &bodies[0], &bodies[1], &bodies[2], &bodies[3]] {
+        assert_eq!(next().await.frames(), [&body[..]]);
+    }
+}

@@ -14,7 +14,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::task::{Context, Poll};
-use tokio::io::Interest;
+use tokio::io::{Interest, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UnixListener, UnixStream};
 
 /// A connected byte stream to one peer.
@@ -64,6 +64,29 @@ impl Stream {
             }),
             #[cfg(test)]
             Stream::Mock(s) => s.try_read_buf(buf),
+        };
+        match result {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && read > 0 => Ok(read),
+            other => other,
+        }
+    }
+
+    /// As [`Stream::try_read_buf`], into the unfilled part of `buf` (which may be
+    /// uninitialised memory: nothing is zeroed first).
+    pub(crate) fn try_read_into(&self, buf: &mut ReadBuf<'_>) -> io::Result<usize> {
+        let room = buf.remaining();
+        let mut read = 0;
+        let result = match self {
+            Stream::Tcp(s) => s.try_io(Interest::READABLE, || {
+                read = s.try_read_buf(buf)?;
+                short_read_clears(read, room)
+            }),
+            Stream::Ipc(s) => s.try_io(Interest::READABLE, || {
+                read = s.try_read_buf(buf)?;
+                short_read_clears(read, room)
+            }),
+            #[cfg(test)]
+            Stream::Mock(s) => s.try_read_into(buf),
         };
         match result {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock && read > 0 => Ok(read),
