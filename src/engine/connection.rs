@@ -10,7 +10,7 @@
 
 use super::help::{Help, Route};
 use super::transport::Stream;
-use super::{DirectWrite, EndpointId, Handshake, Pattern, Peer, Shared, State, now};
+use super::{DirectWrite, EndpointId, Handshake, Pattern, Peer, Shared, State, WaitKey, now};
 use crate::endpoint::Endpoint;
 use crate::error::Error;
 use crate::monitor::MonitorEventKind;
@@ -179,6 +179,7 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, stream: Stream, link
         last_batch: 0,
         failure: None,
         by_app: false,
+        receiver: WaitKey::NOBODY,
         lease: None,
         finished: None,
         parked: false,
@@ -250,7 +251,7 @@ impl<P: Pattern> Cell<P> {
         if let Some(result) = driver.finished.take() {
             return Poll::Ready(result);
         }
-        let result = self.poll_driver(&mut driver, false);
+        let result = self.poll_driver(&mut driver, None);
         if result.is_ready() {
             // Nobody polls it again: a receiving call that gets here finds it finished.
             driver.finished = Some(Ok(()));
@@ -258,19 +259,23 @@ impl<P: Pattern> Cell<P> {
         result
     }
 
-    /// One poll of `driver` (this cell's, locked), by a receiving call when `by_app` (a send
-    /// that writes for the connection polls as the task does), with the route told when it
-    /// began and whether it parked.
-    fn poll_driver(&self, driver: &mut Driver<P>, by_app: bool) -> Poll<Result<(), Error>> {
+    /// One poll of `driver` (this cell's, locked), by the receiving call `receiver` if any (a
+    /// send that writes for the connection polls as the task does), with the route told when
+    /// it began and whether it parked.
+    fn poll_driver(
+        &self,
+        driver: &mut Driver<P>,
+        receiver: Option<WaitKey>,
+    ) -> Poll<Result<(), Error>> {
         self.route.poll_begins();
-        let result = driver.poll(&mut Context::from_waker(&self.waker), by_app);
+        let result = driver.poll(&mut Context::from_waker(&self.waker), receiver);
         self.route.poll_ended(driver.parked);
         result
     }
 }
 
 impl<P: Pattern> Help for Cell<P> {
-    fn help(&self, app: &Waker, receiving: bool) -> bool {
+    fn help(&self, app: &Waker, receiver: Option<WaitKey>) -> bool {
         let owed = self.route.app_drives(app);
         if !owed && self.route.driver_idle() {
             return false;
@@ -293,7 +298,7 @@ impl<P: Pattern> Help for Cell<P> {
             return false;
         }
         let _runtime = self.runtime.enter();
-        if let Poll::Ready(result) = self.poll_driver(&mut driver, receiving) {
+        if let Poll::Ready(result) = self.poll_driver(&mut driver, receiver) {
             driver.finished = Some(result);
             drop(driver);
             self.route.wake_task();
@@ -415,6 +420,8 @@ struct Driver<P: Pattern> {
     failure: Option<Error>,
     /// This poll is a receiving call's, not the task's.
     by_app: bool,
+    /// The receiving call polling this driver now ([`WaitKey::NOBODY`]: the task, or a send).
+    receiver: WaitKey,
     /// Until when a receiving call that left this connection's inbox full is expected back
     /// (see [`APP_LEASE`]).
     lease: Option<Instant>,
@@ -426,9 +433,10 @@ struct Driver<P: Pattern> {
 }
 
 impl<P: Pattern> Driver<P> {
-    /// One poll: `by_app` when a receiving call polls it instead of the task.
-    fn poll(&mut self, cx: &mut Context<'_>, by_app: bool) -> Poll<Result<(), Error>> {
-        self.by_app = by_app;
+    /// One poll: by the receiving call `receiver` instead of the task, if any.
+    fn poll(&mut self, cx: &mut Context<'_>, receiver: Option<WaitKey>) -> Poll<Result<(), Error>> {
+        self.by_app = receiver.is_some();
+        self.receiver = receiver.unwrap_or(WaitKey::NOBODY);
         self.parked = false;
         self.read_this_poll = false;
         for _ in 0..MAX_ROUNDS_PER_WAKE {
@@ -704,7 +712,8 @@ impl<P: Pattern> Driver<P> {
             peer.traffic.bytes_in += received.bytes;
         }
         if delivered {
-            core.recv_wakers.wake_all();
+            // Not the receiving call polling this driver: it tries again when the poll ends.
+            core.recv_wakers.wake_all_but(self.receiver);
         }
         Ok(all)
     }

@@ -16,6 +16,7 @@
 //! driver and without polling it again hands the wake-up on to the task, so no readiness is
 //! lost between the two.
 
+use super::WaitKey;
 use futures::task::AtomicWaker;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -26,11 +27,12 @@ use std::task::{Wake, Waker};
 pub(crate) trait Help: Send + Sync {
     /// Takes the connection over for a call whose task `app` is woken for the driver until
     /// [`Help::stop`], and polls the driver unless it is idle (see [`Route::driver_idle`]).
-    /// `receiving` when the call is a receive (it then reads for the connection from now on,
-    /// see `app_reads` in the peer slot); a send stopped at the HWM polls it to write.
-    /// True when it polled; false when the driver is idle (the call waits for its wake-up),
-    /// the connection task holds it, or the connection ended.
-    fn help(&self, app: &Waker, receiving: bool) -> bool;
+    /// `receiver` is the call's key when it is a receive (it then reads for the connection
+    /// from now on, see `app_reads` in the peer slot; what this poll delivers does not wake
+    /// it, since it tries again once this returns true); a send stopped at the HWM polls it
+    /// to write. True when it polled; false when the driver is idle (the call waits for its
+    /// wake-up), the connection task holds it, or the connection ended.
+    fn help(&self, app: &Waker, receiver: Option<WaitKey>) -> bool;
 
     /// The waiting call is done (it received or sent, failed or was dropped): wake-ups go to
     /// the connection task again.

@@ -400,7 +400,8 @@ impl<P: Pattern> SocketCore<P> {
                     Poll::Pending => {}
                     ready => return ready,
                 }
-                if helped || !helping.help(helper, cx, receiving) {
+                let receiver = receiving.then_some(waiting.state.key);
+                if helped || !helping.help(helper, cx, receiver) {
                     break;
                 }
                 helped = true;
@@ -649,7 +650,7 @@ impl Helping {
         &mut self,
         helper: Option<Arc<dyn help::Help>>,
         cx: &Context<'_>,
-        receiving: bool,
+        receiver: Option<WaitKey>,
     ) -> bool {
         // A connection this call polled before and no longer may (a second peer came, or it
         // ended) gets back any wake-up meant for it.
@@ -662,7 +663,7 @@ impl Helping {
             return false;
         };
         self.0 = Some(helper.clone());
-        helper.help(cx.waker(), receiving)
+        helper.help(cx.waker(), receiver)
     }
 }
 

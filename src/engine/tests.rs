@@ -976,3 +976,36 @@ async fn after_a_trickle_every_arrival_is_read_whole_whatever_its_size_or_split(
         assert_eq!(next().await.frames(), [&body[..]]);
     }
 }
+
+/// Counts the wake-ups a task gets.
+#[derive(Default)]
+struct WakeCount(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for WakeCount {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A receive that reads for its connection is woken once, by the readiness, and not again by
+/// delivering what it read: it takes the message as its poll ends, and a wake-up of its own
+/// would only bring it back for nothing (on a current-thread runtime, one more yield).
+#[tokio::test(start_paused = true)]
+async fn a_receive_is_not_woken_by_what_its_own_read_delivers() {
+    let (socket, peer) = connected(SocketOptions::default()).await;
+    let count = Arc::new(WakeCount::default());
+    let waker = std::task::Waker::from(count.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut waiting = std::pin::pin!(recv(&socket));
+    assert!(waiting.as_mut().poll(&mut cx).is_pending());
+    peer.send(b"\x00\x05hello");
+    let woken = count.0.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(woken, 1, "the readiness wakes the waiting receive");
+    let Poll::Ready(message) = waiting.as_mut().poll(&mut cx) else {
+        panic!("the receive read its connection and found nothing");
+    };
+    assert_eq!(message.frames(), ["hello"]);
+    assert!(app_reads(&socket), "the connection task read it instead");
+    let woken = count.0.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(woken, 1, "the receive was woken by its own delivery");
+}

@@ -46,6 +46,16 @@ impl WakerList {
         }
     }
 
+    /// Wakes and forgets every parked task but `key`'s, which is only forgotten: a call that
+    /// will look again by itself (see `Help::help`).
+    pub fn wake_all_but(&mut self, key: WaitKey) {
+        for (k, w) in self.0.drain(..) {
+            if k != key {
+                w.wake();
+            }
+        }
+    }
+
     /// Parked tasks.
     #[cfg(test)]
     pub fn len(&self) -> usize {
