@@ -4,7 +4,7 @@
 //! deterministic: virtual time only advances when the connection task and the test are both
 //! waiting.
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use std::io::{self, IoSlice};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
@@ -56,7 +56,7 @@ impl MockIo {
         Poll::Ready(Ok(()))
     }
 
-    pub(crate) fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
+    pub(crate) fn try_read_buf<B: BufMut>(&self, buf: &mut B, room: usize) -> io::Result<usize> {
         let mut s = lock(&self.0);
         if s.inbound.is_empty() {
             return if s.eof {
@@ -65,21 +65,7 @@ impl MockIo {
                 Err(io::ErrorKind::WouldBlock.into())
             };
         }
-        let n = s.inbound.len().min(buf.capacity() - buf.len());
-        buf.extend_from_slice(&s.inbound.split_to(n));
-        Ok(n)
-    }
-
-    pub(crate) fn try_read_into(&self, buf: &mut tokio::io::ReadBuf<'_>) -> io::Result<usize> {
-        let mut s = lock(&self.0);
-        if s.inbound.is_empty() {
-            return if s.eof {
-                Ok(0)
-            } else {
-                Err(io::ErrorKind::WouldBlock.into())
-            };
-        }
-        let n = s.inbound.len().min(buf.remaining());
+        let n = s.inbound.len().min(room);
         buf.put_slice(&s.inbound.split_to(n));
         Ok(n)
     }

@@ -7,7 +7,7 @@
 use crate::endpoint::{Endpoint, Host};
 use crate::error::{Error, Result};
 use crate::options::SocketOptions;
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use socket2::{SockRef, TcpKeepalive};
 use std::io::{self, IoSlice};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -52,29 +52,18 @@ impl Stream {
     /// trickle (request–reply), none when they stream (reads then fill the buffer).
     pub(crate) fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
         let room = buf.capacity() - buf.len();
-        let mut read = 0;
-        let result = match self {
-            Stream::Tcp(s) => s.try_io(Interest::READABLE, || {
-                read = s.try_read_buf(buf)?;
-                short_read_clears(read, room)
-            }),
-            Stream::Ipc(s) => s.try_io(Interest::READABLE, || {
-                read = s.try_read_buf(buf)?;
-                short_read_clears(read, room)
-            }),
-            #[cfg(test)]
-            Stream::Mock(s) => s.try_read_buf(buf),
-        };
-        match result {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && read > 0 => Ok(read),
-            other => other,
-        }
+        self.try_read_room(buf, room)
     }
 
     /// As [`Stream::try_read_buf`], into the unfilled part of `buf` (which may be
     /// uninitialised memory: nothing is zeroed first).
     pub(crate) fn try_read_into(&self, buf: &mut ReadBuf<'_>) -> io::Result<usize> {
         let room = buf.remaining();
+        self.try_read_room(buf, room)
+    }
+
+    /// One read into `buf`, which has `room` bytes free; a shorter read clears readiness.
+    fn try_read_room<B: BufMut>(&self, buf: &mut B, room: usize) -> io::Result<usize> {
         let mut read = 0;
         let result = match self {
             Stream::Tcp(s) => s.try_io(Interest::READABLE, || {
@@ -86,7 +75,7 @@ impl Stream {
                 short_read_clears(read, room)
             }),
             #[cfg(test)]
-            Stream::Mock(s) => s.try_read_into(buf),
+            Stream::Mock(s) => s.try_read_buf(buf, room),
         };
         match result {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock && read > 0 => Ok(read),
