@@ -178,7 +178,6 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, stream: Stream, link
         release_at: None,
         last_batch: 0,
         failure: None,
-        by_app: false,
         receiver: WaitKey::NOBODY,
         lease: None,
         finished: None,
@@ -418,9 +417,8 @@ struct Driver<P: Pattern> {
     last_batch: usize,
     /// A fatal fault waiting for its ERROR command to be flushed.
     failure: Option<Error>,
-    /// This poll is a receiving call's, not the task's.
-    by_app: bool,
-    /// The receiving call polling this driver now ([`WaitKey::NOBODY`]: the task, or a send).
+    /// The receiving call polling this driver now ([`WaitKey::NOBODY`]: the task, or a send
+    /// that writes for the connection).
     receiver: WaitKey,
     /// Until when a receiving call that left this connection's inbox full is expected back
     /// (see [`APP_LEASE`]).
@@ -433,9 +431,13 @@ struct Driver<P: Pattern> {
 }
 
 impl<P: Pattern> Driver<P> {
+    /// This poll is a receiving call's, not the task's (a receiving call always has a key).
+    fn by_app(&self) -> bool {
+        self.receiver != WaitKey::NOBODY
+    }
+
     /// One poll: by the receiving call `receiver` instead of the task, if any.
     fn poll(&mut self, cx: &mut Context<'_>, receiver: Option<WaitKey>) -> Poll<Result<(), Error>> {
-        self.by_app = receiver.is_some();
         self.receiver = receiver.unwrap_or(WaitKey::NOBODY);
         self.parked = false;
         self.read_this_poll = false;
@@ -564,7 +566,7 @@ impl<P: Pattern> Driver<P> {
     /// full, and reading is paused without waiting for room: that call takes it up again
     /// once the inbox is empty), makes the task poll once [`APP_LEASE`] passed without it.
     fn arm_lease(&mut self, cx: &mut Context<'_>) {
-        if !self.by_app || self.stash.is_none() {
+        if !self.by_app() || self.stash.is_none() {
             return;
         }
         let now = now();
@@ -929,7 +931,7 @@ impl<P: Pattern> Driver<P> {
                     peer.dense = taken > 1;
                     peer.partial = 0;
                 }
-                peer.app_reads = self.by_app;
+                peer.app_reads = self.by_app();
                 // From here until the next call, only this task writes to the stream: it holds
                 // bytes now if it held some before or has just taken a batch.
                 peer.writer_busy = !self.out.is_empty() || to_seal || self.conn.has_transmit();
