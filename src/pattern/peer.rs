@@ -18,6 +18,13 @@ pub struct PeerId {
 }
 
 impl PeerId {
+    /// The socket itself, in a structure that holds nobody else: a SUB's own subscriptions
+    /// are a [`SubscriptionTrie`](super::SubscriptionTrie) whose one holder is this id.
+    pub(crate) const OWN: PeerId = PeerId {
+        index: u32::MAX,
+        generation: u32::MAX,
+    };
+
     /// The slot index; dense and reused, so handy for indexing per-peer arrays.
     pub fn index(self) -> usize {
         self.index as usize
