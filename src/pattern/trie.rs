@@ -166,26 +166,12 @@ impl SubscriptionTrie {
     /// sorted by [`PeerId`].
     pub fn matching_peers(&self, data: &[u8], out: &mut Vec<PeerId>) {
         out.clear();
-        let mut node = &self.nodes[ROOT];
-        let mut rest = data;
         let mut sources = 0usize;
-        loop {
+        for node in self.nodes_along(data) {
             if !node.peers.is_empty() {
                 out.extend_from_slice(&node.peers);
                 sources += 1;
             }
-            let Some(&first) = rest.first() else {
-                break;
-            };
-            let Ok(pos) = node.children.binary_search_by_key(&first, |c| c.0) else {
-                break;
-            };
-            let child = &self.nodes[node.children[pos].1];
-            let Some(after) = rest.strip_prefix(child.label.as_slice()) else {
-                break;
-            };
-            rest = after;
-            node = child;
         }
         if sources > 1 {
             out.sort_unstable();
@@ -198,25 +184,22 @@ impl SubscriptionTrie {
     ///
     /// [`matching_peers`]: SubscriptionTrie::matching_peers
     pub fn holds_a_prefix_of(&self, data: &[u8]) -> bool {
-        let mut node = &self.nodes[ROOT];
-        let mut rest = data;
-        loop {
-            if !node.peers.is_empty() {
-                return true;
-            }
-            let Some(&first) = rest.first() else {
-                return false;
-            };
-            let Ok(pos) = node.children.binary_search_by_key(&first, |c| c.0) else {
-                return false;
-            };
-            let child = &self.nodes[node.children[pos].1];
-            let Some(after) = rest.strip_prefix(child.label.as_slice()) else {
-                return false;
-            };
-            rest = after;
-            node = child;
-        }
+        self.nodes_along(data).any(|node| !node.peers.is_empty())
+    }
+
+    /// The nodes whose prefixes start `data`, from the root down: the one walk both
+    /// matches take, one child lookup per edge.
+    fn nodes_along<'a>(&'a self, data: &'a [u8]) -> impl Iterator<Item = &'a Node> + 'a {
+        let mut next = Some((&self.nodes[ROOT], data));
+        std::iter::from_fn(move || {
+            let (node, rest) = next.take()?;
+            next = rest.first().and_then(|first| {
+                let pos = node.children.binary_search_by_key(first, |c| c.0).ok()?;
+                let child = &self.nodes[node.children[pos].1];
+                Some((child, rest.strip_prefix(child.label.as_slice())?))
+            });
+            Some(node)
+        })
     }
 
     /// Whether `peer` is subscribed to exactly `prefix`.
