@@ -681,12 +681,13 @@ mod tests {
     }
 
     #[test]
-    fn local_matches_a_shorter_prefix_behind_a_greater_one_that_does_not_match() {
+    fn local_matches_a_shorter_prefix_when_the_longer_ones_part_from_the_message() {
         let mut subs = LocalSubscriptions::new();
         for prefix in [&b"a"[..], b"ab", b"abd", b"abz"] {
             subs.add(prefix);
         }
-        // "abz" and "abd" sort just below the message, part from it, and hide "a".
+        // The walk leaves the longer prefixes where the message parts from them ("abe" after
+        // "ab", "ac" after "a"), and still finds the ones it passed on the way.
         assert!(subs.matches(b"abzz"));
         assert!(subs.matches(b"abe"));
         assert!(subs.matches(b"ac"));
