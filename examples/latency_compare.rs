@@ -118,10 +118,11 @@ fn main() -> ExitCode {
             let arg = |i: usize, default: usize| {
                 args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default)
             };
+            let (roundtrips, repetitions) = (arg(1, 20_000).max(1), arg(2, 3).max(1));
             match args.get(3).map(|names| Kind::parse_list(names)) {
                 Some(None) => Err(format!("unknown kind in {}", args[3]).into()),
-                Some(Some(kinds)) => compare(arg(1, 20_000).max(1), arg(2, 3).max(1), &kinds),
-                None => compare(arg(1, 20_000).max(1), arg(2, 3).max(1), &Kind::ALL),
+                Some(Some(kinds)) => compare(roundtrips, repetitions, &kinds),
+                None => compare(roundtrips, repetitions, &Kind::ALL),
             }
         }
     };
@@ -288,6 +289,23 @@ fn timed(
     Ok(one_way_us)
 }
 
+/// As [`timed`], for a round trip awaited in the client's `block_on`.
+async fn timed_async(
+    roundtrips: usize,
+    mut roundtrip: impl AsyncFnMut() -> Result<(), BoxError>,
+) -> Result<Vec<f64>, BoxError> {
+    for _ in 0..WARMUP_ROUNDTRIPS {
+        roundtrip().await?;
+    }
+    let mut one_way_us = Vec::with_capacity(roundtrips);
+    for _ in 0..roundtrips {
+        let sent = Instant::now();
+        roundtrip().await?;
+        one_way_us.push(sent.elapsed().as_secs_f64() * 1e6 / 2.0);
+    }
+    Ok(one_way_us)
+}
+
 /// The multi-thread runtime `#[tokio::main]` builds, or a current-thread one.
 fn runtime(multi_thread: bool) -> std::io::Result<tokio::runtime::Runtime> {
     match multi_thread {
@@ -307,16 +325,12 @@ fn ferromq_client(
         let req = ferromq::Req::new();
         req.connect(endpoint)?;
         let request = ferromq::Message::from(vec![0u8; MESSAGE_BYTES]);
-        let total = WARMUP_ROUNDTRIPS + roundtrips;
-        let mut one_way_us = Vec::with_capacity(roundtrips);
-        for i in 0..total {
-            let sent = Instant::now();
+        let one_way_us = timed_async(roundtrips, async || {
             req.send(request.clone()).await?;
             req.recv().await?;
-            if i >= WARMUP_ROUNDTRIPS {
-                one_way_us.push(sent.elapsed().as_secs_f64() * 1e6 / 2.0);
-            }
-        }
+            Ok(())
+        })
+        .await?;
         req.close().await;
         Ok(one_way_us)
     })
@@ -398,16 +412,12 @@ fn tokio_client(
         stream.set_nodelay(true)?;
         let request = framed_request();
         let mut reply = vec![0; request.len()];
-        let mut one_way_us = Vec::with_capacity(roundtrips);
-        for i in 0..WARMUP_ROUNDTRIPS + roundtrips {
-            let sent = Instant::now();
+        timed_async(roundtrips, async || {
             stream.write_all(&request).await?;
             stream.read_exact(&mut reply).await?;
-            if i >= WARMUP_ROUNDTRIPS {
-                one_way_us.push(sent.elapsed().as_secs_f64() * 1e6 / 2.0);
-            }
-        }
-        Ok(one_way_us)
+            Ok(())
+        })
+        .await
     })
 }
 
