@@ -350,22 +350,29 @@ impl Connection {
             self.on_greeting(greeting, now)?;
         }
         self.input_paused = false;
-        if self.phase == Phase::Traffic && self.cipher.is_none() {
-            // Plain traffic: the whole frames at the front, split off the buffer at once.
-            // At most one frame per event the queue still takes, so it never overfills.
-            let room = MAX_PENDING_EVENTS.saturating_sub(self.events.len());
-            let mut run = self.decoder.split_whole_frames(buf, room);
-            while let Some(frame) = FrameDecoder::next_whole_frame(&mut run) {
-                // Per frame: a PING's TTL holds only until the frame after it.
-                self.peer_alive();
-                self.on_frame(frame, now)?;
-            }
-        }
         loop {
             if self.events.len() >= MAX_PENDING_EVENTS {
                 self.input_paused = true;
                 return Ok(());
             }
+            if self.phase == Phase::Traffic && self.cipher.is_none() {
+                // Plain traffic: the whole frames at the front, split off the buffer at once.
+                // At most one frame per event the queue still takes, so it never overfills.
+                let room = MAX_PENDING_EVENTS - self.events.len();
+                let mut run = self.decoder.split_whole_frames(buf, room);
+                while let Some(frame) = FrameDecoder::next_whole_frame(&mut run) {
+                    // Per frame: a PING's TTL holds only until the frame after it.
+                    self.peer_alive();
+                    self.on_frame(frame, now)?;
+                }
+                if self.events.len() >= MAX_PENDING_EVENTS {
+                    continue;
+                }
+            }
+            // One frame the run could not take: the rest of a body whose header came with an
+            // earlier read (after it, the loop splits whole frames again), a frame still
+            // partial, a header `decode_mut` reports as a fault, or handshake and CURVE
+            // frames.
             let Some(frame) = self.decoder.decode_mut(buf)? else {
                 break;
             };
@@ -1391,6 +1398,31 @@ mod tests {
         assert!(!pull.has_pending_input());
         assert!(input.is_empty());
         assert_eq!(events(&mut pull).len(), 10);
+    }
+
+    #[test]
+    fn decoding_pauses_at_the_event_limit_after_a_body_split_across_reads() {
+        let now = t0();
+        let mut pull = ready_pull_from_push(now);
+        // A frame's header and the start of its body in one read...
+        let mut input = BytesMut::from(&b"\x00\x03ab"[..]);
+        pull.handle_input(&mut input, now).unwrap();
+        assert!(events(&mut pull).is_empty());
+        // ...the rest of it in the next, with more whole frames than the queue takes.
+        input.extend_from_slice(b"c");
+        for _ in 0..MAX_PENDING_EVENTS + 10 {
+            input.extend_from_slice(b"\x00\x01m");
+        }
+        pull.handle_input(&mut input, now).unwrap();
+        assert!(pull.has_pending_input());
+        assert_eq!(input.len(), 11 * 3, "decoding went past the limit");
+        let first = events(&mut pull);
+        assert_eq!(first.len(), MAX_PENDING_EVENTS);
+        assert!(matches!(&first[0], Event::Message(m) if m.frames()[0] == "abc"));
+        pull.handle_input(&mut input, now).unwrap();
+        assert!(!pull.has_pending_input());
+        assert!(input.is_empty());
+        assert_eq!(events(&mut pull).len(), 11);
     }
 
     #[test]
