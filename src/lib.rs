@@ -226,6 +226,7 @@
 #![cfg_attr(feature = "sodium", deny(unsafe_code))]
 
 pub mod blocking;
+mod buffer_pool;
 pub mod endpoint;
 mod engine;
 pub mod error;

@@ -1,5 +1,6 @@
 //! [`Message`]: one ZeroMQ message, made of one or more frames.
 
+use crate::buffer_pool;
 use crate::wire::Metadata;
 use crate::wire::frame::WRITE_FLATTEN_THRESHOLD_BYTES;
 use bytes::Bytes;
@@ -219,8 +220,9 @@ impl Frames {
                 shared: OnceBox::new(),
             })
         } else {
-            // Queued by reference when sent: a `Bytes` from the start.
-            Frames::One(Bytes::from(bytes.to_vec()))
+            // Queued by reference when sent: a `Bytes` from the start, in a buffer that
+            // returns to the pool once written (see `buffer_pool`).
+            Frames::One(buffer_pool::POOL.copy(bytes))
         }
     }
 
@@ -565,9 +567,8 @@ impl From<Vec<u8>> for Message {
 
 impl From<&[u8]> for Message {
     /// Copies the bytes: into the message itself up to 23 bytes, under 4 KiB into a plain
-    /// allocation, else into a `Bytes` (written as `to_vec` rather than
-    /// `Bytes::copy_from_slice`, which is the same copy behind a call that a dependent
-    /// crate's stock build does not inline).
+    /// allocation, else into a `Bytes` whose buffer ferromq keeps for a later copy once the
+    /// message is written and dropped (at most 4 MiB of such buffers in a process).
     #[inline]
     fn from(frame: &[u8]) -> Self {
         Message {
