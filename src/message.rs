@@ -117,7 +117,7 @@ struct InlineFrame {
 struct InlineBytes([u8; INLINE_FRAME_MAX_BYTES + 1]);
 
 impl InlineBytes {
-    /// `bytes` (at most [`INLINE_FRAME_MAX_BYTES`]) read in at most three loads per word
+    /// `bytes` (at most [`INLINE_FRAME_MAX_BYTES`]) read in at most two loads per word
     /// and stored as whole words, not byte by byte.
     #[inline]
     fn new(bytes: &[u8]) -> InlineBytes {
