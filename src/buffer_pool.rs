@@ -1,13 +1,14 @@
 //! The buffers that large copied frames are made in, kept for the next copy.
 //!
-//! `Message::from(&[u8])` copies a frame of [`WRITE_FLATTEN_THRESHOLD_BYTES`] or more into a
-//! buffer of its own, which the connection writes by reference and drops once written, often
-//! on another thread. Given back to the allocator, those buffers made glibc's `malloc` return
-//! the top of its heap to the kernel and fault it in again for the next copy: 2–5 page faults
-//! per 64 KiB message on the multi-thread runtime, half the rate (spec/performance.md, "The
-//! multi-thread sender at 64 KiB"). Dropped buffers come back here instead, up to
-//! [`POOL_MAX_BYTES`] in all, and the next copy of a similar size reuses one. Only ferromq's
-//! own copies pass through the pool: a `Bytes` or `Vec` the application hands over is its own.
+//! `Message::from(&[u8])` copies a frame of 4 KiB (`WRITE_FLATTEN_THRESHOLD_BYTES`) or more
+//! into a buffer of its own, which the connection writes by reference and drops once written,
+//! often on another thread. Given back to the allocator, those buffers made glibc's `malloc`
+//! return the top of its heap to the kernel and fault it in again for the next copy: 2–5 page
+//! faults per 64 KiB message on the multi-thread runtime, half the rate (spec/performance.md,
+//! "The multi-thread sender at 64 KiB"). Dropped buffers come back here instead, up to
+//! [`POOL_MAX_BYTES`] and [`POOL_MAX_BUFFERS`] in all, and the next copy of a similar size
+//! reuses one. Only ferromq's own copies pass through the pool: a `Bytes` or `Vec` the
+//! application hands over is its own.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -19,9 +20,13 @@ use bytes::Bytes;
 /// back to the allocator first when a newer one needs the room.
 const POOL_MAX_BYTES: usize = 4 << 20;
 
-/// Buffers larger than this go back to the allocator: above it glibc maps each allocation on
-/// its own (`mmap`), which does not move the heap's top, and one buffer would take a quarter
-/// of the pool.
+/// The most free buffers the pool keeps: sixty-four 64 KiB buffers fill [`POOL_MAX_BYTES`],
+/// and a copy looks through at most this many for one of its size.
+const POOL_MAX_BUFFERS: usize = 64;
+
+/// Buffers larger than this go back to the allocator: glibc maps allocations this large on
+/// their own (`mmap`) unless its threshold has grown past them, so they do not move the
+/// heap's top, and one would take a quarter of the pool.
 const POOLED_BUFFER_MAX_BYTES: usize = 1 << 20;
 
 /// How much larger than the copy a reused buffer may be, as a fraction of the copy (1/4): a
@@ -61,14 +66,15 @@ impl BufferPool {
         Bytes::from_owner(Pooled { buffer, pool: self })
     }
 
-    /// A free buffer that holds `len` bytes and at most a quarter more.
+    /// A free buffer that holds `len` bytes and at most a quarter more: the most recently
+    /// given back, whose memory is likeliest to be in the cache.
     fn take(&self, len: usize) -> Option<Vec<u8>> {
         let fits = len..=len + len / REUSE_SLACK_DIVISOR;
         let mut free = self.free.lock().ok()?;
         let at = free
             .buffers
             .iter()
-            .position(|b| fits.contains(&b.capacity()))?;
+            .rposition(|b| fits.contains(&b.capacity()))?;
         let buffer = free.buffers.remove(at)?;
         free.bytes -= buffer.capacity();
         Some(buffer)
@@ -86,7 +92,7 @@ impl BufferPool {
         let Ok(mut free) = self.free.lock() else {
             return;
         };
-        while free.bytes + capacity > POOL_MAX_BYTES {
+        while free.bytes + capacity > POOL_MAX_BYTES || free.buffers.len() >= POOL_MAX_BUFFERS {
             let Some(oldest) = free.buffers.pop_front() else {
                 break;
             };
@@ -181,6 +187,25 @@ mod tests {
         // The newest buffer is still there: the next copy of its size may get it.
         let reused: Vec<Bytes> = (0..count).map(|_| pool.copy(&vec![9; size])).collect();
         assert!(reused.iter().any(|b| b.as_ptr() == newest));
+    }
+
+    #[test]
+    fn the_pool_keeps_at_most_its_count_of_small_buffers() {
+        let pool = pool();
+        let copies: Vec<Bytes> = (0..100).map(|_| pool.copy(&[5; 4_096])).collect();
+        drop(copies);
+        assert_eq!(pool.held(), (POOL_MAX_BUFFERS, POOL_MAX_BUFFERS * 4_096));
+    }
+
+    #[test]
+    fn the_newest_fitting_buffer_is_lent_first() {
+        let pool = pool();
+        let older = pool.copy(&[1; 20_000]);
+        let newer = pool.copy(&[1; 20_000]);
+        let newest = newer.as_ptr();
+        drop(older);
+        drop(newer);
+        assert_eq!(pool.copy(&[2; 20_000]).as_ptr(), newest);
     }
 
     #[test]
