@@ -15,10 +15,12 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 
-/// The most bytes of free buffers the pool keeps, across all sizes: four times a connection's
-/// send soft limit, what a sender has in flight to a few peers at once. The oldest buffers go
-/// back to the allocator first when a newer one needs the room.
-const POOL_MAX_BYTES: usize = 4 << 20;
+use crate::engine::QUEUE_SOFT_LIMIT_BYTES;
+
+/// The most bytes of free buffers the pool keeps, across all sizes (4 MiB): four times a
+/// connection's send soft limit, what a sender has in flight to a few peers at once. The
+/// oldest buffers go back to the allocator first when a newer one needs the room.
+const POOL_MAX_BYTES: usize = 4 * QUEUE_SOFT_LIMIT_BYTES;
 
 /// The most free buffers the pool keeps: sixty-four 64 KiB buffers fill [`POOL_MAX_BYTES`],
 /// and a copy looks through at most this many for one of its size.
@@ -69,6 +71,10 @@ impl BufferPool {
     /// A free buffer that holds `len` bytes and at most a quarter more: the most recently
     /// given back, whose memory is likeliest to be in the cache.
     fn take(&self, len: usize) -> Option<Vec<u8>> {
+        // The pool holds none this large: no lock to take, no list to look through.
+        if len > POOLED_BUFFER_MAX_BYTES {
+            return None;
+        }
         let fits = len..=len + len / REUSE_SLACK_DIVISOR;
         let mut free = self.free.lock().ok()?;
         let at = free
