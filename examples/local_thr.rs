@@ -18,7 +18,6 @@ mod shape;
 use ferromq::{Message, Pull, SocketOptions};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Most messages one `recv_many` call takes with `--batch`.
@@ -81,38 +80,37 @@ async fn run(
 }
 
 /// `tasks` tasks receive from `pull` at once until `count` messages (the first included) have
-/// arrived; the others are then stopped, as they wait for messages that will not come.
+/// arrived. Each task takes a share of the count, as `remote_thr --tasks` splits its sends,
+/// and stops once it has it; the tasks still receiving get the rest, so the last one ends
+/// with the last message. No counter is shared between the tasks: a shared one would make
+/// the two workers take turns on one cache line for every message, a cost of the
+/// measurement rather than of the socket.
 async fn receive_in_tasks(
     pull: &Arc<Pull>,
     size: usize,
     count: u64,
     tasks: usize,
 ) -> ferromq::Result<()> {
-    let received = Arc::new(AtomicU64::new(1));
-    let (done, mut finished) = tokio::sync::mpsc::channel::<ferromq::Result<()>>(tasks);
-    let handles: Vec<_> = (0..tasks)
-        .map(|_| {
-            let (pull, received, done) = (pull.clone(), received.clone(), done.clone());
-            tokio::spawn(async move {
-                let outcome = async {
-                    while received.load(Ordering::Relaxed) < count {
-                        check_size(&pull.recv().await?, size)?;
-                        if received.fetch_add(1, Ordering::Relaxed) + 1 == count {
-                            break;
-                        }
-                    }
-                    Ok(())
-                }
-                .await;
-                let _ = done.send(outcome).await;
-            })
-        })
-        .collect();
-    let outcome = finished.recv().await.unwrap_or(Ok(()));
-    for handle in handles {
-        handle.abort();
+    // The first message was received before the clock started.
+    let rest = count - 1;
+    let share = rest / tasks as u64;
+    let mut receivers = tokio::task::JoinSet::new();
+    for i in 0..tasks as u64 {
+        // The first task receives what does not divide evenly.
+        let n = share + if i == 0 { rest % tasks as u64 } else { 0 };
+        let pull = pull.clone();
+        receivers.spawn(async move {
+            for _ in 0..n {
+                check_size(&pull.recv().await?, size)?;
+            }
+            Ok::<_, ferromq::Error>(())
+        });
     }
-    outcome
+    // The first failure ends the run; dropping the set stops the other tasks.
+    while let Some(finished) = receivers.join_next().await {
+        finished.map_err(|e| ferromq::Error::Io(std::io::Error::other(e)))??;
+    }
+    Ok(())
 }
 
 fn check_size(message: &Message, size: usize) -> ferromq::Result<()> {
