@@ -91,13 +91,9 @@ async fn receive_in_tasks(
     count: u64,
     tasks: usize,
 ) -> ferromq::Result<()> {
-    // The first message was received before the clock started.
-    let rest = count - 1;
-    let share = rest / tasks as u64;
     let mut receivers = tokio::task::JoinSet::new();
-    for i in 0..tasks as u64 {
-        // The first task receives what does not divide evenly.
-        let n = share + if i == 0 { rest % tasks as u64 } else { 0 };
+    // The first message was received before the clock started.
+    for n in shape::task_shares(count - 1, tasks) {
         let pull = pull.clone();
         receivers.spawn(async move {
             for _ in 0..n {

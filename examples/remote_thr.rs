@@ -42,11 +42,8 @@ async fn run(connect_to: String, size: usize, count: u64, tasks: usize) -> ferro
     if tasks == 1 {
         send(&push, size, count).await?;
     } else {
-        let share = count / tasks as u64;
-        let senders: Vec<_> = (0..tasks as u64)
-            .map(|i| {
-                // The first task sends what does not divide evenly.
-                let n = share + if i == 0 { count % tasks as u64 } else { 0 };
+        let senders: Vec<_> = shape::task_shares(count, tasks)
+            .map(|n| {
                 let push = push.clone();
                 tokio::spawn(async move { send(&push, size, n).await })
             })

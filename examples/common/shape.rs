@@ -10,8 +10,8 @@
 //! - `--runtime ct`: a current-thread runtime (`#[tokio::main(flavor = "current_thread")]`);
 //! - `--batch`: receivers take up to 1,024 queued messages per call (`recv_many`) instead of
 //!   one `recv().await` per message;
-//! - `--tasks N`: N tasks share the one socket (an `Arc`), each sending its share of the
-//!   messages or receiving until all have arrived;
+//! - `--tasks N`: N tasks share the one socket (an `Arc`), each sending or receiving its share
+//!   of the messages ([`task_shares`]);
 //! - `--spawn`: the program's loop runs in a spawned task (on a runtime worker) instead of in
 //!   `block_on` (on the main thread);
 //! - `--work NS`: a receiver taking one message per call spends NS nanoseconds of CPU on each
@@ -23,6 +23,14 @@
 #![allow(dead_code)]
 
 use std::process::ExitCode;
+
+/// How `count` messages split among `tasks` tasks (`--tasks`): an equal share each, the first
+/// task also taking what does not divide evenly.
+pub fn task_shares(count: u64, tasks: usize) -> impl Iterator<Item = u64> {
+    let tasks = tasks as u64;
+    let share = count / tasks;
+    (0..tasks).map(move |i| share + if i == 0 { count % tasks } else { 0 })
+}
 
 /// The positional arguments of libzmq's throughput tools.
 pub struct PerfArgs {
