@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Every run is a child process of its own. The sender copies the payload into a fresh message
-//! per send and the receiver takes one message per call, timing from the first message as
+//! per send (`Message::from(&[u8])`, as `remote_thr` does; libzmq's sender likewise copies into
+//! a new `zmq_msg_t`) and the receiver takes one message per call, timing from the first message as
 //! libzmq's `inproc_thr` does; both keep the default HWMs (1,000). The implementations:
 //!
 //! - `libzmq inproc` — the `zmq` crate, the sender in a thread of its own;
@@ -22,7 +23,6 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use bytes::Bytes;
 use common::{Failures, RunSettings, THROUGHPUT, human_size, median, print_throughput, si};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
@@ -263,7 +263,11 @@ async fn ferromq_transfer(endpoint: &str, size: usize, count: u64) -> Result<Dur
     let sender = tokio::spawn(async move {
         let payload = vec![0u8; size];
         for _ in 0..count {
-            if push.send(Bytes::copy_from_slice(&payload)).await.is_err() {
+            if push
+                .send(ferromq::Message::from(&payload[..]))
+                .await
+                .is_err()
+            {
                 return;
             }
         }

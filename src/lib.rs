@@ -230,6 +230,7 @@ mod buffer_pool;
 pub mod endpoint;
 mod engine;
 pub mod error;
+mod frame_pool;
 pub mod message;
 pub mod monitor;
 pub mod options;

@@ -1,6 +1,7 @@
 //! [`Message`]: one ZeroMQ message, made of one or more frames.
 
 use crate::buffer_pool;
+use crate::frame_pool::FrameBuf;
 use crate::wire::Metadata;
 use crate::wire::frame::WRITE_FLATTEN_THRESHOLD_BYTES;
 use bytes::Bytes;
@@ -167,11 +168,12 @@ fn load_le(bytes: &[u8]) -> u64 {
 
 /// The one frame of a message, copied from a slice shorter than
 /// [`WRITE_FLATTEN_THRESHOLD_BYTES`] (which the encoder copies again rather than queueing
-/// by reference) into an allocation the caller's own build makes and frees: a stock build
-/// does not inline `Bytes::from(Vec<u8>)` (30 instructions and a call per send, and a
-/// vtable call to drop it).
+/// by reference) into a buffer of `frame_pool` (up to 1 KiB) or an allocation of its own,
+/// both made and freed in the caller's own build: a stock build does not inline
+/// `Bytes::from(Vec<u8>)` (30 instructions and a call per send, and a vtable call to drop
+/// it).
 struct BoxedFrame {
-    data: Box<[u8]>,
+    data: FrameBuf,
     /// As [`InlineFrame::shared`].
     shared: OnceBox<Bytes>,
 }
@@ -199,7 +201,7 @@ impl BoxedFrame {
     fn into_bytes(self) -> Bytes {
         match self.shared.get() {
             Some(shared) => shared.clone(),
-            None => Bytes::from(self.data),
+            None => Bytes::from(self.data.into_boxed()),
         }
     }
 }
@@ -216,7 +218,7 @@ impl Frames {
             })
         } else if bytes.len() < WRITE_FLATTEN_THRESHOLD_BYTES {
             Frames::Boxed(BoxedFrame {
-                data: bytes.into(),
+                data: FrameBuf::copy(bytes),
                 shared: OnceBox::new(),
             })
         } else {
@@ -372,12 +374,11 @@ impl Message {
 
     /// The message with a copied frame moved into a `Bytes` of its own (at most one
     /// allocation, where [`Message::frames`] would box that `Bytes` too): for a message about
-    /// to be queued behind an envelope, or handed to an inproc receiver, which will borrow
-    /// its frames as `Bytes`.
+    /// to be queued behind an envelope, which borrows its frames as `Bytes`.
     #[inline]
     pub(crate) fn into_shared(mut self) -> Message {
-        // Every message passes here on its way to an inproc peer: the others leave untouched
-        // (moved through `into_one`, a `Bytes` frame cost an inproc send 68 instructions).
+        // Other forms leave untouched: moved through `into_one`, a `Bytes` frame cost an
+        // inproc send 68 instructions back when every inproc message passed here.
         if let Frames::Inline(_) | Frames::Boxed(_) = self.frames
             && let Ok(frame) = std::mem::take(&mut self.frames).into_one()
         {

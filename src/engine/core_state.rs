@@ -88,14 +88,14 @@ pub(super) enum Outgoing<'a> {
 
 impl Outgoing<'_> {
     /// What an inproc peer queues: the message itself, without the properties of the
-    /// connection it may have arrived on. A frame copied from a slice becomes a `Bytes` here
-    /// (once per fan-out), as it would have been when the message was made, so a receiver
-    /// borrowing it as one pays no allocation of its own.
+    /// connection it may have arrived on. A frame copied from a slice stays as it is: inline
+    /// (no allocation at all) or in a pooled buffer, which the receiver's drop returns for the
+    /// sender to reuse (`frame_pool`); it becomes a `Bytes` only if the receiver borrows it as
+    /// one. A fan-out's copied frame becomes a `Bytes` here, once, for all its receivers to
+    /// share.
     fn into_item(self) -> inproc::Item {
         match self {
-            Outgoing::Message(message) => {
-                inproc::Item::Message(message.into_shared().without_properties())
-            }
+            Outgoing::Message(message) => inproc::Item::Message(message.without_properties()),
             Outgoing::Parts { head, body } => {
                 inproc::Item::Message(head.iter().chain(body).cloned().collect())
             }
