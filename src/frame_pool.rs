@@ -1,8 +1,8 @@
 //! The buffers that small copied frames are made in, handed between threads in magazines.
 //!
-//! `Message::from(&[u8])` copies a frame of 24 bytes up to 4 KiB onto the heap (smaller ones
-//! are stored in the message, larger ones come from `buffer_pool`). Over tcp and ipc the
-//! sender encodes the frame and drops it on its own thread. Over inproc the frame travels
+//! `Message::from(&[u8])` copies a frame of 24 bytes to just under 4 KiB onto the heap
+//! (smaller ones are stored in the message, larger ones come from `buffer_pool`). Over tcp
+//! and ipc the sender encodes the frame and drops it on its own thread. Over inproc the frame travels
 //! with the message and the receiver drops it on another thread, which glibc handles badly:
 //! its per-thread cache only ever fills on the receiver's side and empties on the sender's,
 //! so both threads take the sending thread's arena lock for every message. With the receiver
@@ -16,10 +16,11 @@
 //! copies more than it drops (a sender) takes a whole magazine from there: one lock per
 //! magazine instead of the allocator's lock per message.
 //!
-//! Memory held: per thread, fewer than two magazines per class it used (at most 91 KiB over
-//! all five classes); shared, at most [`SHARED_MAGAZINES_MAX`] magazines per class (360 KiB
-//! over all five). A buffer that fits in neither goes back to the allocator, and so does a
-//! thread's stack when the thread ends.
+//! Memory held in buffers: per thread, fewer than two magazines per class it used (92,224
+//! bytes over all five classes); shared, at most [`SHARED_MAGAZINES_MAX`] magazines per class
+//! (376,832 bytes over all five); plus the stacks' own arrays (16 bytes per buffer held). A
+//! buffer that fits in neither goes back to the allocator, and so does a thread's stack when
+//! the thread ends.
 
 use std::cell::RefCell;
 use std::ops::Deref;
@@ -129,14 +130,14 @@ impl FrameBuf {
         };
         FrameBuf { buffer, len }
     }
+}
 
-    /// The frame as its own allocation, which leaves the pool: the buffer itself when the
-    /// frame fills it, else a copy (the buffer then returns to the pool).
-    pub fn into_boxed(mut self) -> Box<[u8]> {
-        match self.buffer.len() == usize::from(self.len) {
-            true => std::mem::take(&mut self.buffer),
-            false => Box::from(&*self),
-        }
+/// For `Bytes::from_owner`: a `Bytes` made of a copied frame keeps its buffer, which returns
+/// to the pool when the last clone drops.
+impl AsRef<[u8]> for FrameBuf {
+    #[inline]
+    fn as_ref(&self) -> &[u8] {
+        self
     }
 }
 
@@ -294,18 +295,20 @@ mod tests {
     }
 
     #[test]
-    fn a_buffer_taken_out_leaves_the_pool() {
+    fn a_buffer_made_a_bytes_returns_when_the_last_clone_drops() {
         let held = || (0..CLASS_BYTES.len()).map(local_len).sum::<usize>();
-        // This thread holds at least two 64-byte buffers from here on, so the copies below
-        // take those rather than whatever the shared stack has.
+        // This thread holds at least two 64-byte buffers from here on, so the copy below
+        // takes one of those rather than whatever the shared stack has.
         let primed = [FrameBuf::copy(&[0; 64]), FrameBuf::copy(&[0; 64])];
         drop(primed);
         let before = held();
-        let full = FrameBuf::copy(&[6; 64]).into_boxed();
-        assert_eq!(*full, [6; 64]);
-        assert_eq!(held(), before - 1, "the buffer itself left");
-        let part = FrameBuf::copy(&[6; 50]).into_boxed();
-        assert_eq!(*part, [6; 50]);
-        assert_eq!(held(), before - 1, "a copy left, the buffer stayed");
+        let bytes = bytes::Bytes::from_owner(FrameBuf::copy(&[6; 50]));
+        let clone = bytes.clone();
+        assert_eq!(clone, [6; 50][..]);
+        assert_eq!(held(), before - 1);
+        drop(bytes);
+        assert_eq!(held(), before - 1, "a clone still holds it");
+        drop(clone);
+        assert_eq!(held(), before, "back in this thread's stack");
     }
 }

@@ -201,7 +201,8 @@ impl BoxedFrame {
     fn into_bytes(self) -> Bytes {
         match self.shared.get() {
             Some(shared) => shared.clone(),
-            None => Bytes::from(self.data.into_boxed()),
+            // No copy: the `Bytes` owns the buffer and returns it to the pool when dropped.
+            None => Bytes::from_owner(self.data),
         }
     }
 }
@@ -696,9 +697,17 @@ mod tests {
             .take(WRITE_FLATTEN_THRESHOLD_BYTES)
             .collect();
         assert!(Message::from(&bytes[..]).copied_frame().is_none());
-        // Every inline size (each takes its own mix of loads), and the next two forms.
-        let sizes =
-            (0..=INLINE_FRAME_MAX_BYTES + 1).chain([300, WRITE_FLATTEN_THRESHOLD_BYTES - 1]);
+        // Every inline size (each takes its own mix of loads), then boxed copies at the edges
+        // of the pooled sizes (a full buffer of a class, one byte into the next, the largest
+        // pooled, the smallest not pooled) and the largest boxed one.
+        let sizes = (0..=INLINE_FRAME_MAX_BYTES + 1).chain([
+            64,
+            65,
+            300,
+            1024,
+            1025,
+            WRITE_FLATTEN_THRESHOLD_BYTES - 1,
+        ]);
         for size in sizes {
             let copied = Message::from(&bytes[..size]);
             let shared = Message::from(Bytes::copy_from_slice(&bytes[..size]));
@@ -716,6 +725,13 @@ mod tests {
             assert_eq!(copied.first(), shared.first());
             assert_eq!(copied.copied_frame(), Some(&bytes[..size]));
             assert_eq!(copied.into_shared().into_frames(), shared.into_frames());
+            // Taken out without being borrowed first (a pooled buffer moves into the `Bytes`).
+            let taken = Message::from(&bytes[..size]).into_frames();
+            assert_eq!(
+                taken,
+                [Bytes::copy_from_slice(&bytes[..size])],
+                "{size} bytes"
+            );
         }
         assert_ne!(Message::from("ab"), Message::from("abc"));
         assert_ne!(

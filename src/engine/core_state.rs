@@ -90,9 +90,9 @@ impl Outgoing<'_> {
     /// What an inproc peer queues: the message itself, without the properties of the
     /// connection it may have arrived on. A frame copied from a slice stays as it is: inline
     /// (no allocation at all) or in a pooled buffer, which the receiver's drop returns for the
-    /// sender to reuse (`frame_pool`); it becomes a `Bytes` only if the receiver borrows it as
-    /// one. A fan-out's copied frame becomes a `Bytes` here, once, for all its receivers to
-    /// share.
+    /// sender to reuse (`frame_pool`). The frame accessors, which lend `Bytes`, make one on
+    /// the receiver's thread if it reads them. A fan-out's copied frame becomes a `Bytes`
+    /// here, once, for all its receivers to share.
     fn into_item(self) -> inproc::Item {
         match self {
             Outgoing::Message(message) => inproc::Item::Message(message.without_properties()),
