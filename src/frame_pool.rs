@@ -111,15 +111,15 @@ thread_local! {
 pub(crate) struct FrameBuf {
     buffer: Box<[u8]>,
     /// How much of `buffer` the frame fills.
-    len: u16,
+    len: usize,
 }
 
 impl FrameBuf {
-    /// A copy of `bytes` (shorter than 64 KiB), in a pooled buffer when the pool serves its
-    /// size and in an allocation of its own otherwise.
+    /// A copy of `bytes`, in a pooled buffer when the pool serves its size and in an
+    /// allocation of its own otherwise.
     #[inline]
     pub fn copy(bytes: &[u8]) -> FrameBuf {
-        let len = u16::try_from(bytes.len()).expect("a copied frame is shorter than 64 KiB");
+        let len = bytes.len();
         let buffer = match class_for_len(bytes.len()) {
             Some(class) => {
                 let mut buffer = take(&SHARED, class);
@@ -146,7 +146,7 @@ impl Deref for FrameBuf {
 
     #[inline]
     fn deref(&self) -> &[u8] {
-        &self.buffer[..usize::from(self.len)]
+        &self.buffer[..self.len]
     }
 }
 
