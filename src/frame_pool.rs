@@ -250,6 +250,56 @@ mod tests {
     }
 
     #[test]
+    fn copies_passed_between_threads_keep_their_bytes_while_buffers_circulate() {
+        // Four threads copy frames of every pooled size, each with a pattern naming the
+        // thread and the copy, and pass them round a ring; each checks what it receives
+        // and drops it. A buffer handed out twice, or reused while still held, shows up as
+        // a frame whose bytes changed.
+        const THREADS: usize = 4;
+        const COPIES: usize = 2_000;
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..THREADS)
+            .map(|_| std::sync::mpsc::channel::<(usize, usize, FrameBuf)>())
+            .unzip();
+        let pattern = |thread: usize, copy: usize| {
+            let len = 24 + (copy * 37 + thread * 11) % 1001;
+            (0..len).map(move |i| (thread * 31 + copy * 7 + i) as u8)
+        };
+        let threads: Vec<_> = receivers
+            .into_iter()
+            .enumerate()
+            .map(|(thread, inbox)| {
+                let next = senders[(thread + 1) % THREADS].clone();
+                std::thread::spawn(move || {
+                    let mut held = Vec::new();
+                    for copy in 0..COPIES {
+                        let bytes: Vec<u8> = pattern(thread, copy).collect();
+                        next.send((thread, copy, FrameBuf::copy(&bytes)))
+                            .expect("ring open");
+                        // Keep a few received frames a while, so buffers are held across
+                        // later copies on this thread.
+                        while let Ok(received) = inbox.try_recv() {
+                            held.push(received);
+                        }
+                        if held.len() > 16 {
+                            for (from, n, frame) in held.drain(..8) {
+                                assert!(frame.iter().copied().eq(pattern(from, n)));
+                            }
+                        }
+                    }
+                    drop(next);
+                    for (from, n, frame) in held.into_iter().chain(inbox) {
+                        assert!(frame.iter().copied().eq(pattern(from, n)));
+                    }
+                })
+            })
+            .collect();
+        drop(senders);
+        for thread in threads {
+            thread.join().expect("no frame changed under its holder");
+        }
+    }
+
+    #[test]
     fn buffers_dropped_on_one_thread_are_reused_by_another() {
         static STACKS: Stacks = new_stacks();
         let class = 1;
