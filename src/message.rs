@@ -355,6 +355,10 @@ impl Message {
     }
 
     /// The frames, in order.
+    ///
+    /// A frame the message copied from a slice (`Message::from(&[u8])`, `&str`, …) is made a
+    /// `Bytes` the first time it is lent: one allocation and a copy, once per message. To read
+    /// frames without that, use [`Message::frame_slices`] or [`Message::first_slice`].
     #[inline]
     pub fn frames(&self) -> &[Bytes] {
         match &self.frames {
@@ -400,9 +404,20 @@ impl Message {
         }
     }
 
-    /// The frames as bytes, in order, without making a `Bytes` of a copied frame.
+    /// The frames as byte slices, in order. Unlike [`Message::frames`], this never makes a
+    /// `Bytes` of a frame the message copied from a slice, so reading a received message
+    /// this way costs no allocation, whatever transport and form it came in.
+    ///
+    /// ```
+    /// use ferromq::Message;
+    ///
+    /// let mut message = Message::from("topic");
+    /// message.push_back(vec![1u8, 2, 3]);
+    /// let frames: Vec<&[u8]> = message.frame_slices().collect();
+    /// assert_eq!(frames, [&b"topic"[..], &[1, 2, 3][..]]);
+    /// ```
     #[inline]
-    pub(crate) fn frame_slices(&self) -> impl Iterator<Item = &[u8]> {
+    pub fn frame_slices(&self) -> impl Iterator<Item = &[u8]> {
         let copied = self.frames.copied_bytes();
         let shared = if copied.is_some() { &[] } else { self.frames() };
         copied
@@ -410,10 +425,18 @@ impl Message {
             .chain(shared.iter().map(|frame| &frame[..]))
     }
 
-    /// The first frame as bytes (a topic, a subscription), without making a `Bytes` of a
-    /// copied frame.
+    /// The first frame as a byte slice (a topic, a request), if any: like
+    /// [`Message::first`] without making a `Bytes` of a copied frame (see
+    /// [`Message::frame_slices`]).
+    ///
+    /// ```
+    /// use ferromq::Message;
+    ///
+    /// assert_eq!(Message::from(&[7u8; 64][..]).first_slice(), Some(&[7u8; 64][..]));
+    /// assert_eq!(Message::new().first_slice(), None);
+    /// ```
     #[inline]
-    pub(crate) fn first_slice(&self) -> Option<&[u8]> {
+    pub fn first_slice(&self) -> Option<&[u8]> {
         match self.frames.copied_bytes() {
             Some(bytes) => Some(bytes),
             None => self.frames().first().map(|frame| &frame[..]),
