@@ -17,8 +17,8 @@
 //! magazine instead of the allocator's lock per message.
 //!
 //! Memory held in buffers: per thread, fewer than two magazines per class it used (92,224
-//! bytes over all five classes); shared, at most [`SHARED_MAGAZINES_MAX`] magazines per class
-//! (376,832 bytes over all five); plus the stacks' own arrays (16 bytes per buffer held). A
+//! bytes over all five classes); shared, at most [`SHARED_MAX_BYTES`] per class (1.25 MiB
+//! over all five); plus the stacks' own arrays (16 bytes per buffer held). A
 //! buffer that fits in neither goes back to the allocator, and so does a thread's stack when
 //! the thread ends.
 
@@ -42,9 +42,23 @@ const MAGAZINE_MAX_BUFFERS: usize = 32;
 /// The most bytes of buffers a magazine holds (16 KiB): 1 KiB buffers travel 16 at a time.
 const MAGAZINE_MAX_BYTES: usize = 16 * 1024;
 
-/// The most full magazines the shared stack of one class keeps (8): a receiver that drops
-/// faster than any sender copies fills it, and frees the rest.
-const SHARED_MAGAZINES_MAX: usize = 8;
+/// The most bytes of buffers the shared stack of one class keeps (256 KiB): enough for the
+/// messages a sender has in flight to one receiver at the default HWMs (1,000 queued on each
+/// side) at 64 and 128 bytes, so a receiver that drops a whole queue's worth at once does not
+/// free what the sender allocates again moments later. A receiver that drops faster than any
+/// sender copies fills it, and frees the rest.
+const SHARED_MAX_BYTES: usize = 256 * 1024;
+
+/// The most full magazines the shared stack of each class keeps: [`SHARED_MAX_BYTES`] worth.
+const SHARED_MAGAZINES_MAX: [usize; CLASS_BYTES.len()] = {
+    let mut max = [0; CLASS_BYTES.len()];
+    let mut class = 0;
+    while class < CLASS_BYTES.len() {
+        max[class] = SHARED_MAX_BYTES / (MAGAZINE_LEN[class] * CLASS_BYTES[class]);
+        class += 1;
+    }
+    max
+};
 
 /// Buffers per magazine of each class: [`MAGAZINE_MAX_BUFFERS`], or fewer where those would
 /// hold more than [`MAGAZINE_MAX_BYTES`]. A table, so that dropping a buffer does not divide.
@@ -195,15 +209,21 @@ fn give(shared: &Stacks, class: usize, buffer: Box<[u8]>) {
         let stack = &mut local.borrow_mut()[class];
         stack.push(buffer);
         if stack.len() >= 2 * MAGAZINE_LEN[class] {
-            spill(&shared[class], stack, MAGAZINE_LEN[class]);
+            spill(
+                &shared[class],
+                stack,
+                MAGAZINE_LEN[class],
+                SHARED_MAGAZINES_MAX[class],
+            );
         }
     });
 }
 
-/// Moves the oldest `len` buffers of `stack` to `shared`.
-fn spill(shared: &Mutex<Shared>, stack: &mut Vec<Box<[u8]>>, len: usize) {
+/// Moves the oldest `len` buffers of `stack` to `shared` as a magazine, or frees them when
+/// `shared` already holds `max` magazines.
+fn spill(shared: &Mutex<Shared>, stack: &mut Vec<Box<[u8]>>, len: usize, max: usize) {
     let mut shared = shared.lock().unwrap_or_else(PoisonError::into_inner);
-    if shared.full.len() >= SHARED_MAGAZINES_MAX {
+    if shared.full.len() >= max {
         drop(shared);
         stack.drain(..len);
         return;
@@ -329,7 +349,7 @@ mod tests {
         static STACKS: Stacks = new_stacks();
         let class = 4;
         let magazine = MAGAZINE_LEN[class];
-        let many = (SHARED_MAGAZINES_MAX + 4) * magazine;
+        let many = (SHARED_MAGAZINES_MAX[class] + 4) * magazine;
         std::thread::spawn(move || {
             let buffers: Vec<Box<[u8]>> = (0..many).map(|_| take(&STACKS, class)).collect();
             for buffer in buffers {
@@ -340,7 +360,7 @@ mod tests {
         .join()
         .expect("dropping thread");
         let shared = STACKS[class].lock().expect("not poisoned");
-        assert_eq!(shared.full.len(), SHARED_MAGAZINES_MAX);
+        assert_eq!(shared.full.len(), SHARED_MAGAZINES_MAX[class]);
         assert!(shared.full.iter().all(|m| m.len() == magazine));
     }
 
