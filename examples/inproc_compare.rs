@@ -7,9 +7,10 @@
 //! ```
 //!
 //! Every run is a child process of its own. The sender copies the payload into a fresh message
-//! per send (`Message::from(&[u8])`, as `remote_thr` does; libzmq's sender likewise copies into
-//! a new `zmq_msg_t`) and the receiver takes one message per call, timing from the first message as
-//! libzmq's `inproc_thr` does; both keep the default HWMs (1,000). The implementations:
+//! per send (`Message::from(&[u8])`, as `remote_thr` does; libzmq's sender likewise copies
+//! into a new `zmq_msg_t`) and the receiver takes one message per call, timing from the first
+//! message as libzmq's `inproc_thr` does; both keep the default HWMs (1,000). The
+//! implementations:
 //!
 //! - `libzmq inproc` — the `zmq` crate, the sender in a thread of its own;
 //! - `ferromq inproc mt` / `ferromq ipc mt` — tokio's multi-thread runtime with default

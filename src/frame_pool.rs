@@ -2,12 +2,12 @@
 //!
 //! `Message::from(&[u8])` copies a frame of 24 bytes to just under 4 KiB onto the heap
 //! (smaller ones are stored in the message, larger ones come from `buffer_pool`). Over tcp
-//! and ipc the sender encodes the frame and drops it on its own thread. Over inproc the frame travels
-//! with the message and the receiver drops it on another thread, which glibc handles badly:
-//! its per-thread cache only ever fills on the receiver's side and empties on the sender's,
-//! so both threads take the sending thread's arena lock for every message. With the receiver
-//! keeping up, 40 % of a multi-thread inproc run's samples were in `malloc` and `free`
-//! (spec/performance.md, "inproc").
+//! and ipc the sender encodes the frame and drops it on its own thread. Over inproc the frame
+//! travels with the message and the receiver drops it on another thread, which glibc handles
+//! badly: its per-thread cache only ever fills on the receiver's side and empties on the
+//! sender's, so both threads take the sending thread's arena lock for every message. With
+//! the receiver keeping up, 40 % of a multi-thread inproc run's samples were in `malloc` and
+//! `free` (spec/performance.md, "inproc").
 //!
 //! Here a copy of up to 1 KiB is made in a buffer of one of five size classes. Each thread
 //! keeps the buffers it drops in a stack of its own per class, and its next copy reuses the
@@ -134,10 +134,10 @@ impl FrameBuf {
     #[inline]
     pub fn copy(bytes: &[u8]) -> FrameBuf {
         let len = bytes.len();
-        let buffer = match class_for_len(bytes.len()) {
+        let buffer = match class_for_len(len) {
             Some(class) => {
                 let mut buffer = take(&SHARED, class);
-                buffer[..bytes.len()].copy_from_slice(bytes);
+                buffer[..len].copy_from_slice(bytes);
                 buffer
             }
             None => Box::from(bytes),
