@@ -38,11 +38,16 @@ use once_cell::race::OnceBox;
 /// A received message may also carry its connection's properties (libzmq's
 /// `zmq_msg_gets`): see [`Message::property`]. They take no part in equality or hashing.
 #[derive(Clone, Default)]
+// `repr(C)` with the properties first puts the frame's 32-byte `Bytes` (or copy) at offset 16,
+// where the compiler's 16-byte copies of a moved message line up with the two stores that
+// built it; at offset 8, as the default layout had it, each such load spanned two stores and
+// waited for both to reach the cache (spec/performance.md, "A message's frame at offset 16").
+#[repr(C)]
 pub struct Message {
-    frames: Frames,
     /// What the connection it came from knows of its peer, when a security mechanism or an
     /// authenticator ran on it (one shared allocation per connection).
     properties: Option<Arc<Properties>>,
+    frames: Frames,
 }
 
 /// What messages from one peer carry: set once per connection by the handshake.
