@@ -4,7 +4,9 @@
 //! connections and stalls in the handshake cannot push the heap past budget × peers, for
 //! PULL, SUB, XPUB, ROUTER and REP. Also: a READY's metadata costs what it weighs, and an
 //! oversized READY is refused from its header; a stream of large messages keeps its read
-//! buffers across pauses, and a stream of large or small messages returns them once idle.
+//! buffers across pauses, and a stream of large or small messages returns them once idle; a
+//! stream of small messages keeps its read buffers while the application holds messages of
+//! several, keeps its write buffers across short batches, and returns them once idle.
 //!
 //! A counting global allocator measures live and peak heap bytes, so this binary holds these
 //! tests alone, and they run one at a time (they share the allocator's counters).
@@ -37,6 +39,15 @@ static PEAK: AtomicUsize = AtomicUsize::new(0);
 static LARGE_ALLOCS: AtomicUsize = AtomicUsize::new(0);
 /// A large-frame read buffer's size (`LARGE_READ_BUF_BYTES` in src/engine/connection.rs).
 const LARGE_ALLOC_BYTES: usize = 512 * 1024;
+/// Allocations of exactly [`READ_BUF_ALLOC_BYTES`]: the read buffers of small frames.
+static READ_BUF_ALLOCS: AtomicUsize = AtomicUsize::new(0);
+/// A small-frame read buffer's size (`READ_BUF_BYTES` in src/engine/connection.rs).
+const READ_BUF_ALLOC_BYTES: usize = 120 * 1024;
+/// Allocations of exactly [`WRITE_BUF_ALLOC_BYTES`]: a write buffer's first room.
+static WRITE_BUF_ALLOCS: AtomicUsize = AtomicUsize::new(0);
+/// The room a write buffer takes for its first frame (`WRITE_FLATTEN_THRESHOLD_BYTES` in
+/// src/wire/frame.rs).
+const WRITE_BUF_ALLOC_BYTES: usize = 4 * 1024;
 
 // SAFETY: every call is forwarded to the system allocator unchanged; only counters are added.
 unsafe impl GlobalAlloc for Counting {
@@ -46,8 +57,17 @@ unsafe impl GlobalAlloc for Counting {
         if !p.is_null() {
             let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
             PEAK.fetch_max(live, Ordering::Relaxed);
-            if layout.size() >= LARGE_ALLOC_BYTES {
-                LARGE_ALLOCS.fetch_add(1, Ordering::Relaxed);
+            match layout.size() {
+                size if size >= LARGE_ALLOC_BYTES => {
+                    LARGE_ALLOCS.fetch_add(1, Ordering::Relaxed);
+                }
+                READ_BUF_ALLOC_BYTES => {
+                    READ_BUF_ALLOCS.fetch_add(1, Ordering::Relaxed);
+                }
+                WRITE_BUF_ALLOC_BYTES => {
+                    WRITE_BUF_ALLOCS.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {}
             }
         }
         p
@@ -884,6 +904,97 @@ fn a_small_message_stream_returns_its_read_buffer_once_idle() {
         // The 120 KiB read buffer goes; what stays is the inbox's and the event queue's own
         // capacity (95 KiB here).
         expect_released(&heap, after, 160 * KIB, "a stream of small messages").await;
+        drop(peer);
+    });
+}
+
+#[test]
+fn a_small_message_stream_keeps_its_read_buffers_while_the_application_holds_messages() {
+    run(async || {
+        let (pull, peer) = pull_with_peer(SocketOptions::default()).await;
+        // 8 MiB of 1 KiB messages in one go: the inbox fills to its 1 MiB, so the application
+        // holds messages sliced from eight or nine read buffers at once while the connection
+        // reads on into the next.
+        const MESSAGES: usize = 8 * 1024;
+        let burst = raw_peer::message(&Message::from(vec![7u8; KIB])).repeat(MESSAGES);
+        let mut peer = peer;
+        let writer = tokio::spawn(async move {
+            peer.send(&burst).await.unwrap();
+            peer
+        });
+        let before = READ_BUF_ALLOCS.load(Ordering::SeqCst);
+        for _ in 0..MESSAGES {
+            assert_eq!(pull.recv().await.unwrap().byte_len(), KIB);
+        }
+        let allocated = READ_BUF_ALLOCS.load(Ordering::SeqCst) - before;
+        println!("8 MiB of 1 KiB messages: {allocated} read buffers of 120 KiB allocated");
+        // The stream fills 68 buffers' worth. Kept until the application drops their
+        // messages, a dozen circulate; with two kept, every buffer beyond them was freed
+        // on the application's thread and a new one allocated and faulted in.
+        assert!(
+            allocated <= 12,
+            "{allocated} read buffers allocated for 68 buffers' worth of messages"
+        );
+        drop(writer.await.unwrap());
+    });
+}
+
+/// A PUSH bound on TCP with a raw PULL peer that completed the handshake with it.
+async fn push_with_peer() -> (Push, RawPeer) {
+    let push = Push::new();
+    let bound = push.bind("tcp://127.0.0.1:0").unwrap();
+    let addr: SocketAddr = bound.to_string()["tcp://".len()..].parse().unwrap();
+    let peer = RawPeer::handshaken(addr, "PULL").await;
+    while push.peer_count() < 1 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    (push, peer)
+}
+
+#[test]
+fn a_small_message_stream_keeps_its_write_buffers_across_short_batches() {
+    run(async || {
+        let (push, mut peer) = push_with_peer().await;
+        let body = vec![7u8; KIB];
+        let before = WRITE_BUF_ALLOCS.load(Ordering::SeqCst);
+        // Each message is read before the next is sent: every batch the connection takes
+        // is one message, shorter than a trickle's 4 KiB.
+        for _ in 0..100 {
+            push.send(Message::from(body.clone())).await.unwrap();
+            let (_, frame) = peer.read_frame().await.expect("message");
+            assert_eq!(frame.len(), KIB);
+        }
+        let allocated = WRITE_BUF_ALLOCS.load(Ordering::SeqCst) - before;
+        println!("100 messages of 1 KiB one at a time: {allocated} write buffers allocated");
+        // Released after every short batch, the buffers were allocated again for every
+        // message.
+        assert!(
+            allocated <= 4,
+            "{allocated} write buffers allocated for 100 messages"
+        );
+    });
+}
+
+#[test]
+fn a_small_message_stream_returns_its_write_buffers_once_idle() {
+    run(async || {
+        let (push, mut peer) = push_with_peer().await;
+        let heap = Heap::start();
+        // 4,000 messages of 1 KiB sent at once: the connection writes them in batches far
+        // over a trickle's 4 KiB, and the senders' buffer grows to hold what waits.
+        let body = vec![7u8; KIB];
+        let reader = tokio::spawn(async move {
+            for _ in 0..4000 {
+                peer.read_frame().await.expect("message");
+            }
+            peer
+        });
+        for _ in 0..4000 {
+            push.send(Message::from(body.clone())).await.unwrap();
+        }
+        let peer = reader.await.unwrap();
+        let after = heap.live();
+        expect_released(&heap, after, 64 * KIB, "a stream of sends").await;
         drop(peer);
     });
 }

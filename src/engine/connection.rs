@@ -17,7 +17,7 @@ use crate::monitor::MonitorEventKind;
 use crate::pattern::PeerId;
 use crate::wire::ProtocolError;
 use crate::wire::frame::MAX_WRITEV_IOVECS;
-use crate::wire::{self, ConnectionConfig, Event, HeartbeatConfig, WriteBuf};
+use crate::wire::{self, ConnectionConfig, Event, HeartbeatConfig, SocketType, WriteBuf};
 use bytes::BytesMut;
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -42,6 +42,15 @@ const READ_BUF_BYTES: usize = 120 * 1024;
 /// stream. 100 ms keeps them across the gaps of a stream of ten messages a second and
 /// more, and returns them soon after it ends.
 const READ_BUF_IDLE: Duration = Duration::from_millis(100);
+/// How long a connection that has written messages keeps its write buffers (the one it
+/// writes and the one senders fill, swapped at each batch) after its last write. A writer
+/// that keeps up with a stream of small messages takes them one or two at a time, so a short
+/// batch does not tell a pause from the end either: releasing the buffers after each such
+/// batch made the senders grow a new one from nothing for every batch, and glibc trimmed and
+/// faulted in its heap all the while (a multi-thread TCP 1 KiB sender took 40,000 page
+/// faults a second and lost a tenth of its rate). As for reads, 100 ms. PUB and XPUB are the
+/// exception (see `Driver::fans_out`).
+const WRITE_BUF_IDLE: Duration = Duration::from_millis(100);
 /// A frame body at least this large that does not fit the read buffer moves to a buffer of
 /// [`LARGE_READ_BUF_BYTES`] (or its own size, if larger) and is read into it directly, so
 /// most of a large body is never copied in user space; the frames after it follow it there.
@@ -62,14 +71,19 @@ const MIN_READ_ROOM_BYTES: usize = 16 * 1024;
 /// Only large-frame streams keep them: 4 MiB of [`LARGE_READ_BUF_BYTES`] buffers, more when
 /// single frames are larger than that.
 const MAX_RETIRED_READ_BUFS: usize = 8;
-/// Used-up read buffers kept while small frames stream: enough for an application that keeps
-/// up (it holds messages of the last buffer or two), while a socket with many busy peers pins
-/// at most 240 KiB more per connection.
-const MAX_RETIRED_SMALL_READ_BUFS: usize = 2;
-/// A read, or a batch taken for writing, shorter than this means traffic trickles rather than
-/// streams: the emptied buffer is then released, so idle connections pin no memory. Streaming
-/// connections keep theirs, which the allocator would otherwise hand back and fault in again
-/// on every wake.
+/// Used-up read buffers kept while small frames stream: as many as the inbox's
+/// [`super::peer::INBOX_SOFT_LIMIT_BYTES`] of messages can be sliced from, plus the one being
+/// filled, since the application on another thread may hold messages of each (1 KiB messages
+/// at the default HWM: nine). Kept only two, every buffer beyond them was freed on the
+/// application's thread and a new one allocated and faulted in: a multi-thread TCP 1 KiB
+/// receiver took 50,000 page faults a second. While messages sliced from them wait in the
+/// inbox they are memory the inbox holds anyway; once the stream ends, the idle release
+/// returns them.
+const MAX_RETIRED_SMALL_READ_BUFS: usize =
+    super::peer::INBOX_SOFT_LIMIT_BYTES.div_ceil(READ_BUF_BYTES) + 1;
+/// A read shorter than this means traffic trickles rather than streams: the emptied buffer is
+/// then released, so idle connections pin no memory. Streaming connections keep theirs, which
+/// the allocator would otherwise hand back and fault in again on every wake.
 const TRICKLE_BYTES: usize = 4 * 1024;
 /// Loop rounds per wake-up before yielding, so one busy peer cannot starve other tasks on the
 /// same runtime thread.
@@ -174,9 +188,12 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, stream: Stream, link
         last_wake_read: 0,
         read_this_poll: false,
         last_read: now(),
+        last_write: now(),
         closing: None,
         release_at: None,
+        took_messages: false,
         last_batch: 0,
+        fans_out: matches!(shared.socket_type, SocketType::Pub | SocketType::XPub),
         failure: None,
         receiver: WaitKey::NOBODY,
         lease: None,
@@ -406,15 +423,26 @@ struct Driver<P: Pattern> {
     read_this_poll: bool,
     /// When the last read returned bytes.
     last_read: Instant,
+    /// When the last write accepted bytes.
+    last_write: Instant,
     /// Whether this connection must finish, and by when, as [`Self::gather_output`] last saw
     /// it under the socket lock: the timers read it from here rather than take the lock
     /// again each round, which the sender, on another thread, holds for every message.
     closing: Option<Option<Instant>>,
-    /// When the read buffers are released if nothing is read until then (see
-    /// [`READ_BUF_IDLE`]).
+    /// When the buffers still held are released if nothing is read or written until then
+    /// (see [`READ_BUF_IDLE`] and [`WRITE_BUF_IDLE`]).
     release_at: Option<Instant>,
+    /// A batch was taken from the peer's queue: until then the connection has written only
+    /// its own commands (handshake, heartbeats), and releases its write buffer as soon as it
+    /// is written.
+    took_messages: bool,
     /// Size of the last batch taken for writing.
     last_batch: usize,
+    /// The socket fans each message out to its peers (PUB, XPUB): a batch under
+    /// [`TRICKLE_BYTES`] releases the write buffers at once, as it does on every socket before
+    /// any message. Kept instead, as other sockets keep them until [`WRITE_BUF_IDLE`], they
+    /// cost a publisher 3–7 % of its fan-out to 100 subscribers (spec/performance.md).
+    fans_out: bool,
     /// A fatal fault waiting for its ERROR command to be flushed.
     failure: Option<Error>,
     /// The receiving call polling this driver now ([`WaitKey::NOBODY`]: the task, or a send
@@ -469,7 +497,12 @@ impl<P: Pattern> Driver<P> {
                 self.rearm_timers(cx, now);
             }
             match self.write(cx) {
-                Poll::Ready(Ok(wrote)) => progressed |= wrote,
+                Poll::Ready(Ok(wrote)) => {
+                    if wrote {
+                        self.last_write = now;
+                    }
+                    progressed |= wrote;
+                }
                 // A peer that sent ERROR and closed makes our last write fail too; the fault
                 // it reported is the cause worth returning (it decides whether to reconnect).
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(self.failure.take().unwrap_or(e))),
@@ -497,13 +530,14 @@ impl<P: Pattern> Driver<P> {
                 {
                     // Messages trickle: the buffers go now.
                     self.release_read_bufs();
-                } else {
-                    self.arm_read_buf_release(cx, now);
                 }
-                if self.out.is_empty() && self.last_batch < TRICKLE_BYTES {
+                if !self.took_messages || (self.fans_out && self.last_batch < TRICKLE_BYTES) {
+                    // Only our own commands written so far, or a trickle to one of a
+                    // publisher's peers (see `fans_out`): the buffers go now.
                     self.out.shrink_if_empty();
                     self.sealing.shrink_if_empty();
                 }
+                self.arm_buf_release(cx, now);
                 self.parked = self.stash.is_none();
                 self.arm_lease(cx);
                 return Poll::Pending;
@@ -526,16 +560,40 @@ impl<P: Pattern> Driver<P> {
         self.release_at = None;
     }
 
-    /// On going idle holding read buffers that a trickle would not have released (a stream,
-    /// or large frames): makes sure a timer releases them once nothing was read for
-    /// [`READ_BUF_IDLE`] (see [`Self::release_if_idle`]). Armed once per idle period, not per
-    /// wake-up.
-    fn arm_read_buf_release(&mut self, cx: &mut Context<'_>, now: Instant) {
-        let holds = self.read_buf.capacity() > 0 || !self.retired_read_bufs.is_empty();
-        if !holds || self.release_at.is_some() {
+    /// Releases the write buffers, the peer queue's too when it is empty: the last step of
+    /// going idle after writing messages, so an idle connection pins none.
+    fn release_write_bufs(&mut self) {
+        self.out.shrink_if_empty();
+        self.sealing.shrink_if_empty();
+        let mut state = self.shared.lock();
+        if let Some(peer) = state.core.peers.get_mut(self.id) {
+            peer.out.shrink_if_empty();
+        }
+    }
+
+    /// When the buffers this connection holds are released if it neither reads nor writes
+    /// until then: [`READ_BUF_IDLE`] after the last read for read buffers (those a trickle
+    /// would not have released: a stream's, or large frames'), [`WRITE_BUF_IDLE`] after the
+    /// last write for write buffers. `None` when it holds none.
+    fn buf_release_deadline(&self) -> Option<Instant> {
+        let reads = self.read_buf.capacity() > 0 || !self.retired_read_bufs.is_empty();
+        let writes = self.out.holds_memory() || self.sealing.holds_memory();
+        let read = reads.then_some(self.last_read + READ_BUF_IDLE);
+        let write = writes.then_some(self.last_write + WRITE_BUF_IDLE);
+        read.into_iter().chain(write).min()
+    }
+
+    /// On going idle holding buffers: makes sure a timer releases them (see
+    /// [`Self::buf_release_deadline`] and [`Self::release_if_idle`]). Armed once per idle
+    /// period, not per wake-up.
+    fn arm_buf_release(&mut self, cx: &mut Context<'_>, now: Instant) {
+        if self.release_at.is_some() {
             return;
         }
-        self.release_at = Some(self.last_read + READ_BUF_IDLE);
+        let Some(at) = self.buf_release_deadline() else {
+            return;
+        };
+        self.release_at = Some(at);
         self.rearm_timers(cx, now);
     }
 
@@ -549,17 +607,19 @@ impl<P: Pattern> Driver<P> {
         }
     }
 
-    /// The read-buffer timer ran out: if something was read since it was armed, waits again
-    /// from the last read; else releases the buffers, unless a partial frame of a trickle's
-    /// size or more waits in them (the next park arms the timer again).
+    /// The buffer timer ran out: releases the read buffers if nothing was read for
+    /// [`READ_BUF_IDLE`], unless a partial frame of a trickle's size or more waits in them,
+    /// and the write buffers if nothing was written for [`WRITE_BUF_IDLE`], unless bytes wait
+    /// in them (the next park arms the timer again for those). It then waits again for
+    /// buffers whose connection read or wrote since it was armed.
     fn release_if_idle(&mut self, now: Instant) {
-        self.release_at = None;
-        let since_read = self.last_read + READ_BUF_IDLE;
-        if since_read > now {
-            self.release_at = Some(since_read);
-        } else if self.read_buf.len() < TRICKLE_BYTES {
+        if self.last_read + READ_BUF_IDLE <= now && self.read_buf.len() < TRICKLE_BYTES {
             self.release_read_bufs();
         }
+        if self.last_write + WRITE_BUF_IDLE <= now && self.out.is_empty() {
+            self.release_write_bufs();
+        }
+        self.release_at = self.buf_release_deadline().filter(|&at| at > now);
     }
 
     /// After a receiving call's poll that left an event it could not deliver (the inbox is
@@ -917,6 +977,7 @@ impl<P: Pattern> Driver<P> {
             if let Some(peer) = core.peers.get_mut(self.id) {
                 let mut freed = false;
                 if self.ready && idle && !peer.out.is_empty() {
+                    self.took_messages = true;
                     self.last_batch = peer.out.len();
                     // Swap buffers: the sender refills the one this task just wrote out (or,
                     // when boxing, emptied), capacity and all, instead of growing a new one

@@ -633,6 +633,11 @@ impl WriteBuf {
         }
     }
 
+    /// Whether this buffer holds an allocation (empty or not).
+    pub fn holds_memory(&self) -> bool {
+        self.tail.capacity() > 0 || self.chunks.capacity() > 0
+    }
+
     /// Releases the memory held while empty, so idle connections pin no buffers.
     pub fn shrink_if_empty(&mut self) {
         if self.is_empty() {
