@@ -191,9 +191,7 @@ pub(super) async fn run<P: Pattern>(shared: Arc<Shared<P>>, stream: Stream, link
         last_write: now(),
         closing: None,
         release_at: None,
-        took_messages: false,
         last_batch: 0,
-        fans_out: matches!(shared.socket_type, SocketType::Pub | SocketType::XPub),
         failure: None,
         receiver: WaitKey::NOBODY,
         lease: None,
@@ -432,17 +430,10 @@ struct Driver<P: Pattern> {
     /// When the buffers still held are released if nothing is read or written until then
     /// (see [`READ_BUF_IDLE`] and [`WRITE_BUF_IDLE`]).
     release_at: Option<Instant>,
-    /// A batch was taken from the peer's queue: until then the connection has written only
-    /// its own commands (handshake, heartbeats), and releases its write buffer as soon as it
-    /// is written.
-    took_messages: bool,
-    /// Size of the last batch taken for writing.
+    /// Size of the last batch taken for writing; 0 until one is taken (a batch is never
+    /// empty), while the connection has written only its own commands (handshake,
+    /// heartbeats).
     last_batch: usize,
-    /// The socket fans each message out to its peers (PUB, XPUB): a batch under
-    /// [`TRICKLE_BYTES`] releases the write buffers at once, as it does on every socket before
-    /// any message. Kept instead, as other sockets keep them until [`WRITE_BUF_IDLE`], they
-    /// cost a publisher 3–7 % of its fan-out to 100 subscribers (spec/performance.md).
-    fans_out: bool,
     /// A fatal fault waiting for its ERROR command to be flushed.
     failure: Option<Error>,
     /// The receiving call polling this driver now ([`WaitKey::NOBODY`]: the task, or a send
@@ -459,6 +450,14 @@ struct Driver<P: Pattern> {
 }
 
 impl<P: Pattern> Driver<P> {
+    /// The socket fans each message out to its peers (PUB, XPUB): a batch under
+    /// [`TRICKLE_BYTES`] releases the write buffers at once, as it does on every socket before
+    /// any message. Kept instead, as other sockets keep them until [`WRITE_BUF_IDLE`], they
+    /// cost a publisher 3–7 % of its fan-out to 100 subscribers (spec/performance.md).
+    fn fans_out(&self) -> bool {
+        matches!(self.shared.socket_type, SocketType::Pub | SocketType::XPub)
+    }
+
     /// This poll is a receiving call's, not the task's (a receiving call always has a key).
     fn by_app(&self) -> bool {
         self.receiver != WaitKey::NOBODY
@@ -531,7 +530,7 @@ impl<P: Pattern> Driver<P> {
                     // Messages trickle: the buffers go now.
                     self.release_read_bufs();
                 }
-                if !self.took_messages || (self.fans_out && self.last_batch < TRICKLE_BYTES) {
+                if self.last_batch == 0 || (self.fans_out() && self.last_batch < TRICKLE_BYTES) {
                     // Only our own commands written so far, or a trickle to one of a
                     // publisher's peers (see `fans_out`): the buffers go now.
                     self.out.shrink_if_empty();
@@ -977,7 +976,6 @@ impl<P: Pattern> Driver<P> {
             if let Some(peer) = core.peers.get_mut(self.id) {
                 let mut freed = false;
                 if self.ready && idle && !peer.out.is_empty() {
-                    self.took_messages = true;
                     self.last_batch = peer.out.len();
                     // Swap buffers: the sender refills the one this task just wrote out (or,
                     // when boxing, emptied), capacity and all, instead of growing a new one
