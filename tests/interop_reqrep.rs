@@ -4,6 +4,8 @@
 //! libzmq sockets run on blocking threads with receive/send timeouts so nothing can hang;
 //! every test is also bounded by `tokio::time::timeout`.
 
+mod common;
+
 use bytes::Bytes;
 use ferromq::{Dealer, Error, Message, Rep, Req, Router, SocketOptions};
 use std::future::Future;
@@ -74,11 +76,11 @@ fn local_endpoint(transport: Transport, binder: Binder) -> String {
     match (transport, binder) {
         (Transport::Tcp, Binder::Ferromq) => "tcp://127.0.0.1:0".into(),
         (Transport::Tcp, Binder::Libzmq) => "tcp://127.0.0.1:*".into(),
-        (Transport::Ipc, _) => format!(
-            "ipc:///tmp/ferromq-interop-rr-{}-{}.sock",
+        (Transport::Ipc, _) => common::ipc_endpoint(&format!(
+            "ferromq-interop-rr-{}-{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
-        ),
+        )),
     }
 }
 

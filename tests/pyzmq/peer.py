@@ -116,7 +116,6 @@ class Peer:
         self.config = config
         self.ctx = zmq.Context()
         self.auth = None
-        self.cert_dir = None
         self.monitor_thread = None
         self.sock = None
 
@@ -135,14 +134,19 @@ class Peer:
         if keys == "any":
             auth.configure_curve(domain, zmq.auth.CURVE_ALLOW_ANY)
         elif keys is not None:
-            self.cert_dir = tempfile.mkdtemp(prefix="ferromq-pyzmq-certs-")
-            for i, key in enumerate(keys):
-                if len(key) != 40:
-                    raise ValueError(f"curve key {key!r} is not 40 Z85 characters")
-                path = os.path.join(self.cert_dir, f"client{i}.key")
-                with open(path, "w", encoding="utf8") as f:
-                    f.write(CERT_TEMPLATE.format(key=key))
-            auth.configure_curve(domain, self.cert_dir)
+            # configure_curve reads the directory once, so it goes right after: the test
+            # ends this process with a kill, which leaves no chance to remove it later.
+            cert_dir = tempfile.mkdtemp(prefix="ferromq-pyzmq-certs-")
+            try:
+                for i, key in enumerate(keys):
+                    if len(key) != 40:
+                        raise ValueError(f"curve key {key!r} is not 40 Z85 characters")
+                    path = os.path.join(cert_dir, f"client{i}.key")
+                    with open(path, "w", encoding="utf8") as f:
+                        f.write(CERT_TEMPLATE.format(key=key))
+                auth.configure_curve(domain, cert_dir)
+            finally:
+                shutil.rmtree(cert_dir, ignore_errors=True)
             loaded = auth.certs.get(domain, {})
             if len(loaded) != len(set(keys)):
                 raise RuntimeError(f"authenticator loaded {len(loaded)} of {len(keys)} curve keys")
@@ -314,8 +318,6 @@ class Peer:
             self.auth = None
         # Ends a monitor thread still blocked in recv (ContextTerminated) too.
         self.ctx.term()
-        if self.cert_dir is not None:
-            shutil.rmtree(self.cert_dir, ignore_errors=True)
 
 
 def main():
