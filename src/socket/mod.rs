@@ -21,6 +21,7 @@
 //!   async method's documentation whether cancelling it can lose a message.
 
 mod dealer;
+mod give_way;
 mod pair;
 mod pubsub;
 mod pull;

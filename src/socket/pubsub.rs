@@ -262,12 +262,18 @@ impl Publisher {
     }
 }
 
-/// Sends `message` to matching subscribers, then yields once if some subscriber's queue is
-/// long. The yield matters on a current-thread runtime: connection tasks run only when the
-/// publishing task gives the thread up, and a publisher that never waits would otherwise keep
-/// queueing until every subscriber hit its HWM and started losing messages, even subscribers
-/// fast enough to take everything. One yield lets their tasks write the batch out; it does not
-/// wait for anything, so a stalled subscriber still cannot slow the publisher down.
+/// Sends `message` to matching subscribers. If some subscriber's queue is then long, it gives
+/// way twice before returning.
+///
+/// - **To the runtime's other tasks**, with one `yield_now`. This matters on a
+///   current-thread runtime, where connection tasks run only when the publishing task gives
+///   up the thread. A publisher that never waits would otherwise keep queueing until every
+///   subscriber reached its HWM and lost messages, even subscribers fast enough to take
+///   everything. One yield lets their tasks write the batch out.
+/// - **To the machine's other threads**, the workers and subscribers that deliver what it
+///   queues ([`give_way`](super::give_way)).
+///
+/// Neither waits for anything, so a stalled subscriber still cannot hold the publisher up.
 /// With `xpub_nodrop`, a receiving peer at its HWM makes it wait instead (honouring the send
 /// timeout).
 async fn publish<P: Pattern>(
@@ -278,6 +284,7 @@ async fn publish<P: Pattern>(
     match publish_now(core, message, &publisher, true)? {
         Published::Sent { congested } => {
             if congested {
+                super::give_way::after_long_queue_send();
                 tokio::task::yield_now().await;
             }
             Ok(())
@@ -636,7 +643,9 @@ crate::proxy::proxied!(Pub, SocketType::Pub, send: |state, slot, _| {
 
 impl Pub {
     /// Publishes a message to every subscriber with a matching subscription. Never waits for
-    /// a subscriber; it only fails for a message without frames.
+    /// a subscriber; it only fails for a message without frames. A send that leaves some
+    /// subscriber's queue long lets other tasks and threads run before it returns, so that
+    /// the subscribers can take what is queued (spec/pubsub.md).
     ///
     /// Cancel-safe: the message is queued (or dropped for a full subscriber, as above) at the
     /// first poll, before anything can cancel it.
