@@ -9,9 +9,13 @@
 //! never waits for a subscriber, and what it drops is dropped exactly as before
 //! (spec/pubsub.md).
 //!
-//! With nothing else to run, a yield returns at once. The publisher then yields less and less
-//! often, down to once in [`MAX_SENDS_PER_YIELD`] such sends, so a stalled subscriber costs
-//! an otherwise idle machine almost nothing.
+//! Two bounds keep this cheap where it does not help:
+//! - with nothing else to run, a yield returns at once, and the publisher then yields on
+//!   fewer and fewer sends, down to one in [`MAX_SENDS_PER_YIELD`]: a slow subscriber on an
+//!   otherwise idle machine costs it almost nothing;
+//! - after a yield that let other threads run, the publisher does not yield again until it
+//!   has run for as long as that yield lasted: on a machine busy with other work, it gives
+//!   up at most half its time.
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
@@ -32,30 +36,38 @@ struct Backoff {
     skip: u32,
     /// Long-queue sends from one yield to the next.
     every: u32,
+    /// No yield before this: the publisher runs at least as long as its last yield lasted.
+    quiet_until: Option<Instant>,
 }
 
 impl Backoff {
-    const START: Self = Self { skip: 0, every: 1 };
+    const START: Self = Self {
+        skip: 0,
+        every: 1,
+        quiet_until: None,
+    };
 
-    /// Counts one long-queue send; whether it yields.
-    fn due(&mut self) -> bool {
-        match self.skip {
-            0 => true,
-            _ => {
-                self.skip -= 1;
-                false
-            }
+    /// Counts one long-queue send; whether it yields. Reads the clock only when the count
+    /// says a yield is due.
+    fn due(&mut self, now: impl FnOnce() -> Instant) -> bool {
+        if self.skip > 0 {
+            self.skip -= 1;
+            return false;
         }
+        self.quiet_until.is_none_or(|until| now() >= until)
     }
 
-    /// After a yield: every long-queue send yields while yields let other threads run, and
-    /// the interval doubles, up to [`MAX_SENDS_PER_YIELD`], while they do not.
-    fn yielded(&mut self, others_ran: bool) {
+    /// After a yield that ended at `end` and took `took`: every long-queue send may yield
+    /// while yields let other threads run (once the quiet time has passed), and the interval
+    /// doubles, up to [`MAX_SENDS_PER_YIELD`], while they do not.
+    fn yielded(&mut self, end: Instant, took: Duration) {
+        let others_ran = took >= OTHERS_RAN;
         self.every = match others_ran {
             true => 1,
             false => (self.every * 2).min(MAX_SENDS_PER_YIELD),
         };
         self.skip = self.every - 1;
+        self.quiet_until = others_ran.then(|| end + took);
     }
 }
 
@@ -68,10 +80,11 @@ thread_local! {
 pub(crate) fn after_long_queue_send() {
     BACKOFF.with(|backoff| {
         let mut next = backoff.get();
-        if next.due() {
+        if next.due(Instant::now) {
             let start = Instant::now();
             std::thread::yield_now();
-            next.yielded(start.elapsed() >= OTHERS_RAN);
+            let end = Instant::now();
+            next.yielded(end, end - start);
         }
         backoff.set(next);
     });
@@ -81,12 +94,18 @@ pub(crate) fn after_long_queue_send() {
 mod tests {
     use super::*;
 
-    /// How many of `sends` long-queue sends yield, each yield reporting `others_ran`.
-    fn yields_in(backoff: &mut Backoff, sends: u32, others_ran: bool) -> u32 {
+    /// A yield that let nothing run.
+    const BARE: Duration = Duration::from_nanos(200);
+    /// A yield that let another thread run for a while.
+    const LONG: Duration = Duration::from_micros(500);
+
+    /// How many of `sends` long-queue sends yield at the instant `at`, each yield taking
+    /// `took` (the clock does not move).
+    fn yields_in(backoff: &mut Backoff, sends: u32, at: Instant, took: Duration) -> u32 {
         let mut yields = 0;
         for _ in 0..sends {
-            if backoff.due() {
-                backoff.yielded(others_ran);
+            if backoff.due(|| at) {
+                backoff.yielded(at, took);
                 yields += 1;
             }
         }
@@ -94,27 +113,46 @@ mod tests {
     }
 
     #[test]
-    fn every_long_queue_send_yields_while_others_run() {
-        let mut backoff = Backoff::START;
-        assert_eq!(yields_in(&mut backoff, 1000, true), 1000);
-    }
-
-    #[test]
     fn yields_that_let_nothing_run_back_off_to_one_in_the_maximum() {
         let mut backoff = Backoff::START;
+        let now = Instant::now();
         // 1 + 2 + 4 + ... + 128 = 255 sends reach the cap in 8 yields; then one per 256.
-        assert_eq!(yields_in(&mut backoff, 255, false), 8);
+        assert_eq!(yields_in(&mut backoff, 255, now, BARE), 8);
         assert_eq!(backoff.every, MAX_SENDS_PER_YIELD);
-        assert_eq!(yields_in(&mut backoff, 256 * 10, false), 10);
+        assert_eq!(yields_in(&mut backoff, 256 * 10, now, BARE), 10);
     }
 
     #[test]
-    fn one_yield_that_lets_others_run_ends_the_backoff() {
+    fn after_a_yield_that_let_others_run_the_publisher_runs_as_long_before_the_next() {
         let mut backoff = Backoff::START;
-        yields_in(&mut backoff, 10_000, false);
-        while !backoff.due() {}
-        backoff.yielded(true);
-        assert_eq!(backoff, Backoff::START);
-        assert_eq!(yields_in(&mut backoff, 5, true), 5);
+        let start = Instant::now();
+        assert!(backoff.due(|| start));
+        backoff.yielded(start + LONG, LONG);
+        let back = start + LONG;
+        assert!(!backoff.due(|| back));
+        assert!(!backoff.due(|| back + LONG - Duration::from_nanos(1)));
+        assert!(backoff.due(|| back + LONG));
+    }
+
+    #[test]
+    fn a_yield_that_let_others_run_ends_the_backoff() {
+        let mut backoff = Backoff::START;
+        let now = Instant::now();
+        yields_in(&mut backoff, 10_000, now, BARE);
+        while !backoff.due(|| now) {}
+        backoff.yielded(now, LONG);
+        assert_eq!(backoff.every, 1);
+        assert_eq!(backoff.skip, 0);
+        // The next send is counted as due again as soon as the quiet time has passed.
+        assert!(backoff.due(|| now + LONG));
+    }
+
+    #[test]
+    fn the_clock_is_read_only_when_a_yield_is_due() {
+        let mut backoff = Backoff::START;
+        let now = Instant::now();
+        yields_in(&mut backoff, 3, now, BARE);
+        assert!(backoff.skip > 0);
+        assert!(!backoff.due(|| panic!("read the clock while skipping")));
     }
 }
