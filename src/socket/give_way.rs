@@ -80,8 +80,10 @@ thread_local! {
 pub(crate) fn after_long_queue_send() {
     BACKOFF.with(|backoff| {
         let mut next = backoff.get();
-        if next.due(Instant::now) {
-            let start = Instant::now();
+        // The instant `due` read to check the quiet time, if it read one, is the yield's start.
+        let mut read = None;
+        if next.due(|| *read.insert(Instant::now())) {
+            let start = read.unwrap_or_else(Instant::now);
             std::thread::yield_now();
             let end = Instant::now();
             next.yielded(end, end - start);
